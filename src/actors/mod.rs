@@ -1,0 +1,166 @@
+//! The actors and what each owns.
+//!
+//! - `RouterActor` (one): routing state (presence copies, loads, per-channel
+//!   queues, previous operators) and the Looking-for-help board. Every
+//!   assignment decision is made here, one at a time.
+//!   Accepts: `ForwardToOperator`, `OperatorPresence`, `MembersChanged`,
+//!   `ConversationClosed`, `BoardChanged`, `RefreshBoards`, `ChannelChanged`,
+//!   `ForgetExpertise`, `ListLive`, `ListBoard`.
+//! - `ConversationActor` (one per conversation, spread over the actor
+//!   arbiters): transcript, members, status, fan-out to the visitor's sessions
+//!   and to members' operator actors.
+//!   Accepts: `PostMessage`, `GetConversation`, `GetVisitorConversation`,
+//!   `GetSummary`, `SetStatus`, `SetExpertise`, `Join`, `Invite`, `Leave`,
+//!   `Close`, `AssignOperator`, `SetQueuePosition`, `AttachVisitor`, `Replay`,
+//!   `Typing`, `ForgetExpertise`.
+//! - `OperatorActor` (one per operator): presence, the operator's sessions
+//!   (tabs) and the events pushed to them, the conversations they belong to.
+//!   Accepts: `Connect`, `Disconnect`, `SetPresence`, `Deliver`, `Track`,
+//!   `ListConversations`.
+//!
+//! Chat traffic goes session → `ConversationActor` directly; the router only
+//! hears about membership, status and board changes.
+
+pub mod conversation;
+pub mod operator;
+pub mod router;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use actix::{Actor, Addr};
+use actix_rt::ArbiterHandle;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+
+use crate::config::Limits;
+use crate::domain::conversation::Conversation;
+use crate::domain::directory::Directory;
+use crate::domain::{ConversationId, OperatorId};
+use crate::metrics::Metrics;
+use conversation::ConversationActor;
+use operator::OperatorActor;
+use router::RouterActor;
+
+/// State shared by every actor and request handler.
+pub struct Core {
+    /// Operators, expertise and channels: read on every request, written rarely.
+    pub directory: RwLock<Directory>,
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    /// Set once in `Application::build`, before any request or actor can run.
+    router: OnceLock<Addr<RouterActor>>,
+}
+
+/// Where the live actors are.
+pub struct Registry {
+    conversations: DashMap<ConversationId, Addr<ConversationActor>>,
+    operators: DashMap<OperatorId, Addr<OperatorActor>>,
+    /// The open direct conversation of each pair of operators (lower id first).
+    direct: DashMap<(OperatorId, OperatorId), ConversationId>,
+    /// The threads conversation and operator actors run on, used round-robin.
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    last_conversation_id: AtomicU64,
+}
+
+impl Core {
+    pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>) -> Arc<Core> {
+        assert!(!arbiters.is_empty(), "at least one actor arbiter is needed");
+        Arc::new(Core {
+            directory: RwLock::new(directory),
+            registry: Registry {
+                conversations: DashMap::new(),
+                operators: DashMap::new(),
+                direct: DashMap::new(),
+                arbiters,
+                next_arbiter: AtomicUsize::new(0),
+                last_conversation_id: AtomicU64::new(0),
+            },
+            metrics,
+            limits,
+            router: OnceLock::new(),
+        })
+    }
+
+    pub fn set_router(&self, router: Addr<RouterActor>) {
+        // Ignoring a second call keeps the first router; build calls this once.
+        let _ = self.router.set(router);
+    }
+
+    pub fn router(&self) -> &Addr<RouterActor> {
+        // unwrap: set in Application::build before the server accepts requests.
+        self.router.get().expect("router started before use")
+    }
+
+    fn next_arbiter(&self) -> &ArbiterHandle {
+        let arbiters = &self.registry.arbiters;
+        &arbiters[self.registry.next_arbiter.fetch_add(1, Ordering::Relaxed) % arbiters.len()]
+    }
+
+    pub fn next_conversation_id(&self) -> ConversationId {
+        ConversationId(self.registry.last_conversation_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Starts the actor of a new conversation on the next arbiter and registers it.
+    pub fn start_conversation(self: &Arc<Self>, conversation: Conversation) -> Addr<ConversationActor> {
+        let id = conversation.id;
+        let core = self.clone();
+        let addr = ConversationActor::start_in_arbiter(self.next_arbiter(), move |_| ConversationActor::new(conversation, core));
+        self.registry.conversations.insert(id, addr.clone());
+        addr
+    }
+
+    pub fn conversation(&self, id: ConversationId) -> Option<Addr<ConversationActor>> {
+        self.registry.conversations.get(&id).map(|a| a.clone())
+    }
+
+    /// Every conversation actor, for the rare broadcasts (an expertise deleted).
+    pub fn conversations(&self) -> Vec<Addr<ConversationActor>> {
+        self.registry.conversations.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The operator's actor, started on first use.
+    pub fn operator(self: &Arc<Self>, id: OperatorId) -> Addr<OperatorActor> {
+        if let Some(addr) = self.registry.operators.get(&id) {
+            return addr.clone();
+        }
+        self.registry
+            .operators
+            .entry(id)
+            .or_insert_with(|| {
+                let core = self.clone();
+                OperatorActor::start_in_arbiter(self.next_arbiter(), move |_| OperatorActor::new(id, core))
+            })
+            .clone()
+    }
+
+    /// The operator's actor if it was ever started (never-connected operators have nothing to receive).
+    pub fn existing_operator(&self, id: OperatorId) -> Option<Addr<OperatorActor>> {
+        self.registry.operators.get(&id).map(|a| a.clone())
+    }
+
+    /// The open direct conversation between `a` (first member) and `b`, started
+    /// if there is none; `true` when it was started now. Atomic per pair, so two
+    /// simultaneous requests cannot open two conversations.
+    pub fn open_direct(self: &Arc<Self>, a: OperatorId, b: OperatorId) -> (ConversationId, bool) {
+        let mut started = false;
+        let id = *self.registry.direct.entry((a.min(b), a.max(b))).or_insert_with(|| {
+            started = true;
+            let id = self.next_conversation_id();
+            self.start_conversation(Conversation::direct(id, [a, b]));
+            id
+        });
+        (id, started)
+    }
+
+    pub fn forget_direct(&self, a: OperatorId, b: OperatorId) {
+        self.registry.direct.remove(&(a.min(b), a.max(b)));
+    }
+
+    /// An operator's display name, or a placeholder if they were removed.
+    pub fn operator_name(&self, id: OperatorId) -> String {
+        self.directory.read().operator(id).map_or_else(|| format!("Operator #{id}"), |op| op.name.clone())
+    }
+}

@@ -1,0 +1,455 @@
+//! `RouterActor`: the one place where operators are chosen, queues are kept in
+//! order and the Looking-for-help board is maintained.
+//!
+//! Decisions are made one message at a time, so `max_sessions` and queue order
+//! hold under any concurrency without locks on the routing state. The router
+//! never sees chat messages: conversations tell it only about membership,
+//! status and board changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+
+use super::conversation::{AssignOperator, ConversationActor, SetQueuePosition};
+use super::operator::Deliver;
+use super::Core;
+use crate::domain::assignment::{pick_operator, Candidate, Need, Pick};
+use crate::domain::conversation::Assignment;
+use crate::domain::operator::Presence;
+use crate::domain::time::Timestamp;
+use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
+use crate::views::{BoardEntry, ConversationSummary, LiveStatus};
+use crate::ws::protocol::AgentEvent;
+use crate::ws::timed;
+
+/// What the router knows of an operator beyond their profile.
+#[derive(Default)]
+struct Live {
+    presence: Presence,
+    /// Open livechats per channel, for `max_sessions`.
+    per_channel: HashMap<ChannelId, u32>,
+    /// Open livechats over all channels: the first tie-break.
+    active_chats: u32,
+    /// Sequence number of the last assignment (0 = never): the second tie-break.
+    last_assigned: u64,
+}
+
+/// What routing needs to know about the visitor.
+#[derive(Clone, Debug, Default)]
+pub struct RoutingNeed {
+    pub visitor_key: Option<String>,
+    pub lang: Option<String>,
+    pub country: Option<String>,
+    pub expertise: BTreeSet<ExpertiseId>,
+}
+
+/// A queued conversation.
+struct Waiting {
+    conversation: ConversationId,
+    addr: Addr<ConversationActor>,
+    need: RoutingNeed,
+    since: Instant,
+}
+
+/// An open livechat with an operator: whose capacity it uses.
+struct Open {
+    channel: ChannelId,
+    members: BTreeSet<OperatorId>,
+}
+
+pub struct RouterActor {
+    core: Arc<Core>,
+    operators: HashMap<OperatorId, Live>,
+    /// Per channel, oldest first. Invariant: a non-empty queue means the channel
+    /// had no candidate when last drained; every event that can create one drains it.
+    queues: HashMap<ChannelId, VecDeque<Waiting>>,
+    open: HashMap<ConversationId, Open>,
+    /// Per channel, the last operator of each `visitor_key` (routing rule 1).
+    previous: HashMap<ChannelId, HashMap<String, OperatorId>>,
+    /// Conversations with status `need_help`.
+    board: BTreeMap<ConversationId, ConversationSummary>,
+    last_assignment: u64,
+}
+
+impl RouterActor {
+    pub fn new(core: Arc<Core>) -> RouterActor {
+        RouterActor {
+            core,
+            operators: HashMap::new(),
+            queues: HashMap::new(),
+            open: HashMap::new(),
+            previous: HashMap::new(),
+            board: BTreeMap::new(),
+            last_assignment: 0,
+        }
+    }
+
+    fn pick(&self, channel: ChannelId, need: &RoutingNeed) -> Option<Pick> {
+        let directory = self.core.directory.read();
+        let channel_def = directory.channel(channel)?;
+        let previous = need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied());
+        let candidates = channel_def.operator_ids.iter().filter_map(|&id| {
+            let live = self.operators.get(&id)?;
+            let load = live.per_channel.get(&channel).copied().unwrap_or(0);
+            if live.presence != Presence::Online || channel_def.max_sessions.is_some_and(|max| load >= max) {
+                return None;
+            }
+            let operator = directory.operator(id)?;
+            Some(Candidate {
+                id,
+                languages: &operator.languages,
+                country: operator.country.as_deref(),
+                expertise: &operator.expertise_ids,
+                active_chats: live.active_chats,
+                last_assigned: live.last_assigned,
+            })
+        });
+        let need = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
+        pick_operator(&need, candidates)
+    }
+
+    fn add_load(&mut self, operator: OperatorId, channel: ChannelId) {
+        let live = self.operators.entry(operator).or_default();
+        *live.per_channel.entry(channel).or_default() += 1;
+        live.active_chats += 1;
+    }
+
+    fn remove_load(&mut self, operator: OperatorId, channel: ChannelId) {
+        if let Some(live) = self.operators.get_mut(&operator) {
+            if let Some(load) = live.per_channel.get_mut(&channel) {
+                *load = load.saturating_sub(1);
+            }
+            live.active_chats = live.active_chats.saturating_sub(1);
+        }
+    }
+
+    fn assign(&mut self, channel: ChannelId, waiting: Waiting, pick: Pick) {
+        self.last_assignment += 1;
+        self.operators.entry(pick.operator).or_default().last_assigned = self.last_assignment;
+        self.add_load(pick.operator, channel);
+        self.open.insert(waiting.conversation, Open { channel, members: [pick.operator].into() });
+        if let Some(key) = waiting.need.visitor_key {
+            self.previous.entry(channel).or_default().insert(key, pick.operator);
+        }
+        self.core.metrics.assignments.inc();
+        self.core.metrics.assignment_latency.observe(waiting.since.elapsed().as_secs_f64());
+        tracing::debug!(conversation_id = %waiting.conversation, operator_id = %pick.operator, rule = ?pick.rule, "assigned");
+        let assignment = Assignment { operator_id: pick.operator, rule: pick.rule, candidates: pick.candidates, at: Timestamp::now() };
+        waiting.addr.do_send(AssignOperator { assignment });
+    }
+
+    /// Assigns queued conversations of `channel`, oldest first, while candidates remain.
+    fn drain(&mut self, channel: ChannelId) {
+        let mut moved = false;
+        while let Some(front) = self.queues.get(&channel).and_then(|q| q.front()) {
+            let Some(pick) = self.pick(channel, &front.need) else {
+                break;
+            };
+            // unwrap: `front` exists, checked just above.
+            let waiting = self.queues.get_mut(&channel).and_then(|q| q.pop_front()).unwrap();
+            self.assign(channel, waiting, pick);
+            moved = true;
+        }
+        if moved {
+            self.announce_positions(channel);
+        }
+        self.core.metrics.queue_length.set(self.queues.values().map(|q| q.len() as i64).sum());
+    }
+
+    fn announce_positions(&self, channel: ChannelId) {
+        for (i, waiting) in self.queues.get(&channel).into_iter().flatten().enumerate() {
+            waiting.addr.do_send(SetQueuePosition(i as u32 + 1));
+        }
+    }
+
+    /// The board as `reader` sees it, oldest call for help first.
+    fn board_for(&self, reader: Option<&BTreeSet<ExpertiseId>>) -> Vec<BoardEntry> {
+        let mut entries: Vec<BoardEntry> = self
+            .board
+            .values()
+            .map(|c| BoardEntry {
+                id: c.id,
+                channel_id: c.channel_id,
+                visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
+                expertise_ids: c.expertise_ids.clone(),
+                operator_ids: c.member_ids.clone(),
+                status: c.status,
+                last_message: c.last_message.clone(),
+                need_help_since: c.need_help_since,
+                starred: reader.is_some_and(|mine| c.expertise_ids.iter().any(|e| mine.contains(e))),
+            })
+            .collect();
+        entries.sort_by_key(|e| (e.need_help_since, e.id));
+        entries
+    }
+
+    /// Pushes each connected operator (of `only`, or all) their own board.
+    fn push_boards(&self, only: Option<&[OperatorId]>) {
+        let directory = self.core.directory.read();
+        for entry in self.core.registry.operators.iter() {
+            let id = *entry.key();
+            let connected = self.operators.get(&id).is_some_and(|l| l.presence != Presence::Offline);
+            if !connected || only.is_some_and(|only| !only.contains(&id)) {
+                continue;
+            }
+            let conversations = self.board_for(directory.operator(id).map(|op| &op.expertise_ids));
+            entry.value().do_send(Deliver(timed(AgentEvent::NeedHelp { conversations })));
+        }
+    }
+
+    fn broadcast(&self, event: AgentEvent) {
+        let event = timed(event);
+        for entry in self.core.registry.operators.iter() {
+            if self.operators.get(entry.key()).is_some_and(|l| l.presence != Presence::Offline) {
+                entry.value().do_send(Deliver(event.clone()));
+            }
+        }
+    }
+}
+
+impl Actor for RouterActor {
+    type Context = Context<Self>;
+}
+
+/// The outcome of a forward: given to an operator at once, or queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    Assigned(OperatorId),
+    Queued { position: u32 },
+}
+
+/// Find an operator for a conversation, or queue it until one is free.
+#[derive(Message)]
+#[rtype(result = "Forwarded")]
+pub struct ForwardToOperator {
+    pub conversation: ConversationId,
+    pub addr: Addr<ConversationActor>,
+    pub channel: ChannelId,
+    pub need: RoutingNeed,
+}
+
+impl Handler<ForwardToOperator> for RouterActor {
+    type Result = MessageResult<ForwardToOperator>;
+
+    fn handle(&mut self, msg: ForwardToOperator, _: &mut Context<Self>) -> Self::Result {
+        let ForwardToOperator { conversation, addr, channel, need } = msg;
+        let queue = self.queues.entry(channel).or_default();
+        queue.push_back(Waiting { conversation, addr: addr.clone(), need, since: Instant::now() });
+        self.drain(channel);
+        if let Some(open) = self.open.get(&conversation) {
+            // unwrap-free: an open entry created by `assign` has exactly the assignee.
+            if let Some(&operator) = open.members.iter().next() {
+                return MessageResult(Forwarded::Assigned(operator));
+            }
+        }
+        let position =
+            self.queues.get(&channel).and_then(|q| q.iter().position(|w| w.conversation == conversation)).map_or(1, |i| i as u32 + 1);
+        addr.do_send(SetQueuePosition(position));
+        MessageResult(Forwarded::Queued { position })
+    }
+}
+
+/// An operator's presence changed (sent by their `OperatorActor`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OperatorPresence {
+    pub operator: OperatorId,
+    pub presence: Presence,
+}
+
+impl Handler<OperatorPresence> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OperatorPresence, _: &mut Context<Self>) {
+        let live = self.operators.entry(msg.operator).or_default();
+        let was = std::mem::replace(&mut live.presence, msg.presence);
+        if was == msg.presence {
+            return;
+        }
+        // Broadcast before the board push so a newly connected operator is included.
+        self.broadcast(AgentEvent::Presence { user_id: msg.operator, presence: msg.presence });
+        if msg.presence == Presence::Online {
+            let channels: Vec<ChannelId> = {
+                let directory = self.core.directory.read();
+                directory.channels().filter(|c| c.operator_ids.contains(&msg.operator)).map(|c| c.id).collect()
+            };
+            for channel in channels {
+                self.drain(channel);
+            }
+        }
+    }
+}
+
+/// The members of an open livechat changed (join, invite, leave): loads follow.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MembersChanged {
+    pub conversation: ConversationId,
+    pub channel: ChannelId,
+    pub members: Vec<OperatorId>,
+}
+
+impl Handler<MembersChanged> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MembersChanged, _: &mut Context<Self>) {
+        let new: BTreeSet<OperatorId> = msg.members.into_iter().collect();
+        let old = match self.open.get_mut(&msg.conversation) {
+            Some(open) => std::mem::replace(&mut open.members, new.clone()),
+            None => {
+                self.open.insert(msg.conversation, Open { channel: msg.channel, members: new.clone() });
+                BTreeSet::new()
+            }
+        };
+        for &added in new.difference(&old) {
+            self.add_load(added, msg.channel);
+        }
+        let removed: Vec<OperatorId> = old.difference(&new).copied().collect();
+        for &gone in &removed {
+            self.remove_load(gone, msg.channel);
+        }
+        if !removed.is_empty() {
+            self.drain(msg.channel);
+        }
+    }
+}
+
+/// A conversation ended: it leaves the queue and the board, and frees capacity.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConversationClosed {
+    pub conversation: ConversationId,
+    pub channel: Option<ChannelId>,
+}
+
+impl Handler<ConversationClosed> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConversationClosed, _: &mut Context<Self>) {
+        if let Some(channel) = msg.channel {
+            let queue = self.queues.entry(channel).or_default();
+            if let Some(i) = queue.iter().position(|w| w.conversation == msg.conversation) {
+                queue.remove(i);
+                self.announce_positions(channel);
+                self.core.metrics.queue_length.dec();
+            }
+        }
+        if let Some(open) = self.open.remove(&msg.conversation) {
+            for member in open.members {
+                self.remove_load(member, open.channel);
+            }
+            self.drain(open.channel);
+        }
+        if self.board.remove(&msg.conversation).is_some() {
+            self.push_boards(None);
+        }
+    }
+}
+
+/// A conversation entered, changed on, or left the board (`None`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BoardChanged {
+    pub conversation: ConversationId,
+    pub entry: Option<ConversationSummary>,
+}
+
+impl Handler<BoardChanged> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BoardChanged, _: &mut Context<Self>) {
+        let changed = match msg.entry {
+            Some(entry) => {
+                self.board.insert(msg.conversation, entry);
+                true
+            }
+            None => self.board.remove(&msg.conversation).is_some(),
+        };
+        if changed {
+            self.push_boards(None);
+        }
+    }
+}
+
+/// Operators' expertise changed: their stars may have moved.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshBoards {
+    pub operators: Vec<OperatorId>,
+}
+
+impl Handler<RefreshBoards> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshBoards, _: &mut Context<Self>) {
+        if !self.board.is_empty() {
+            self.push_boards(Some(&msg.operators));
+        }
+    }
+}
+
+/// A channel's team or capacity changed: its queue may move.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChannelChanged {
+    pub channel: ChannelId,
+}
+
+impl Handler<ChannelChanged> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChannelChanged, _: &mut Context<Self>) {
+        self.drain(msg.channel);
+    }
+}
+
+/// An expertise was deleted: queued visitors stop wanting it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetExpertise(pub ExpertiseId);
+
+impl Handler<ForgetExpertise> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetExpertise, _: &mut Context<Self>) {
+        for waiting in self.queues.values_mut().flatten() {
+            waiting.need.expertise.remove(&msg.0);
+        }
+    }
+}
+
+/// Presence and load of every operator the router has seen.
+#[derive(Message)]
+#[rtype(result = "HashMap<OperatorId, LiveStatus>")]
+pub struct ListLive;
+
+impl Handler<ListLive> for RouterActor {
+    type Result = MessageResult<ListLive>;
+
+    fn handle(&mut self, _: ListLive, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.operators
+                .iter()
+                .map(|(&id, live)| (id, LiveStatus { presence: live.presence, active_chats: live.active_chats }))
+                .collect(),
+        )
+    }
+}
+
+/// The Looking-for-help board with `operator`'s stars.
+#[derive(Message)]
+#[rtype(result = "Vec<BoardEntry>")]
+pub struct ListBoard {
+    pub operator: OperatorId,
+}
+
+impl Handler<ListBoard> for RouterActor {
+    type Result = MessageResult<ListBoard>;
+
+    fn handle(&mut self, msg: ListBoard, _: &mut Context<Self>) -> Self::Result {
+        let directory = self.core.directory.read();
+        MessageResult(self.board_for(directory.operator(msg.operator).map(|op| &op.expertise_ids)))
+    }
+}

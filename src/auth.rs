@@ -1,0 +1,179 @@
+//! Credentials: argon2 password hashes, random bearer tokens, and the login throttle.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use crate::config::AuthConfig;
+use crate::domain::text::InvalidField;
+use crate::domain::{ConversationId, OperatorId};
+
+/// Whom a bearer token stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Operator(OperatorId),
+    /// A visitor reaches exactly one conversation, nothing else.
+    Visitor(ConversationId),
+}
+
+/// Longest password accepted: argon2 cost grows with input, so cap it.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Hashes `password` with argon2id and a random salt.
+///
+/// # Errors
+/// `InvalidField` for an empty or oversized password.
+pub fn hash_password(password: &str) -> Result<String, InvalidField> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(InvalidField::new("password", format!("must be 1..={MAX_PASSWORD_BYTES} bytes")));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    // unwrap: hashing only fails on invalid parameters, and the defaults are valid.
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).unwrap().to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (false for a malformed hash).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// 256 random bits from the OS CSPRNG, hex-encoded: unguessable and opaque.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Failed attempts of one key (a login or an IP) in the current window.
+struct Failures {
+    count: u32,
+    window_start: Instant,
+}
+
+/// Tokens in force and the login throttle.
+pub struct Auth {
+    tokens: DashMap<String, Principal>,
+    /// Verified against when a login is unknown, so the answer takes as long
+    /// as for a known login and timing does not reveal which logins exist.
+    dummy_hash: String,
+    failures: Mutex<HashMap<String, Failures>>,
+    config: AuthConfig,
+}
+
+/// Keys under which login failures are counted.
+pub struct LoginAttempt {
+    login_key: String,
+    ip_key: String,
+}
+
+impl LoginAttempt {
+    pub fn new(login: &str, ip: Option<&str>) -> LoginAttempt {
+        LoginAttempt { login_key: format!("login:{login}"), ip_key: format!("ip:{}", ip.unwrap_or("unknown")) }
+    }
+}
+
+impl Auth {
+    pub fn new(config: AuthConfig) -> Auth {
+        // unwrap: a fixed, valid password.
+        let dummy_hash = hash_password("no such user").unwrap();
+        Auth { tokens: DashMap::new(), dummy_hash, failures: Mutex::new(HashMap::new()), config }
+    }
+
+    pub fn dummy_hash(&self) -> &str {
+        &self.dummy_hash
+    }
+
+    pub fn issue(&self, principal: Principal) -> String {
+        let token = new_token();
+        self.tokens.insert(token.clone(), principal);
+        token
+    }
+
+    pub fn resolve(&self, token: &str) -> Option<Principal> {
+        self.tokens.get(token).map(|p| *p)
+    }
+
+    pub fn revoke(&self, token: &str) {
+        self.tokens.remove(token);
+    }
+
+    /// One IP may fail more often than one login: several people share an office NAT.
+    fn limit(&self, key: &str) -> u32 {
+        if key.starts_with("ip:") {
+            self.config.max_login_failures * 4
+        } else {
+            self.config.max_login_failures
+        }
+    }
+
+    /// `Err(seconds to wait)` when either key has used up its failures in the current window.
+    pub fn check_throttle(&self, attempt: &LoginAttempt) -> Result<(), u64> {
+        let mut failures = self.failures.lock();
+        let window = self.config.login_window;
+        failures.retain(|_, f| f.window_start.elapsed() < window);
+        for key in [&attempt.login_key, &attempt.ip_key] {
+            if let Some(f) = failures.get(key.as_str()) {
+                if f.count >= self.limit(key) {
+                    return Err(window.saturating_sub(f.window_start.elapsed()).as_secs().max(1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, attempt: &LoginAttempt) {
+        let mut failures = self.failures.lock();
+        for key in [&attempt.login_key, &attempt.ip_key] {
+            failures.entry(key.clone()).or_insert(Failures { count: 0, window_start: Instant::now() }).count += 1;
+        }
+    }
+
+    /// A success forgives the login's failures (not the IP's).
+    pub fn record_success(&self, attempt: &LoginAttempt) {
+        self.failures.lock().remove(&attempt.login_key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("s3cret").unwrap();
+        assert!(verify_password(&hash, "s3cret"));
+        assert!(!verify_password(&hash, "s3cret!"));
+        assert!(!verify_password("not a hash", "s3cret"));
+        assert!(hash_password("").is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_and_revocable() {
+        let auth = Auth::new(AuthConfig { max_login_failures: 2, login_window: Duration::from_secs(60) });
+        let a = auth.issue(Principal::Operator(OperatorId(1)));
+        let b = auth.issue(Principal::Operator(OperatorId(1)));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        auth.revoke(&a);
+        assert_eq!(auth.resolve(&a), None);
+        assert_eq!(auth.resolve(&b), Some(Principal::Operator(OperatorId(1))));
+    }
+
+    #[test]
+    fn throttle_blocks_after_the_allowed_failures() {
+        let auth = Auth::new(AuthConfig { max_login_failures: 2, login_window: Duration::from_secs(60) });
+        let attempt = LoginAttempt::new("ann", Some("1.2.3.4"));
+        assert!(auth.check_throttle(&attempt).is_ok());
+        auth.record_failure(&attempt);
+        auth.record_failure(&attempt);
+        assert!(auth.check_throttle(&attempt).is_err());
+        assert!(auth.check_throttle(&LoginAttempt::new("bob", Some("1.2.3.4"))).is_ok());
+    }
+}

@@ -1,0 +1,152 @@
+//! Settings with usable defaults, so `cargo run --release` needs no file;
+//! every value can be overridden by a flag or an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Everything the server can be told at start-up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub ws: WsConfig,
+    pub limits: Limits,
+    pub auth: AuthConfig,
+    /// Where state lives on disk; created if missing.
+    pub data_dir: PathBuf,
+    /// Password of the `admin` user created on first start; random (and logged once) when absent.
+    pub admin_password: Option<String>,
+    /// Seed a sample team so a newcomer can try everything at once.
+    pub demo: bool,
+    /// Threads running conversation and operator actors; one per core keeps a busy
+    /// conversation from stalling the others without oversubscribing the machine.
+    pub actor_threads: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    pub workers: usize,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Upper bound on waiting for open connections when stopping.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// How often the server pings; half or less of `client_timeout` so one lost pong is tolerated.
+    pub heartbeat_interval: Duration,
+    /// A connection silent (no pong, no frame) this long is closed.
+    pub client_timeout: Duration,
+    pub max_frame_bytes: usize,
+    /// Events buffered per connection; a client that lets it fill is too slow and is disconnected
+    /// so that it can never stall an actor.
+    pub outbound_queue: usize,
+    /// Open WebSocket connections above which upgrades get 503 `over_capacity`.
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest message body, in characters after trimming.
+    pub max_message_chars: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AuthConfig {
+    /// Failed logins per login name (and per client IP) tolerated within `login_window`
+    /// before further attempts get 429 until the window ends.
+    pub max_login_failures: u32,
+    pub login_window: Duration,
+}
+
+/// Switchboard: live chat for small support teams, with expertise-based routing.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Directory holding the server's state.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "snapshots")]
+    data_dir: PathBuf,
+    /// Seed a sample team: operators alice, bob, carol, dave (password `demo`) and a "Website" channel.
+    #[arg(long, env = "SWITCHBOARD_DEMO")]
+    demo: bool,
+    /// Password of the `admin` user created on first start (default: random, printed once).
+    #[arg(long = "admin-password", env = "SWITCHBOARD_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// HTTP worker threads (default: number of cores).
+    #[arg(long, env = "SWITCHBOARD_WORKERS")]
+    workers: Option<usize>,
+    /// Maximum concurrent WebSocket connections.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 50_000)]
+    max_connections: usize,
+    /// Longest chat message in characters.
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_CHARS", default_value_t = 4000)]
+    max_message_chars: usize,
+    /// Largest HTTP request body and WebSocket frame, in bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    max_body_bytes: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+impl Config {
+    /// Reads flags and environment; exits with usage on bad input (clap's behaviour).
+    pub fn from_args() -> Config {
+        let cli = Cli::parse();
+        Config {
+            http: HttpConfig {
+                bind: cli.bind,
+                workers: cli.workers.unwrap_or_else(cores).max(1),
+                max_body_bytes: cli.max_body_bytes,
+                drain_timeout: Duration::from_secs(5),
+            },
+            ws: WsConfig {
+                heartbeat_interval: Duration::from_secs(10),
+                client_timeout: Duration::from_secs(30),
+                max_frame_bytes: cli.max_body_bytes,
+                outbound_queue: 256,
+                max_connections: cli.max_connections,
+            },
+            limits: Limits { max_message_chars: cli.max_message_chars },
+            auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
+            data_dir: cli.data_dir,
+            admin_password: cli.admin_password,
+            demo: cli.demo,
+            actor_threads: cores(),
+        }
+    }
+
+    /// Defaults for an in-process test server: any free port, a known admin
+    /// password, short timeouts, one worker so tests stay light.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        Config {
+            http: HttpConfig {
+                bind: ([127, 0, 0, 1], 0).into(),
+                workers: 1,
+                max_body_bytes: 64 * 1024,
+                drain_timeout: Duration::from_secs(1),
+            },
+            ws: WsConfig {
+                heartbeat_interval: Duration::from_millis(500),
+                client_timeout: Duration::from_secs(2),
+                max_frame_bytes: 64 * 1024,
+                outbound_queue: 256,
+                max_connections: 1000,
+            },
+            limits: Limits { max_message_chars: 4000 },
+            auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
+            data_dir,
+            admin_password: Some("admin-pass".into()),
+            demo: false,
+            actor_threads: 2,
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! A conversation: its members, transcript and status, and the rules for
+//! changing them (Odoo's automatic transitions included).
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::assignment::Rule;
+use super::text::{self, InvalidField};
+use super::time::Timestamp;
+use super::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A website visitor with the operators helping them.
+    Livechat,
+    /// Two operators talking to each other.
+    Direct,
+}
+
+/// The API's status names; see API.md "Conversation `status`".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Bot,
+    Queued,
+    InProgress,
+    Waiting,
+    NeedHelp,
+    Closed,
+}
+
+impl Status {
+    /// What the visitor is shown: operator-side triage states read as `in_progress`.
+    pub fn for_visitor(self) -> Status {
+        match self {
+            Status::Waiting | Status::NeedHelp => Status::InProgress,
+            other => other,
+        }
+    }
+}
+
+/// The statuses a member may set by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedStatus {
+    InProgress,
+    Waiting,
+    NeedHelp,
+}
+
+impl From<RequestedStatus> for Status {
+    fn from(requested: RequestedStatus) -> Status {
+        match requested {
+            RequestedStatus::InProgress => Status::InProgress,
+            RequestedStatus::Waiting => Status::Waiting,
+            RequestedStatus::NeedHelp => Status::NeedHelp,
+        }
+    }
+}
+
+/// The anonymous website visitor of a livechat.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Visitor {
+    pub name: String,
+    pub lang: Option<String>,
+    pub country: Option<String>,
+    /// The widget's stable anonymous id; internal (routing rule 1), never shown.
+    #[serde(skip)]
+    pub key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Visitor,
+    Operator,
+    Bot,
+    System,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Author {
+    pub kind: AuthorKind,
+    /// The operator's id; absent for visitor, bot and system messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<OperatorId>,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub author: Author,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// Why and when an operator was given a conversation.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub operator_id: OperatorId,
+    pub rule: Rule,
+    /// How many operators were eligible when the decision was made.
+    pub candidates: u32,
+    pub at: Timestamp,
+}
+
+/// Who is posting: the key under which client `ref`s are remembered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Poster {
+    Visitor,
+    Operator(OperatorId),
+}
+
+/// Every way a conversation command can be refused.
+///
+/// One enum for all commands because they share most cases and the API maps
+/// each case to one status code whichever command produced it.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConversationError {
+    #[error("the conversation is closed")]
+    Closed,
+    #[error("only members of the conversation may do this")]
+    NotMember,
+    #[error("you may not read this conversation")]
+    NotReadable,
+    #[error("direct conversations have no status to change")]
+    NotLivechat,
+    #[error("the conversation has no operator yet")]
+    NotAssigned,
+    #[error("the conversation is no longer looking for help")]
+    NotLookingForHelp,
+    #[error("operator {0} is already a member")]
+    AlreadyMember(OperatorId),
+    #[error("the last operator of an open livechat cannot leave it: close it or invite someone first")]
+    LastMember,
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+}
+
+/// The result of a post: the stored message, and whether it was stored by an
+/// earlier request with the same `ref` (then nothing changed now).
+pub struct Posted {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub kind: Kind,
+    pub channel_id: Option<ChannelId>,
+    status: Status,
+    pub expertise_ids: BTreeSet<ExpertiseId>,
+    /// In the order they joined; the first is the assigned operator of a livechat.
+    members: Vec<OperatorId>,
+    pub visitor: Option<Visitor>,
+    pub assignment: Option<Assignment>,
+    pub created_at: Timestamp,
+    /// Invariant: `messages[i].id == i + 1`, so lookups by id are index arithmetic.
+    messages: Vec<Message>,
+    need_help_since: Option<Timestamp>,
+    /// Client refs already stored, so a resent `send` is acknowledged, not duplicated.
+    refs: HashMap<(Poster, String), MessageId>,
+}
+
+impl Conversation {
+    /// A visitor's conversation, waiting for the router.
+    pub fn livechat(id: ConversationId, channel_id: ChannelId, visitor: Visitor, expertise_ids: BTreeSet<ExpertiseId>) -> Conversation {
+        Conversation::new(id, Kind::Livechat, Some(channel_id), Status::Queued, expertise_ids, vec![], Some(visitor))
+    }
+
+    /// Two operators talking; it starts `in_progress` with both as members.
+    pub fn direct(id: ConversationId, members: [OperatorId; 2]) -> Conversation {
+        Conversation::new(id, Kind::Direct, None, Status::InProgress, BTreeSet::new(), members.to_vec(), None)
+    }
+
+    fn new(
+        id: ConversationId,
+        kind: Kind,
+        channel_id: Option<ChannelId>,
+        status: Status,
+        expertise_ids: BTreeSet<ExpertiseId>,
+        members: Vec<OperatorId>,
+        visitor: Option<Visitor>,
+    ) -> Conversation {
+        Conversation {
+            id,
+            kind,
+            channel_id,
+            status,
+            expertise_ids,
+            members,
+            visitor,
+            assignment: None,
+            created_at: Timestamp::now(),
+            messages: Vec::new(),
+            need_help_since: None,
+            refs: HashMap::new(),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn members(&self) -> &[OperatorId] {
+        &self.members
+    }
+
+    pub fn is_member(&self, operator: OperatorId) -> bool {
+        self.members.contains(&operator)
+    }
+
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    pub fn last_message(&self) -> Option<&Message> {
+        self.messages.last()
+    }
+
+    /// Messages with an id greater than `after`, in order.
+    pub fn messages_after(&self, after: MessageId) -> &[Message] {
+        let start = usize::try_from(after.0).unwrap_or(usize::MAX).min(self.messages.len());
+        &self.messages[start..]
+    }
+
+    pub fn need_help_since(&self) -> Option<Timestamp> {
+        self.need_help_since
+    }
+
+    /// Members and admins may always read; any operator may read while the
+    /// conversation looks for help, so they can decide whether to join.
+    pub fn check_readable(&self, operator: OperatorId, is_admin: bool) -> Result<(), ConversationError> {
+        if is_admin || self.is_member(operator) || self.status == Status::NeedHelp {
+            Ok(())
+        } else {
+            Err(ConversationError::NotReadable)
+        }
+    }
+
+    fn check_member(&self, operator: OperatorId) -> Result<(), ConversationError> {
+        if self.is_member(operator) {
+            Ok(())
+        } else {
+            Err(ConversationError::NotMember)
+        }
+    }
+
+    fn check_open(&self) -> Result<(), ConversationError> {
+        if self.status == Status::Closed {
+            Err(ConversationError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn set(&mut self, status: Status) -> bool {
+        if self.status == status {
+            return false;
+        }
+        self.need_help_since = (status == Status::NeedHelp).then(Timestamp::now);
+        self.status = status;
+        true
+    }
+
+    /// Appends a message by `author`. A visitor message moves `waiting` back to
+    /// `in_progress` (but leaves `need_help` alone), as Odoo does.
+    ///
+    /// # Errors
+    /// `Closed`, `NotMember` for an operator outside the conversation, `Invalid` body.
+    pub fn post(
+        &mut self,
+        poster: Poster,
+        author: Author,
+        body: &str,
+        client_ref: Option<String>,
+        max_chars: usize,
+    ) -> Result<Posted, ConversationError> {
+        if let Some(id) = client_ref.as_ref().and_then(|r| self.refs.get(&(poster, r.clone()))) {
+            let message = self.messages[(id.0 - 1) as usize].clone();
+            return Ok(Posted { message, duplicate: true });
+        }
+        if let Poster::Operator(operator) = poster {
+            self.check_member(operator)?;
+        }
+        self.check_open()?;
+        let body = text::bounded("body", body, max_chars)?;
+        let message = self.append(author, body);
+        if let Some(r) = client_ref {
+            self.refs.insert((poster, r), message.id);
+        }
+        if poster == Poster::Visitor && self.status == Status::Waiting {
+            self.set(Status::InProgress);
+        }
+        Ok(Posted { message, duplicate: false })
+    }
+
+    /// Appends a message that needs no permission (system notices).
+    pub fn append(&mut self, author: Author, body: String) -> Message {
+        let message =
+            Message { id: MessageId(self.messages.len() as u64 + 1), conversation_id: self.id, author, body, created_at: Timestamp::now() };
+        self.messages.push(message.clone());
+        message
+    }
+
+    /// A member sets the status by hand; returns whether it changed.
+    ///
+    /// # Errors
+    /// `NotMember`, `Closed`, `NotLivechat`, `NotAssigned` (no operator yet).
+    pub fn set_status(&mut self, by: OperatorId, requested: RequestedStatus) -> Result<bool, ConversationError> {
+        self.check_member(by)?;
+        self.check_open()?;
+        if self.kind == Kind::Direct {
+            return Err(ConversationError::NotLivechat);
+        }
+        if matches!(self.status, Status::Bot | Status::Queued) {
+            return Err(ConversationError::NotAssigned);
+        }
+        Ok(self.set(requested.into()))
+    }
+
+    /// The router gave this conversation to `assignment.operator_id`.
+    ///
+    /// # Errors
+    /// `Closed` when the visitor left before the decision arrived.
+    pub fn assign(&mut self, assignment: Assignment) -> Result<(), ConversationError> {
+        self.check_open()?;
+        if !self.is_member(assignment.operator_id) {
+            self.members.push(assignment.operator_id);
+        }
+        self.assignment = Some(assignment);
+        self.set(Status::InProgress);
+        Ok(())
+    }
+
+    /// The conversation waits in its channel's queue.
+    pub fn enqueue(&mut self) {
+        if self.status != Status::Closed {
+            self.set(Status::Queued);
+        }
+    }
+
+    /// Any operator answers a call for help: only while the status is `need_help`.
+    ///
+    /// # Errors
+    /// `NotLookingForHelp` (also when closed), `AlreadyMember`.
+    pub fn join(&mut self, operator: OperatorId) -> Result<(), ConversationError> {
+        if self.status != Status::NeedHelp {
+            return Err(ConversationError::NotLookingForHelp);
+        }
+        if self.is_member(operator) {
+            return Err(ConversationError::AlreadyMember(operator));
+        }
+        self.add_member(operator);
+        Ok(())
+    }
+
+    /// A member adds colleagues; returns those not already members, in order.
+    ///
+    /// # Errors
+    /// `NotMember`, `Closed`.
+    pub fn invite(&mut self, by: OperatorId, invitees: &[OperatorId]) -> Result<Vec<OperatorId>, ConversationError> {
+        self.check_member(by)?;
+        self.check_open()?;
+        let mut added = Vec::new();
+        for &operator in invitees {
+            if !self.is_member(operator) {
+                self.add_member(operator);
+                added.push(operator);
+            }
+        }
+        Ok(added)
+    }
+
+    /// A new member always ends a call for help, whichever way they came in.
+    fn add_member(&mut self, operator: OperatorId) {
+        self.members.push(operator);
+        if self.status == Status::NeedHelp {
+            self.set(Status::InProgress);
+        }
+    }
+
+    /// A member steps out; an open livechat keeps at least one operator.
+    ///
+    /// # Errors
+    /// `NotMember`, `LastMember`.
+    pub fn leave(&mut self, operator: OperatorId) -> Result<(), ConversationError> {
+        self.check_member(operator)?;
+        if self.kind == Kind::Livechat && self.status != Status::Closed && self.members.len() == 1 {
+            return Err(ConversationError::LastMember);
+        }
+        self.members.retain(|&m| m != operator);
+        Ok(())
+    }
+
+    /// Ends the conversation for everyone.
+    ///
+    /// # Errors
+    /// `Closed` when it already is.
+    pub fn close(&mut self) -> Result<(), ConversationError> {
+        self.check_open()?;
+        self.set(Status::Closed);
+        Ok(())
+    }
+
+    /// A member replaces the wanted expertise (already checked to exist).
+    ///
+    /// # Errors
+    /// `NotMember`, `NotLivechat`.
+    pub fn set_expertise(&mut self, by: OperatorId, ids: BTreeSet<ExpertiseId>) -> Result<(), ConversationError> {
+        self.check_member(by)?;
+        if self.kind == Kind::Direct {
+            return Err(ConversationError::NotLivechat);
+        }
+        self.expertise_ids = ids;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANN: OperatorId = OperatorId(1);
+    const BOB: OperatorId = OperatorId(2);
+
+    fn visitor() -> Visitor {
+        Visitor { name: "V".into(), lang: None, country: None, key: None }
+    }
+
+    fn assigned() -> Conversation {
+        let mut c = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new());
+        c.assign(Assignment { operator_id: ANN, rule: Rule::AnyOperator, candidates: 1, at: Timestamp::now() }).unwrap();
+        c
+    }
+
+    fn author() -> Author {
+        Author { kind: AuthorKind::Visitor, id: None, name: "V".into() }
+    }
+
+    #[test]
+    fn visitor_message_ends_waiting_but_not_need_help() {
+        let mut c = assigned();
+        c.set_status(ANN, RequestedStatus::Waiting).unwrap();
+        c.post(Poster::Visitor, author(), "hi", None, 4000).unwrap();
+        assert_eq!(c.status(), Status::InProgress);
+        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        c.post(Poster::Visitor, author(), "still there?", None, 4000).unwrap();
+        assert_eq!(c.status(), Status::NeedHelp);
+        assert!(c.need_help_since().is_some());
+    }
+
+    #[test]
+    fn join_only_while_looking_for_help_and_it_ends_the_call() {
+        let mut c = assigned();
+        assert_eq!(c.join(BOB), Err(ConversationError::NotLookingForHelp));
+        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        c.join(BOB).unwrap();
+        assert_eq!(c.status(), Status::InProgress);
+        assert_eq!(c.need_help_since(), None);
+        assert_eq!(c.join(OperatorId(3)), Err(ConversationError::NotLookingForHelp));
+    }
+
+    #[test]
+    fn invite_ends_need_help_too() {
+        let mut c = assigned();
+        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        assert_eq!(c.invite(ANN, &[ANN, BOB]).unwrap(), vec![BOB]);
+        assert_eq!(c.status(), Status::InProgress);
+        assert_eq!(c.invite(OperatorId(9), &[BOB]), Err(ConversationError::NotMember));
+    }
+
+    #[test]
+    fn a_resent_ref_returns_the_stored_message() {
+        let mut c = assigned();
+        let first = c.post(Poster::Visitor, author(), "once", Some("r1".into()), 4000).unwrap();
+        let again = c.post(Poster::Visitor, author(), "once", Some("r1".into()), 4000).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(first.message.id, again.message.id);
+        assert_eq!(c.messages().len(), 1);
+        // The same ref from another author is another message.
+        c.post(Poster::Operator(ANN), author(), "mine", Some("r1".into()), 4000).unwrap();
+        assert_eq!(c.messages().len(), 2);
+    }
+
+    #[test]
+    fn closed_conversations_accept_nothing() {
+        let mut c = assigned();
+        c.close().unwrap();
+        assert_eq!(c.close(), Err(ConversationError::Closed));
+        assert!(matches!(c.post(Poster::Visitor, author(), "hello?", None, 4000), Err(ConversationError::Closed)));
+        assert_eq!(c.set_status(ANN, RequestedStatus::InProgress), Err(ConversationError::Closed));
+    }
+
+    #[test]
+    fn status_needs_an_operator_and_a_livechat() {
+        let mut queued = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new());
+        assert_eq!(queued.set_status(ANN, RequestedStatus::Waiting), Err(ConversationError::NotMember));
+        let mut direct = Conversation::direct(ConversationId(2), [ANN, BOB]);
+        assert_eq!(direct.set_status(ANN, RequestedStatus::NeedHelp), Err(ConversationError::NotLivechat));
+    }
+
+    #[test]
+    fn messages_after_is_by_id() {
+        let mut c = assigned();
+        for body in ["a", "b", "c"] {
+            c.post(Poster::Visitor, author(), body, None, 4000).unwrap();
+        }
+        let after: Vec<_> = c.messages_after(MessageId(1)).iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(after, ["b", "c"]);
+        assert!(c.messages_after(MessageId(99)).is_empty());
+    }
+
+    #[test]
+    fn the_last_operator_cannot_leave_an_open_livechat() {
+        let mut c = assigned();
+        assert_eq!(c.leave(ANN), Err(ConversationError::LastMember));
+        c.invite(ANN, &[BOB]).unwrap();
+        c.leave(ANN).unwrap();
+        assert_eq!(c.members(), [BOB]);
+    }
+}

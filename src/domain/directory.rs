@@ -1,0 +1,372 @@
+//! The directory: operators, expertise and channels, with the rules that keep
+//! them consistent (unique logins and expertise names, no dangling ids, at
+//! least one admin).
+//!
+//! It is plain data; the application wraps it in one `RwLock` because these
+//! records change rarely and are read on every request.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::operator::{Operator, Role};
+use super::text::{self, InvalidField};
+use super::{ChannelId, ExpertiseId, OperatorId};
+
+/// A skill such as "Billing"; its holders live on the operators (see [`Operator`]).
+#[derive(Clone, Debug)]
+pub struct Expertise {
+    pub id: ExpertiseId,
+    pub name: String,
+}
+
+/// A livechat entry point with its team of operators.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub name: String,
+    pub operator_ids: BTreeSet<OperatorId>,
+    /// Per-operator cap on concurrent open conversations of this channel; `None` = unlimited.
+    pub max_sessions: Option<u32>,
+}
+
+/// Why a directory change was refused.
+#[derive(Debug, Error)]
+pub enum DirectoryError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("login {0:?} is already taken")]
+    DuplicateLogin(String),
+    #[error("an expertise named {0:?} already exists")]
+    DuplicateExpertise(String),
+    #[error("`{field}` names unknown operator {id}")]
+    UnknownOperator { field: &'static str, id: OperatorId },
+    #[error("`{field}` names unknown expertise {id}")]
+    UnknownExpertise { field: &'static str, id: ExpertiseId },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the last admin cannot lose the admin role")]
+    LastAdmin,
+}
+
+/// The fields of a new operator, already validated by the caller except for uniqueness.
+pub struct NewOperator {
+    pub login: String,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub languages: Vec<String>,
+    pub country: Option<String>,
+}
+
+/// A partial update of an operator; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct OperatorPatch {
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub languages: Option<Vec<String>>,
+    pub country: Option<Option<String>>,
+    pub expertise_ids: Option<BTreeSet<ExpertiseId>>,
+}
+
+/// A partial update of a channel; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ChannelPatch {
+    pub name: Option<String>,
+    pub operator_ids: Option<BTreeSet<OperatorId>>,
+    pub max_sessions: Option<Option<u32>>,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    operators: BTreeMap<OperatorId, Operator>,
+    expertise: BTreeMap<ExpertiseId, Expertise>,
+    channels: BTreeMap<ChannelId, Channel>,
+    /// Ids are never reused, even after a delete, so a stale reference can't hit a newcomer.
+    last_id: u64,
+}
+
+impl Directory {
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    // ---- operators ----
+
+    pub fn operators(&self) -> impl Iterator<Item = &Operator> {
+        self.operators.values()
+    }
+
+    pub fn operator(&self, id: OperatorId) -> Option<&Operator> {
+        self.operators.get(&id)
+    }
+
+    pub fn operator_by_login(&self, login: &str) -> Option<&Operator> {
+        self.operators.values().find(|op| op.login == login)
+    }
+
+    /// # Errors
+    /// `DuplicateLogin` when the login is taken.
+    pub fn create_operator(&mut self, new: NewOperator) -> Result<&Operator, DirectoryError> {
+        if self.operator_by_login(&new.login).is_some() {
+            return Err(DirectoryError::DuplicateLogin(new.login));
+        }
+        let id = OperatorId(self.next_id());
+        let operator = Operator {
+            id,
+            login: new.login,
+            name: new.name,
+            role: new.role,
+            password_hash: new.password_hash,
+            languages: new.languages,
+            country: new.country,
+            expertise_ids: BTreeSet::new(),
+        };
+        Ok(self.operators.entry(id).or_insert(operator))
+    }
+
+    /// # Errors
+    /// `NotFound`, `UnknownExpertise`, or `LastAdmin` when it would demote the only admin.
+    pub fn update_operator(&mut self, id: OperatorId, patch: OperatorPatch) -> Result<&Operator, DirectoryError> {
+        let current = self.operators.get(&id).ok_or(DirectoryError::NotFound("user"))?;
+        if let Some(ids) = &patch.expertise_ids {
+            self.check_expertise("expertise_ids", ids)?;
+        }
+        let demotes_admin = current.role == Role::Admin && patch.role == Some(Role::User);
+        if demotes_admin && self.operators.values().filter(|op| op.role == Role::Admin).count() == 1 {
+            return Err(DirectoryError::LastAdmin);
+        }
+        // unwrap: presence checked above and nothing was removed since.
+        let operator = self.operators.get_mut(&id).unwrap();
+        if let Some(name) = patch.name {
+            operator.name = name;
+        }
+        if let Some(hash) = patch.password_hash {
+            operator.password_hash = hash;
+        }
+        if let Some(role) = patch.role {
+            operator.role = role;
+        }
+        if let Some(languages) = patch.languages {
+            operator.languages = languages;
+        }
+        if let Some(country) = patch.country {
+            operator.country = country;
+        }
+        if let Some(ids) = patch.expertise_ids {
+            operator.expertise_ids = ids;
+        }
+        Ok(operator)
+    }
+
+    fn check_operators(&self, field: &'static str, ids: &BTreeSet<OperatorId>) -> Result<(), DirectoryError> {
+        match ids.iter().find(|id| !self.operators.contains_key(id)) {
+            Some(&id) => Err(DirectoryError::UnknownOperator { field, id }),
+            None => Ok(()),
+        }
+    }
+
+    // ---- expertise ----
+
+    pub fn expertise(&self) -> impl Iterator<Item = &Expertise> {
+        self.expertise.values()
+    }
+
+    pub fn expertise_by_id(&self, id: ExpertiseId) -> Option<&Expertise> {
+        self.expertise.get(&id)
+    }
+
+    /// The operators holding `id`: the other side of the one operator ↔ expertise relation.
+    pub fn holders(&self, id: ExpertiseId) -> Vec<OperatorId> {
+        self.operators.values().filter(|op| op.expertise_ids.contains(&id)).map(|op| op.id).collect()
+    }
+
+    /// # Errors
+    /// `UnknownExpertise` naming `field` when an id does not exist.
+    pub fn check_expertise(&self, field: &'static str, ids: &BTreeSet<ExpertiseId>) -> Result<(), DirectoryError> {
+        match ids.iter().find(|id| !self.expertise.contains_key(id)) {
+            Some(&id) => Err(DirectoryError::UnknownExpertise { field, id }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_expertise_name(&self, name: &str, except: Option<ExpertiseId>) -> Result<String, DirectoryError> {
+        let name = text::name("name", name)?;
+        let taken = self.expertise.values().any(|e| Some(e.id) != except && e.name.to_lowercase() == name.to_lowercase());
+        if taken {
+            return Err(DirectoryError::DuplicateExpertise(name));
+        }
+        Ok(name)
+    }
+
+    /// # Errors
+    /// `Invalid` on an empty name, `DuplicateExpertise` (case-insensitive), `UnknownOperator`.
+    pub fn create_expertise(&mut self, name: &str, operator_ids: &BTreeSet<OperatorId>) -> Result<ExpertiseId, DirectoryError> {
+        let name = self.check_expertise_name(name, None)?;
+        self.check_operators("operator_ids", operator_ids)?;
+        let id = ExpertiseId(self.next_id());
+        self.expertise.insert(id, Expertise { id, name });
+        self.set_holders(id, operator_ids);
+        Ok(id)
+    }
+
+    /// Renames and/or replaces the holders of an expertise.
+    ///
+    /// # Errors
+    /// As [`Directory::create_expertise`], plus `NotFound`.
+    pub fn update_expertise(
+        &mut self,
+        id: ExpertiseId,
+        name: Option<&str>,
+        operator_ids: Option<&BTreeSet<OperatorId>>,
+    ) -> Result<(), DirectoryError> {
+        if !self.expertise.contains_key(&id) {
+            return Err(DirectoryError::NotFound("expertise"));
+        }
+        let name = name.map(|n| self.check_expertise_name(n, Some(id))).transpose()?;
+        if let Some(ids) = operator_ids {
+            self.check_operators("operator_ids", ids)?;
+        }
+        if let (Some(name), Some(expertise)) = (name, self.expertise.get_mut(&id)) {
+            expertise.name = name;
+        }
+        if let Some(ids) = operator_ids {
+            self.set_holders(id, ids);
+        }
+        Ok(())
+    }
+
+    fn set_holders(&mut self, id: ExpertiseId, holders: &BTreeSet<OperatorId>) {
+        for operator in self.operators.values_mut() {
+            if holders.contains(&operator.id) {
+                operator.expertise_ids.insert(id);
+            } else {
+                operator.expertise_ids.remove(&id);
+            }
+        }
+    }
+
+    /// Deletes an expertise and removes it from every operator; returns the former holders.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn delete_expertise(&mut self, id: ExpertiseId) -> Result<Vec<OperatorId>, DirectoryError> {
+        self.expertise.remove(&id).ok_or(DirectoryError::NotFound("expertise"))?;
+        let holders = self.holders(id);
+        self.set_holders(id, &BTreeSet::new());
+        Ok(holders)
+    }
+
+    // ---- channels ----
+
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    pub fn channel(&self, id: ChannelId) -> Option<&Channel> {
+        self.channels.get(&id)
+    }
+
+    /// # Errors
+    /// `Invalid` on a bad name or a zero `max_sessions`, `UnknownOperator`.
+    pub fn create_channel(
+        &mut self,
+        name: &str,
+        operator_ids: BTreeSet<OperatorId>,
+        max_sessions: Option<u32>,
+    ) -> Result<&Channel, DirectoryError> {
+        let name = text::name("name", name)?;
+        self.check_operators("operator_ids", &operator_ids)?;
+        check_max_sessions(max_sessions)?;
+        let id = ChannelId(self.next_id());
+        Ok(self.channels.entry(id).or_insert(Channel { id, name, operator_ids, max_sessions }))
+    }
+
+    /// # Errors
+    /// As [`Directory::create_channel`], plus `NotFound`.
+    pub fn update_channel(&mut self, id: ChannelId, patch: ChannelPatch) -> Result<&Channel, DirectoryError> {
+        if !self.channels.contains_key(&id) {
+            return Err(DirectoryError::NotFound("channel"));
+        }
+        let name = patch.name.as_deref().map(|n| text::name("name", n)).transpose()?;
+        if let Some(ids) = &patch.operator_ids {
+            self.check_operators("operator_ids", ids)?;
+        }
+        if let Some(max) = patch.max_sessions {
+            check_max_sessions(max)?;
+        }
+        // unwrap: presence checked above.
+        let channel = self.channels.get_mut(&id).unwrap();
+        if let Some(name) = name {
+            channel.name = name;
+        }
+        if let Some(ids) = patch.operator_ids {
+            channel.operator_ids = ids;
+        }
+        if let Some(max) = patch.max_sessions {
+            channel.max_sessions = max;
+        }
+        Ok(channel)
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub fn delete_channel(&mut self, id: ChannelId) -> Result<(), DirectoryError> {
+        self.channels.remove(&id).map(drop).ok_or(DirectoryError::NotFound("channel"))
+    }
+}
+
+fn check_max_sessions(max: Option<u32>) -> Result<(), InvalidField> {
+    match max {
+        Some(0) => Err(InvalidField::new("max_sessions", "must be at least 1, or null for unlimited")),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_operator(login: &str, role: Role) -> NewOperator {
+        NewOperator { login: login.into(), name: login.into(), password_hash: String::new(), role, languages: vec![], country: None }
+    }
+
+    #[test]
+    fn expertise_relation_is_one_relation_seen_from_both_sides() {
+        let mut dir = Directory::default();
+        let ann = dir.create_operator(new_operator("ann", Role::Admin)).unwrap().id;
+        let bob = dir.create_operator(new_operator("bob", Role::User)).unwrap().id;
+        let billing = dir.create_expertise("Billing", &[ann].into()).unwrap();
+        assert_eq!(dir.holders(billing), vec![ann]);
+        dir.update_operator(bob, OperatorPatch { expertise_ids: Some([billing].into()), ..Default::default() }).unwrap();
+        assert_eq!(dir.holders(billing), vec![ann, bob]);
+        dir.update_expertise(billing, None, Some(&[bob].into())).unwrap();
+        assert!(dir.operator(ann).unwrap().expertise_ids.is_empty());
+        assert_eq!(dir.delete_expertise(billing).unwrap(), vec![bob]);
+        assert!(dir.operator(bob).unwrap().expertise_ids.is_empty());
+    }
+
+    #[test]
+    fn expertise_names_are_unique_case_insensitively() {
+        let mut dir = Directory::default();
+        dir.create_expertise("Billing", &BTreeSet::new()).unwrap();
+        assert!(matches!(dir.create_expertise("billing ", &BTreeSet::new()), Err(DirectoryError::DuplicateExpertise(_))));
+        assert!(matches!(dir.create_expertise(" ", &BTreeSet::new()), Err(DirectoryError::Invalid(_))));
+        assert!(matches!(
+            dir.create_expertise("Returns", &[OperatorId(99)].into()),
+            Err(DirectoryError::UnknownOperator { id: OperatorId(99), .. })
+        ));
+    }
+
+    #[test]
+    fn the_last_admin_cannot_be_demoted() {
+        let mut dir = Directory::default();
+        let ann = dir.create_operator(new_operator("ann", Role::Admin)).unwrap().id;
+        let demote = || OperatorPatch { role: Some(Role::User), ..Default::default() };
+        assert!(matches!(dir.update_operator(ann, demote()), Err(DirectoryError::LastAdmin)));
+        dir.create_operator(new_operator("bob", Role::Admin)).unwrap();
+        assert!(dir.update_operator(ann, demote()).is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+//! Plain data and the rules over it: who the operators are, what expertise exists,
+//! how a conversation may change status, and how an operator is picked.
+//!
+//! Nothing here knows about actors, sockets or disk; that keeps every rule
+//! unit-testable in place and lets the snapshot format evolve separately.
+
+pub mod assignment;
+pub mod conversation;
+pub mod directory;
+pub mod ids;
+pub mod operator;
+pub mod text;
+pub mod time;
+
+pub use ids::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};

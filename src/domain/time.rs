@@ -1,0 +1,26 @@
+//! Wall-clock timestamps as the API writes them: RFC 3339, UTC, milliseconds.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+/// A point in time, serialised as `"2026-11-24T18:00:00.123Z"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(value_type = String, format = DateTime)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp(Utc::now())
+    }
+
+    /// Milliseconds from `earlier` to `self`, zero when the clock went backwards.
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        (self.0 - earlier.0).num_milliseconds().max(0) as u64
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}

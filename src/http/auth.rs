@@ -1,0 +1,55 @@
+//! Login and logout.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::JsonBody;
+use crate::auth::{verify_password, LoginAttempt, Principal};
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::{Caller, Hub};
+use crate::views::UserView;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub token: String,
+    pub user: UserView,
+}
+
+/// Exchange a login and password for a bearer token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody),
+              (status = 401, description = "Bad credentials (same answer whether the login exists or not)", body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
+pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBody<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let attempt = LoginAttempt::new(&body.login, ip.as_deref());
+    hub.auth.check_throttle(&attempt).map_err(ApiError::TooManyRequests)?;
+    let found = hub.core.directory.read().operator_by_login(&body.login).map(|op| (op.id, op.password_hash.clone()));
+    let hash = found.as_ref().map_or_else(|| hub.auth.dummy_hash().to_owned(), |(_, hash)| hash.clone());
+    let password = body.password;
+    // argon2 takes tens of milliseconds: keep it off the async worker.
+    let matches = web::block(move || verify_password(&hash, &password)).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let Some((id, _)) = found.filter(|_| matches) else {
+        hub.auth.record_failure(&attempt);
+        return Err(ApiError::Unauthorized("invalid login or password".into()));
+    };
+    hub.auth.record_success(&attempt);
+    let token = hub.auth.issue(Principal::Operator(id));
+    let user = hub.user(id).await?;
+    Ok(HttpResponse::Ok().json(LoginResponse { token, user }))
+}
+
+/// Revoke the token used for this request.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "The token no longer works"), (status = 401, body = ErrorBody)))]
+pub async fn logout(hub: web::Data<Hub>, caller: Caller) -> HttpResponse {
+    hub.auth.revoke(&caller.token);
+    HttpResponse::NoContent().finish()
+}

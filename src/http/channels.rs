@@ -1,0 +1,89 @@
+//! Channels: each a website entry point with its operator team and capacity.
+
+use std::collections::BTreeSet;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{Admin, JsonBody};
+use super::nullable;
+use crate::actors::router::ChannelChanged;
+use crate::domain::directory::ChannelPatch;
+use crate::domain::{ChannelId, OperatorId};
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::{Caller, Hub};
+use crate::views::ChannelView;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateChannel {
+    pub name: String,
+    #[serde(default)]
+    pub operator_ids: Vec<OperatorId>,
+    /// Per-operator cap on concurrent conversations of this channel; absent or null = unlimited.
+    pub max_sessions: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateChannel {
+    pub name: Option<String>,
+    pub operator_ids: Option<Vec<OperatorId>>,
+    /// `null` = unlimited.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub max_sessions: Option<Option<u32>>,
+}
+
+/// Every channel.
+#[utoipa::path(get, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ChannelView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
+    let all: Vec<ChannelView> = hub.core.directory.read().channels().map(ChannelView::from).collect();
+    HttpResponse::Ok().json(all)
+}
+
+/// One channel.
+#[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 200, body = ChannelView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChannelId>) -> Result<HttpResponse, ApiError> {
+    let directory = hub.core.directory.read();
+    let channel = directory.channel(*id).ok_or_else(|| ApiError::not_found("channel"))?;
+    Ok(HttpResponse::Ok().json(ChannelView::from(channel)))
+}
+
+/// Create a channel (admin).
+#[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])), request_body = CreateChannel,
+    responses((status = 201, body = ChannelView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateChannel>) -> Result<HttpResponse, ApiError> {
+    let operators: BTreeSet<OperatorId> = body.operator_ids.into_iter().collect();
+    let view = ChannelView::from(hub.core.directory.write().create_channel(&body.name, operators, body.max_sessions)?);
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Change a channel (admin); its queue moves at once if capacity grew.
+#[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)), request_body = UpdateChannel,
+    responses((status = 200, body = ChannelView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    hub: web::Data<Hub>,
+    _admin: Admin,
+    id: web::Path<ChannelId>,
+    JsonBody(body): JsonBody<UpdateChannel>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = ChannelPatch {
+        name: body.name,
+        operator_ids: body.operator_ids.map(|ids| ids.into_iter().collect()),
+        max_sessions: body.max_sessions,
+    };
+    let view = ChannelView::from(hub.core.directory.write().update_channel(*id, patch)?);
+    hub.core.router().do_send(ChannelChanged { channel: *id });
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Delete a channel (admin); its open conversations go on.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ChannelId>) -> Result<HttpResponse, ApiError> {
+    hub.core.directory.write().delete_channel(*id)?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,110 @@
+//! Request extractors that fail with `ApiError`, so bad input always gets the
+//! same JSON error body: bearer-token callers and a JSON body reader whose
+//! errors name the offending field.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use bytes::BytesMut;
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::domain::operator::Role;
+use crate::domain::ConversationId;
+use crate::error::ApiError;
+use crate::hub::{Caller, Hub};
+
+fn hub(req: &HttpRequest) -> &Hub {
+    // unwrap: `Application::build` registers the Hub as app data for every route.
+    req.app_data::<web::Data<Hub>>().expect("Hub registered as app data")
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into()))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(bearer(req).and_then(|token| hub(req).operator_caller(token)))
+    }
+}
+
+/// An operator with the `admin` role.
+pub struct Admin(pub Caller);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Admin, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(Caller::from_request(req, payload).into_inner().and_then(|caller| match caller.role {
+            Role::Admin => Ok(Admin(caller)),
+            Role::User => Err(ApiError::Forbidden("this requires the admin role".into())),
+        }))
+    }
+}
+
+/// A visitor, identified by their token, and the one conversation it opens.
+pub struct VisitorCaller(pub ConversationId);
+
+impl FromRequest for VisitorCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<VisitorCaller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(bearer(req).and_then(|token| hub(req).visitor_conversation(token)).map(VisitorCaller))
+    }
+}
+
+/// A JSON request body of at most `max_body_bytes`, any content type accepted.
+///
+/// Unlike `web::Json`, errors name the field (`expertise_ids[1]: invalid type…`)
+/// and an oversized body is refused from its `Content-Length` without reading it.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<JsonBody<T>, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = hub(req).max_body_bytes;
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.is_empty() {
+                return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
+            }
+            let de = &mut serde_json::Deserializer::from_slice(&body);
+            serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
+                let path = e.path().to_string();
+                match path.as_str() {
+                    "." => ApiError::BadRequest(format!("invalid JSON body: {}", e.inner())),
+                    _ => ApiError::BadRequest(format!("`{path}`: {}", e.inner())),
+                }
+            })
+        })
+    }
+}

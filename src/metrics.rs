@@ -1,0 +1,71 @@
+//! Prometheus metrics, encoded by `prometheus-client` for `GET /metrics`.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Which WebSocket endpoint a connection came through.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Role {
+    Agent,
+    Visitor,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabel {
+    pub role: Role,
+}
+
+/// The server's metrics; cheap to update from any thread (atomics inside).
+pub struct Metrics {
+    registry: Registry,
+    pub ws_connections: Family<RoleLabel, Gauge>,
+    pub queue_length: Gauge,
+    pub assignments: Counter,
+    /// Forward to operator → assignment decided.
+    pub assignment_latency: Histogram,
+    pub messages: Counter,
+    /// Event created → written to a recipient's socket.
+    pub delivery_latency: Histogram,
+}
+
+/// 50 µs … ~1.6 s: chat latencies of interest span these orders of magnitude.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_05, 2.0, 16)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchboard");
+        let ws_connections = Family::<RoleLabel, Gauge>::default();
+        let queue_length = Gauge::default();
+        let assignments = Counter::default();
+        let assignment_latency = Histogram::new(latency_buckets());
+        let messages = Counter::default();
+        let delivery_latency = Histogram::new(latency_buckets());
+        registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
+        registry.register("queue_length", "Conversations waiting for an operator", queue_length.clone());
+        registry.register("assignments", "Conversations given to an operator", assignments.clone());
+        registry.register("assignment_latency_seconds", "Forward to operator until assigned", assignment_latency.clone());
+        registry.register("messages", "Chat messages stored", messages.clone());
+        registry.register("delivery_latency_seconds", "Event created until written to a socket", delivery_latency.clone());
+        Metrics { registry, ws_connections, queue_length, assignments, assignment_latency, messages, delivery_latency }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // unwrap: writing to a String cannot fail.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,135 @@
+//! `Application`: builds the whole server (directory, actors, HTTP) and runs it.
+//! `main` and the integration tests use this same code path.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_rt::Arbiter;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use tokio::sync::watch;
+use tracing_actix_web::TracingLogger;
+
+use crate::actors::router::RouterActor;
+use crate::actors::Core;
+use crate::auth::{hash_password, Auth};
+use crate::config::Config;
+use crate::domain::directory::{Directory, NewOperator};
+use crate::domain::operator::Role;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::ws::ConnectionSlots;
+use crate::{demo, http, shutdown};
+
+pub struct Application {
+    server: Server,
+    local_addr: SocketAddr,
+    /// Threads of the conversation/operator actors and of the router.
+    arbiters: Vec<Arbiter>,
+    sessions_tx: watch::Sender<bool>,
+}
+
+/// Creates the `admin` user; with no configured password, a random one is logged once.
+fn seed_admin(directory: &mut Directory, password: Option<String>) -> anyhow::Result<()> {
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => {
+            let mut bytes = [0u8; 12];
+            OsRng.fill_bytes(&mut bytes);
+            (hex::encode(bytes), true)
+        }
+    };
+    let password_hash = hash_password(&password).context("invalid SWITCHBOARD_ADMIN_PASSWORD")?;
+    let admin = NewOperator {
+        login: "admin".into(),
+        name: "Administrator".into(),
+        password_hash,
+        role: Role::Admin,
+        languages: vec!["en".into()],
+        country: None,
+    };
+    directory.create_operator(admin).context("creating the admin user")?;
+    if generated {
+        tracing::warn!("first start: created user `admin` with password {password} (set SWITCHBOARD_ADMIN_PASSWORD to choose it)");
+    }
+    Ok(())
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and starts the actors.
+    ///
+    /// # Errors
+    /// When the data directory cannot be created or the address cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let mut directory = Directory::default();
+        seed_admin(&mut directory, config.admin_password.clone())?;
+        if config.demo {
+            demo::seed(&mut directory)?;
+        }
+
+        let arbiters: Vec<Arbiter> = (0..config.actor_threads.max(1)).map(|_| Arbiter::new()).collect();
+        let core = Core::new(directory, Arc::new(Metrics::new()), config.limits, arbiters.iter().map(Arbiter::handle).collect());
+        // The router gets a thread of its own: it must never wait behind a busy conversation.
+        let router_arbiter = Arbiter::new();
+        let router_core = core.clone();
+        core.set_router(RouterActor::start_in_arbiter(&router_arbiter.handle(), move |_| RouterActor::new(router_core)));
+
+        let (sessions_tx, sessions_rx) = watch::channel(false);
+        let hub = web::Data::new(Hub {
+            core,
+            auth: Auth::new(config.auth),
+            ws: config.ws.clone(),
+            max_body_bytes: config.http.max_body_bytes,
+            slots: ConnectionSlots::new(config.ws.max_connections),
+            shutdown: sessions_rx,
+        });
+
+        let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
+        let local_addr = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(hub.clone())
+                .app_data(web::PathConfig::default().error_handler(http::path_error))
+                .app_data(web::QueryConfig::default().error_handler(http::query_error))
+                .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
+                .wrap(TracingLogger::default())
+                .configure(http::configure)
+        })
+        .listen(listener)?
+        .workers(config.http.workers)
+        .disable_signals()
+        .shutdown_timeout(config.http.drain_timeout.as_secs().max(1))
+        .run();
+        tracing::info!("Switchboard listening on http://{local_addr} (data in {})", config.data_dir.display());
+
+        let mut arbiters = arbiters;
+        arbiters.push(router_arbiter);
+        Ok(Application { server, local_addr, arbiters, sessions_tx })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until `stop` resolves (or the server fails), then shuts down in order.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Application { mut server, arbiters, sessions_tx, .. } = self;
+        tokio::select! {
+            res = &mut server => res.context("HTTP server failed"),
+            () = stop => shutdown::stop(&sessions_tx, server, arbiters).await.context("HTTP server failed while stopping"),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The API's JSON shapes, shared by HTTP responses and WebSocket events so that
+//! a conversation looks the same whichever way a client receives it.
+
+use serde::Serialize;
+
+use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Status, Visitor};
+use crate::domain::directory::{Channel, Directory, Expertise};
+use crate::domain::operator::{Operator, Presence, Role};
+use crate::domain::time::Timestamp;
+use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
+
+/// An operator with their live presence and load.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: OperatorId,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub expertise_ids: Vec<ExpertiseId>,
+    pub languages: Vec<String>,
+    pub country: Option<String>,
+    pub presence: Presence,
+    pub active_chats: u32,
+}
+
+impl UserView {
+    pub fn new(operator: &Operator, live: LiveStatus) -> UserView {
+        UserView {
+            id: operator.id,
+            login: operator.login.clone(),
+            name: operator.name.clone(),
+            role: operator.role,
+            expertise_ids: operator.expertise_ids.iter().copied().collect(),
+            languages: operator.languages.clone(),
+            country: operator.country.clone(),
+            presence: live.presence,
+            active_chats: live.active_chats,
+        }
+    }
+}
+
+/// What only the router knows about an operator: presence and open chats.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveStatus {
+    pub presence: Presence,
+    pub active_chats: u32,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UserRef {
+    pub id: OperatorId,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ExpertiseView {
+    pub id: ExpertiseId,
+    pub name: String,
+    pub operator_ids: Vec<OperatorId>,
+}
+
+impl ExpertiseView {
+    pub fn new(expertise: &Expertise, directory: &Directory) -> ExpertiseView {
+        ExpertiseView { id: expertise.id, name: expertise.name.clone(), operator_ids: directory.holders(expertise.id) }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ExpertiseRef {
+    pub id: ExpertiseId,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelView {
+    pub id: ChannelId,
+    pub name: String,
+    pub operator_ids: Vec<OperatorId>,
+    pub max_sessions: Option<u32>,
+}
+
+impl From<&Channel> for ChannelView {
+    fn from(channel: &Channel) -> ChannelView {
+        ChannelView {
+            id: channel.id,
+            name: channel.name.clone(),
+            operator_ids: channel.operator_ids.iter().copied().collect(),
+            max_sessions: channel.max_sessions,
+        }
+    }
+}
+
+/// A conversation as operators see it, transcript included.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationView {
+    pub id: ConversationId,
+    pub kind: Kind,
+    pub channel_id: Option<ChannelId>,
+    pub status: Status,
+    pub expertise_ids: Vec<ExpertiseId>,
+    pub member_ids: Vec<OperatorId>,
+    pub visitor: Option<Visitor>,
+    pub assignment: Option<Assignment>,
+    pub created_at: Timestamp,
+    pub need_help_since: Option<Timestamp>,
+    pub messages: Vec<Message>,
+}
+
+impl From<&Conversation> for ConversationView {
+    fn from(c: &Conversation) -> ConversationView {
+        let summary = ConversationSummary::from(c);
+        ConversationView {
+            id: summary.id,
+            kind: summary.kind,
+            channel_id: summary.channel_id,
+            status: summary.status,
+            expertise_ids: summary.expertise_ids,
+            member_ids: summary.member_ids,
+            visitor: summary.visitor,
+            assignment: c.assignment.clone(),
+            created_at: summary.created_at,
+            need_help_since: summary.need_help_since,
+            messages: c.messages().to_vec(),
+        }
+    }
+}
+
+/// A conversation in a list: everything but the transcript, plus its last message.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationSummary {
+    pub id: ConversationId,
+    pub kind: Kind,
+    pub channel_id: Option<ChannelId>,
+    pub status: Status,
+    pub expertise_ids: Vec<ExpertiseId>,
+    pub member_ids: Vec<OperatorId>,
+    pub visitor: Option<Visitor>,
+    pub created_at: Timestamp,
+    pub need_help_since: Option<Timestamp>,
+    pub last_message: Option<Message>,
+}
+
+impl From<&Conversation> for ConversationSummary {
+    fn from(c: &Conversation) -> ConversationSummary {
+        ConversationSummary {
+            id: c.id,
+            kind: c.kind,
+            channel_id: c.channel_id,
+            status: c.status(),
+            expertise_ids: c.expertise_ids.iter().copied().collect(),
+            member_ids: c.members().to_vec(),
+            visitor: c.visitor.clone(),
+            created_at: c.created_at,
+            need_help_since: c.need_help_since(),
+            last_message: c.last_message().cloned(),
+        }
+    }
+}
+
+/// A conversation as its visitor sees it: no expertise, no assignment record,
+/// and `waiting`/`need_help` read as `in_progress`.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct VisitorConversationView {
+    pub id: ConversationId,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<UserRef>,
+    pub messages: Vec<Message>,
+}
+
+/// One entry of the Looking-for-help board, with the reader's own star.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct BoardEntry {
+    pub id: ConversationId,
+    pub channel_id: Option<ChannelId>,
+    pub visitor_name: Option<String>,
+    pub expertise_ids: Vec<ExpertiseId>,
+    pub operator_ids: Vec<OperatorId>,
+    pub status: Status,
+    pub last_message: Option<Message>,
+    pub need_help_since: Option<Timestamp>,
+    /// The reader holds at least one of the conversation's expertise.
+    pub starred: bool,
+}
+
+/// An operator who could be invited into a conversation.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct InviteCandidate {
+    pub id: OperatorId,
+    pub name: String,
+    pub presence: Presence,
+    pub active_chats: u32,
+    /// Livechats only: a direct conversation has no visitor to match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub languages: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expertise: Option<Vec<ExpertiseRef>>,
+}

@@ -1,0 +1,292 @@
+//! The one WebSocket session loop, used by operators and visitors alike:
+//! heartbeat, frame limits, the bounded outbound queue, and closing.
+//!
+//! A session is a task, not an actor. Actors reach it through a [`SessionTx`]
+//! and never wait on it: a full queue means the client is too slow, and the
+//! session is told to close instead of stalling the actor.
+
+pub mod operator;
+pub mod protocol;
+pub mod visitor;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use prometheus_client::metrics::gauge::Gauge;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::config::WsConfig;
+use crate::domain::conversation::Message;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use protocol::{Frame, RefOnly, Reply, MAX_REF_CHARS};
+
+/// An event with the instant it was created, so delivery latency can be measured
+/// at the moment it reaches the socket.
+pub struct Timed<E> {
+    pub event: E,
+    pub created: Instant,
+}
+
+/// Wraps `event` for delivery to any number of sessions.
+pub fn timed<E>(event: E) -> Arc<Timed<E>> {
+    Arc::new(Timed { event, created: Instant::now() })
+}
+
+/// The feeding half of one session's outbound queue.
+pub struct SessionTx<E> {
+    tx: mpsc::Sender<Arc<Timed<E>>>,
+    kill: Arc<Notify>,
+}
+
+impl<E> Clone for SessionTx<E> {
+    fn clone(&self) -> Self {
+        SessionTx { tx: self.tx.clone(), kill: self.kill.clone() }
+    }
+}
+
+impl<E> SessionTx<E> {
+    /// Queues `event` without waiting. Returns `false` when the session is gone
+    /// or too slow to keep up (it is then told to close); the caller should
+    /// forget a session that returned `false`.
+    pub fn deliver(&self, event: &Arc<Timed<E>>) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kill.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Whether both handles feed the same session.
+    pub fn same_session(&self, other: &SessionTx<E>) -> bool {
+        Arc::ptr_eq(&self.kill, &other.kill)
+    }
+}
+
+/// The draining half, owned by the session task.
+pub struct SessionRx<E> {
+    rx: mpsc::Receiver<Arc<Timed<E>>>,
+    kill: Arc<Notify>,
+}
+
+/// A bounded outbound queue of `capacity` events.
+pub fn session_channel<E>(capacity: usize) -> (SessionTx<E>, SessionRx<E>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let kill = Arc::new(Notify::new());
+    (SessionTx { tx, kill: kill.clone() }, SessionRx { rx, kill })
+}
+
+/// Counts open WebSocket connections against the configured cap.
+pub struct ConnectionSlots {
+    open: AtomicUsize,
+    max: usize,
+}
+
+/// One open connection; dropping it frees the slot.
+pub struct Slot {
+    slots: Arc<ConnectionSlots>,
+    gauge: Gauge,
+}
+
+impl ConnectionSlots {
+    pub fn new(max: usize) -> Arc<ConnectionSlots> {
+        Arc::new(ConnectionSlots { open: AtomicUsize::new(0), max })
+    }
+
+    /// # Errors
+    /// `OverCapacity` when the cap is reached; existing connections are unaffected.
+    pub fn acquire(self: &Arc<Self>, gauge: Gauge) -> Result<Slot, ApiError> {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::OverCapacity);
+        }
+        gauge.inc();
+        Ok(Slot { slots: self.clone(), gauge })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.slots.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a successful command sends back: events to write first (a replay),
+/// then the `ack`, carrying the stored message for a `send`.
+pub struct Ack<E> {
+    pub replay: Vec<E>,
+    pub message: Option<Message>,
+}
+
+impl<E> Ack<E> {
+    pub fn empty() -> Ack<E> {
+        Ack { replay: Vec::new(), message: None }
+    }
+
+    pub fn message(message: Message) -> Ack<E> {
+        Ack { replay: Vec::new(), message: Some(message) }
+    }
+}
+
+/// The role-specific part of a session: how it executes one command.
+///
+/// Sessions run on one worker thread each, so the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait CommandHandler {
+    type Command: DeserializeOwned;
+    type Event: Serialize;
+
+    /// Executes `command`; `reference` is the frame's `ref`, which makes a `send` idempotent.
+    ///
+    /// # Errors
+    /// Any `ApiError`; it is answered as an `error` frame and the session goes on.
+    async fn handle(&mut self, command: Self::Command, reference: Option<&str>) -> Result<Ack<Self::Event>, ApiError>;
+}
+
+/// Everything a session needs besides its role-specific handler.
+pub struct SessionIo<E> {
+    pub socket: actix_ws::Session,
+    pub stream: actix_ws::MessageStream,
+    pub rx: SessionRx<E>,
+    pub config: WsConfig,
+    pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
+    pub slot: Slot,
+}
+
+fn close(code: CloseCode, description: impl Into<String>) -> Option<CloseReason> {
+    Some(CloseReason { code, description: Some(description.into()) })
+}
+
+/// Writes one JSON frame; `Err` when the socket is closed.
+/// The connection can no longer be written to: closed, or stalled past the limit.
+struct Gone;
+
+/// Writes one JSON frame. A client that has not made room for it within
+/// `limit` is treated as gone, so a stalled reader can never pin the session.
+async fn write<T: Serialize>(socket: &mut actix_ws::Session, value: &T, limit: Duration) -> Result<(), Gone> {
+    // unwrap: our event and reply types serialise infallibly (no maps with non-string keys).
+    let text = serde_json::to_string(value).unwrap();
+    match tokio::time::timeout(limit, socket.text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(actix_ws::Closed)) | Err(_) => Err(Gone),
+    }
+}
+
+/// Runs a session until the client leaves, times out, is too slow, breaks the
+/// protocol, or the server shuts down. `greeting` is written before anything queued.
+pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, greeting: Vec<H::Event>) {
+    let SessionIo { mut socket, stream, mut rx, config, mut shutdown, metrics, slot } = io;
+    let mut stream = stream.max_frame_size(config.max_frame_bytes).aggregate_continuations().max_continuation_size(config.max_frame_bytes);
+    let limit = config.client_timeout;
+    for event in &greeting {
+        if write(&mut socket, event, limit).await.is_err() {
+            return;
+        }
+    }
+    let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
+    let mut last_seen = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            () = rx.kill.notified() => break close(CloseCode::Policy, "too slow: outbound queue full"),
+            _ = shutdown.changed() => break close(CloseCode::Away, "server shutting down"),
+            queued = rx.rx.recv() => {
+                let Some(timed) = queued else { break close(CloseCode::Away, "session replaced") };
+                // A full queue signals `kill` while we may be stuck writing: race the two.
+                tokio::select! {
+                    res = write(&mut socket, &timed.event, limit) => if res.is_err() { break None },
+                    () = rx.kill.notified() => break close(CloseCode::Policy, "too slow: outbound queue full"),
+                }
+                metrics.delivery_latency.observe(timed.created.elapsed().as_secs_f64());
+            }
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > config.client_timeout {
+                    break close(CloseCode::Normal, "heartbeat timeout");
+                }
+                if !matches!(tokio::time::timeout(limit, socket.ping(b"")).await, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+            incoming = stream.recv() => {
+                let msg = match incoming {
+                    None => break None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        break close(CloseCode::Size, format!("frame exceeds {} bytes", config.max_frame_bytes));
+                    }
+                    Some(Err(e)) => break close(CloseCode::Protocol, e.to_string()),
+                    Some(Ok(msg)) => msg,
+                };
+                last_seen = Instant::now();
+                let res = match msg {
+                    AggregatedMessage::Text(text) => on_text(&mut socket, &mut handler, &text, limit).await,
+                    AggregatedMessage::Binary(_) => {
+                        let error = ApiError::BadRequest("binary frames are not supported: send JSON text frames".into());
+                        write(&mut socket, &Reply::Error { reference: None, error: error.detail() }, limit).await
+                    }
+                    AggregatedMessage::Ping(bytes) => socket.pong(&bytes).await.map_err(|_| Gone),
+                    AggregatedMessage::Pong(_) => Ok(()),
+                    AggregatedMessage::Close(_) => break None,
+                };
+                if res.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    drop(slot);
+    // Bounded too: closing a stalled connection must not hang the task.
+    let _ = tokio::time::timeout(limit, socket.close(reason)).await;
+}
+
+/// Parses and executes one text frame, answering with `ack` or `error`.
+async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mut H, text: &str, limit: Duration) -> Result<(), Gone> {
+    let frame = match serde_json::from_str::<Frame<H::Command>>(text) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+            let error = ApiError::BadRequest(format!("malformed frame: {e}"));
+            return write(socket, &Reply::Error { reference, error: error.detail() }, limit).await;
+        }
+    };
+    if frame.reference.as_ref().is_some_and(|r| r.chars().count() > MAX_REF_CHARS) {
+        let error = ApiError::BadRequest(format!("`ref` must be at most {MAX_REF_CHARS} characters"));
+        return write(socket, &Reply::Error { reference: None, error: error.detail() }, limit).await;
+    }
+    match handler.handle(frame.command, frame.reference.as_deref()).await {
+        Ok(ack) => {
+            for event in &ack.replay {
+                write(socket, event, limit).await?;
+            }
+            match frame.reference {
+                Some(reference) => write(socket, &Reply::Ack { reference, message: ack.message }, limit).await,
+                None => Ok(()),
+            }
+        }
+        Err(error) => write(socket, &Reply::Error { reference: frame.reference, error: error.detail() }, limit).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_tells_the_session_to_close() {
+        let (tx, rx) = session_channel::<u32>(2);
+        let event = timed(7);
+        assert!(tx.deliver(&event));
+        assert!(tx.deliver(&event));
+        assert!(!tx.deliver(&event), "third event does not fit");
+        tokio::time::timeout(Duration::from_secs(1), rx.kill.notified()).await.expect("kill signalled");
+        drop(rx);
+        assert!(!tx.deliver(&event), "a closed session refuses too");
+    }
+}

@@ -1,0 +1,155 @@
+//! The WebSocket wire contract: client commands and server events as serde
+//! enums tagged by `type`. Tests and load tools use these same types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::conversation::{Author, Message, RequestedStatus, Status};
+use crate::domain::operator::{Presence, SettablePresence};
+use crate::domain::{ConversationId, MessageId, OperatorId};
+use crate::error::ErrorDetail;
+use crate::views::{BoardEntry, ConversationSummary, ConversationView, UserRef, UserView, VisitorConversationView};
+
+/// Longest client `ref`, so a client cannot make the server store large keys.
+pub const MAX_REF_CHARS: usize = 64;
+
+/// A client frame: a command plus the optional `ref` echoed in its `ack` or `error`.
+#[derive(Debug, Deserialize)]
+pub struct Frame<C> {
+    #[serde(rename = "ref", default)]
+    pub reference: Option<String>,
+    #[serde(flatten)]
+    pub command: C,
+}
+
+/// Only the `ref` of a frame, read when the frame as a whole is malformed so the
+/// error can still be matched to the request.
+#[derive(Debug, Deserialize)]
+pub struct RefOnly {
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
+/// Commands on `/ws/agent`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentCommand {
+    Send {
+        conversation_id: ConversationId,
+        body: String,
+    },
+    SetStatus {
+        conversation_id: ConversationId,
+        status: RequestedStatus,
+    },
+    Join {
+        conversation_id: ConversationId,
+    },
+    Presence {
+        presence: SettablePresence,
+    },
+    Typing {
+        conversation_id: ConversationId,
+    },
+    /// Replays every message with `id > after_id` before live ones.
+    Resume {
+        conversation_id: ConversationId,
+        after_id: MessageId,
+    },
+}
+
+/// Commands on `/ws/visitor`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorCommand {
+    Send { body: String },
+    Typing,
+}
+
+/// Events pushed to operators.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Hello {
+        user: UserView,
+        conversations: Vec<ConversationSummary>,
+        need_help: Vec<BoardEntry>,
+    },
+    Assigned {
+        conversation: ConversationView,
+    },
+    Invited {
+        conversation: ConversationView,
+    },
+    Message {
+        conversation_id: ConversationId,
+        message: Message,
+    },
+    Status {
+        conversation_id: ConversationId,
+        status: Status,
+    },
+    MemberJoined {
+        conversation_id: ConversationId,
+        user: UserRef,
+    },
+    MemberLeft {
+        conversation_id: ConversationId,
+        user: UserRef,
+    },
+    Closed {
+        conversation_id: ConversationId,
+    },
+    /// The whole Looking-for-help board, with this operator's stars.
+    NeedHelp {
+        conversations: Vec<BoardEntry>,
+    },
+    Presence {
+        user_id: OperatorId,
+        presence: Presence,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        author: Author,
+    },
+}
+
+/// Events pushed to a visitor.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorEvent {
+    Hello {
+        conversation: VisitorConversationView,
+    },
+    Message {
+        message: Message,
+    },
+    Status {
+        status: Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue_position: Option<u32>,
+    },
+    MemberJoined {
+        user: UserRef,
+    },
+    Closed,
+    Typing {
+        author: Author,
+    },
+}
+
+/// The server's answer to one command.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Ack {
+        #[serde(rename = "ref")]
+        reference: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<Message>,
+    },
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        error: ErrorDetail,
+    },
+}

@@ -1,0 +1,77 @@
+//! `GET /ws/visitor?token=…[&after=…]`: a visitor's widget connection.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::protocol::{VisitorCommand, VisitorEvent};
+use super::{session_channel, Ack, CommandHandler, SessionIo};
+use crate::actors::conversation::AttachVisitor;
+use crate::domain::conversation::Poster;
+use crate::domain::{ConversationId, MessageId};
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::Hub;
+use crate::metrics::{Role, RoleLabel};
+
+#[derive(Debug, Deserialize)]
+pub struct VisitorQuery {
+    token: Option<String>,
+    /// Replay every message with a greater id after `hello`.
+    after: Option<MessageId>,
+}
+
+/// Executes a visitor's commands, always on their one conversation.
+struct VisitorSession {
+    hub: Arc<Hub>,
+    conversation: ConversationId,
+}
+
+impl CommandHandler for VisitorSession {
+    type Command = VisitorCommand;
+    type Event = VisitorEvent;
+
+    async fn handle(&mut self, command: VisitorCommand, reference: Option<&str>) -> Result<Ack<VisitorEvent>, ApiError> {
+        match command {
+            VisitorCommand::Send { body } => {
+                let message = self.hub.post_message(self.conversation, Poster::Visitor, body, reference.map(str::to_owned)).await?;
+                Ok(Ack::message(message))
+            }
+            VisitorCommand::Typing => {
+                self.hub.typing(self.conversation, Poster::Visitor).await?;
+                Ok(Ack::empty())
+            }
+        }
+    }
+}
+
+/// Upgrades a visitor's connection; the conversation actor answers the
+/// greeting and registers the session in one step, so nothing falls between.
+///
+/// # Errors
+/// 401 without a valid visitor token, 503 `over_capacity`, 400 if not an upgrade.
+#[utoipa::path(get, path = "/ws/visitor", tag = "websocket",
+    params(("token" = String, Query, description = "The visitor token"), ("after" = Option<u64>, Query, description = "Replay messages with a greater id")),
+    responses((status = 101, description = "WebSocket: see API.md for frames"), (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, description = "`over_capacity`", body = ErrorBody)))]
+pub async fn visitor(
+    req: HttpRequest,
+    body: web::Payload,
+    hub: web::Data<Hub>,
+    query: web::Query<VisitorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
+    let conversation = hub.visitor_conversation(token)?;
+    let addr = hub.conversation(conversation)?;
+    let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role: Role::Visitor }).clone();
+    let slot = hub.slots.acquire(gauge)?;
+    let (response, socket, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (tx, rx) = session_channel(hub.ws.outbound_queue);
+    let greeting = addr.send(AttachVisitor { session: tx, after: query.after }).await?;
+    let io =
+        SessionIo { socket, stream, rx, config: hub.ws.clone(), shutdown: hub.shutdown.clone(), metrics: hub.core.metrics.clone(), slot };
+    let hub = hub.into_inner();
+    actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation }, greeting));
+    Ok(response)
+}

@@ -1,0 +1,14 @@
+//! The integration tests: each starts the real server on 127.0.0.1:0 and talks
+//! to it over real HTTP and WebSocket connections.
+
+mod auth;
+mod bad_input;
+mod conversations;
+mod directory;
+mod invite;
+mod looking_for_help;
+mod ops;
+mod roles;
+mod routing;
+mod support;
+mod websocket;

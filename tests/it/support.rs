@@ -1,0 +1,332 @@
+//! Test helpers: a real server on 127.0.0.1:0 with its own data dir, a JSON
+//! HTTP client, and a WebSocket client whose every wait is bounded. Tests use
+//! only these helpers to touch the raw API.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+use switchboard::config::Config;
+use switchboard::startup::Application;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Longest wait for anything the server should do promptly.
+pub const TEST_WAIT: Duration = Duration::from_secs(5);
+
+static LOGS: Once = Once::new();
+
+fn init_logs() {
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            switchboard::telemetry::init(std::io::stderr);
+        } else {
+            switchboard::telemetry::init(std::io::sink);
+        }
+    });
+}
+
+/// A running Switchboard with its own data dir; dropping it stops it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    http: reqwest::Client,
+    pub admin: String,
+    stop_tx: Option<oneshot::Sender<()>>,
+    _data_dir: TempDir,
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Res {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Res {
+    /// The body's `error.code`, asserting the documented error shape.
+    pub fn error_code(&self) -> &str {
+        assert!(self.content_type.starts_with("application/json"), "error without JSON: {self:?}");
+        assert!(self.body["error"]["message"].is_string(), "error without message: {self:?}");
+        self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {self:?}"))
+    }
+
+    /// Asserts the status, and for errors the JSON error shape; returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {self:?}");
+        if status >= 400 {
+            self.error_code();
+        }
+        self.body
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        init_logs();
+        let data_dir = TempDir::new().expect("temp dir");
+        let mut config = Config::for_tests(data_dir.path().to_path_buf());
+        adjust(&mut config);
+        let password = config.admin_password.clone().expect("tests set an admin password");
+        let app = Application::build(config).await.expect("server builds");
+        let addr = app.local_addr();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        actix_rt::spawn(app.run_until_stopped(async {
+            let _ = stop_rx.await;
+        }));
+        let mut server =
+            TestServer { addr, http: reqwest::Client::new(), admin: String::new(), stop_tx: Some(stop_tx), _data_dir: data_dir };
+        server.admin = server.login("admin", &password).await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Any request; `token` goes in the Bearer header.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Res {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = tokio::time::timeout(TEST_WAIT, req.send()).await.expect("HTTP answer in time").expect("HTTP request");
+        let status = res.status().as_u16();
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let bytes = res.bytes().await.expect("body");
+        Res { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), content_type }
+    }
+
+    /// A raw body, for malformed-input tests.
+    pub async fn call_raw(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> Res {
+        let mut req = self.http.request(method, self.url(path)).header("content-type", "application/json").body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = tokio::time::timeout(TEST_WAIT, req.send()).await.expect("HTTP answer in time").expect("HTTP request");
+        let status = res.status().as_u16();
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let bytes = res.bytes().await.expect("body");
+        Res { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), content_type }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Res {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Res {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Res {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Res {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> String {
+        let body =
+            self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"login": login, "password": password}))).await.expect(200);
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates an operator (role `user`) with `profile` merged into the defaults; returns (id, token).
+    pub async fn operator(&self, login: &str, profile: Value) -> (u64, String) {
+        let mut body = json!({"login": login, "name": login, "password": "pw", "role": "user"});
+        let expertise = profile.get("expertise_ids").cloned();
+        for (k, v) in profile.as_object().into_iter().flatten() {
+            if k != "expertise_ids" {
+                body[k] = v.clone();
+            }
+        }
+        let user = self.post("/api/v1/users", &self.admin, body).await.expect(201);
+        let id = user["id"].as_u64().unwrap();
+        if let Some(expertise) = expertise {
+            self.patch(&format!("/api/v1/users/{id}"), &self.admin, json!({"expertise_ids": expertise})).await.expect(200);
+        }
+        (id, self.login(login, "pw").await)
+    }
+
+    pub async fn expertise(&self, name: &str) -> u64 {
+        self.post("/api/v1/expertise", &self.admin, json!({"name": name})).await.expect(201)["id"].as_u64().unwrap()
+    }
+
+    pub async fn channel(&self, operator_ids: &[u64], max_sessions: Option<u32>) -> u64 {
+        let body = json!({"name": "Website", "operator_ids": operator_ids, "max_sessions": max_sessions});
+        self.post("/api/v1/channels", &self.admin, body).await.expect(201)["id"].as_u64().unwrap()
+    }
+
+    /// Opens a visitor session; returns (conversation id, visitor token).
+    pub async fn visit(&self, channel: u64, body: Value) -> (u64, String) {
+        let res = self.call(Method::POST, &format!("/api/v1/channels/{channel}/sessions"), None, Some(body)).await.expect(201);
+        (res["conversation_id"].as_u64().unwrap(), res["visitor_token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn conversation(&self, id: u64, token: &str) -> Value {
+        self.get(&format!("/api/v1/conversations/{id}"), token).await.expect(200)
+    }
+
+    pub async fn visitor_view(&self, visitor_token: &str) -> Value {
+        self.get("/api/v1/visitor/conversation", visitor_token).await.expect(200)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// An operator's console connection, past its `hello` (returned alongside).
+    pub async fn agent(&self, token: &str) -> (WsClient, Value) {
+        let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/agent?token={token}"))).await;
+        let hello = ws.next_of("hello").await;
+        (ws, hello)
+    }
+
+    /// A visitor's widget connection, past its `hello` (returned alongside).
+    pub async fn widget(&self, visitor_token: &str, after: Option<u64>) -> (WsClient, Value) {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/visitor?token={visitor_token}{after}"))).await;
+        let hello = ws.next_of("hello").await;
+        (ws, hello)
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        let deadline = tokio::time::Instant::now() + TEST_WAIT;
+        while TcpStream::connect(self.addr).await.is_ok() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A WebSocket client speaking JSON frames; every wait is bounded by `TEST_WAIT`.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum Ended {
+    Closed(Option<CloseFrame<'static>>),
+    Dropped,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> WsClient {
+        let (stream, _) =
+            tokio::time::timeout(TEST_WAIT, tokio_tungstenite::connect_async(url)).await.expect("connect in time").expect("upgrade");
+        WsClient { stream }
+    }
+
+    /// Tries to connect; the HTTP status of a refused upgrade.
+    pub async fn refused(url: &str) -> u16 {
+        match tokio::time::timeout(TEST_WAIT, tokio_tungstenite::connect_async(url)).await.expect("answer in time") {
+            Ok(_) => panic!("upgrade to {url} unexpectedly accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status().as_u16(),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        tokio::time::timeout(TEST_WAIT, self.stream.send(WsMessage::Text(text))).await.expect("send in time").expect("send");
+    }
+
+    /// The next JSON frame, or `None` if nothing comes within `wait`.
+    pub async fn try_next(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()?;
+            match msg {
+                Some(Ok(WsMessage::Text(text))) => return Some(serde_json::from_str(&text).expect("server sends JSON")),
+                Some(Ok(WsMessage::Close(frame))) => panic!("connection closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("connection failed: {e}"),
+                None => panic!("connection ended"),
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + TEST_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.try_next(left).await.unwrap_or_else(|| panic!("no `{kind}` frame in time"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Skips frames until one satisfies `pred`.
+    pub async fn next_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + TEST_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.try_next(left).await.unwrap_or_else(|| panic!("no frame with {what} in time"));
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts no frame of type `kind` arrives within `wait` (others are skipped).
+    pub async fn expect_no(&mut self, kind: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_next(left).await {
+                Some(frame) if frame["type"] == kind => panic!("unexpected `{kind}`: {frame}"),
+                Some(_) => continue,
+                None => return,
+            }
+        }
+    }
+
+    /// Waits for the server to end the connection.
+    pub async fn ended(&mut self) -> Ended {
+        let deadline = tokio::time::Instant::now() + TEST_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await.expect("connection ends in time") {
+                Some(Ok(WsMessage::Close(frame))) => return Ended::Closed(frame.map(|f| f.into_owned())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ended::Dropped,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
