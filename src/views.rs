@@ -90,38 +90,18 @@ impl From<&Channel> for ChannelView {
     }
 }
 
-/// A conversation as operators see it, transcript included.
+/// A conversation as operators see it: the summary plus the assignment record and transcript.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
-    pub id: ConversationId,
-    pub kind: Kind,
-    pub channel_id: Option<ChannelId>,
-    pub status: Status,
-    pub expertise_ids: Vec<ExpertiseId>,
-    pub member_ids: Vec<OperatorId>,
-    pub visitor: Option<Visitor>,
+    #[serde(flatten)]
+    pub summary: ConversationSummary,
     pub assignment: Option<Assignment>,
-    pub created_at: Timestamp,
-    pub need_help_since: Option<Timestamp>,
     pub messages: Vec<Message>,
 }
 
 impl From<&Conversation> for ConversationView {
     fn from(c: &Conversation) -> ConversationView {
-        let summary = ConversationSummary::from(c);
-        ConversationView {
-            id: summary.id,
-            kind: summary.kind,
-            channel_id: summary.channel_id,
-            status: summary.status,
-            expertise_ids: summary.expertise_ids,
-            member_ids: summary.member_ids,
-            visitor: summary.visitor,
-            assignment: c.assignment.clone(),
-            created_at: summary.created_at,
-            need_help_since: summary.need_help_since,
-            messages: c.messages().to_vec(),
-        }
+        ConversationView { summary: ConversationSummary::from(c), assignment: c.assignment.clone(), messages: c.messages().to_vec() }
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
@@ -22,7 +23,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::config::WsConfig;
 use crate::domain::conversation::Message;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::hub::Hub;
+use crate::metrics::{Metrics, Role, RoleLabel};
 use protocol::{Frame, RefOnly, Reply, MAX_REF_CHARS};
 
 /// An event with the instant it was created, so delivery latency can be measured
@@ -116,6 +118,31 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.gauge.dec();
         self.slots.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<E> SessionIo<E> {
+    /// Everything to open a session on `req`: a connection slot (503 at the cap),
+    /// the WebSocket handshake, and the outbound queue. Returns the upgrade
+    /// response, the session's I/O, and the queue's feeding half for the actors.
+    ///
+    /// # Errors
+    /// `OverCapacity` at the connection cap, `BadRequest` when `req` is not an upgrade.
+    pub fn open(hub: &Hub, role: Role, req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, SessionIo<E>, SessionTx<E>), ApiError> {
+        let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role }).clone();
+        let slot = hub.slots.acquire(gauge)?;
+        let (response, socket, stream) = actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let (tx, rx) = session_channel(hub.ws.outbound_queue);
+        let io = SessionIo {
+            socket,
+            stream,
+            rx,
+            config: hub.ws.clone(),
+            shutdown: hub.shutdown.clone(),
+            metrics: hub.core.metrics.clone(),
+            slot,
+        };
+        Ok((response, io, tx))
     }
 }
 

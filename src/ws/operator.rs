@@ -6,12 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::protocol::{AgentCommand, AgentEvent};
-use super::{session_channel, Ack, CommandHandler, SessionIo};
+use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::operator::{Connect, Disconnect};
 use crate::domain::conversation::{Poster, Status};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
-use crate::metrics::{Role, RoleLabel};
+use crate::metrics::Role;
 
 #[derive(Debug, Deserialize)]
 pub struct AgentQuery {
@@ -61,6 +61,15 @@ impl CommandHandler for AgentSession {
     }
 }
 
+/// The greeting: who the operator is, their open conversations, the board with their stars.
+async fn hello(hub: &Hub, caller: &Caller) -> Result<AgentEvent, ApiError> {
+    let user = hub.user(caller.id).await?;
+    let mut conversations = hub.member_conversations(caller.id).await?;
+    conversations.retain(|c| c.status != Status::Closed);
+    let need_help = hub.board(caller.id).await?;
+    Ok(AgentEvent::Hello { user, conversations, need_help })
+}
+
 /// Upgrades an operator's connection: registers the tab with their
 /// `OperatorActor` (making them online), then greets with `hello`.
 ///
@@ -77,20 +86,17 @@ pub async fn agent(
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let caller = hub.operator_caller(token)?;
-    let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role: Role::Agent }).clone();
-    let slot = hub.slots.acquire(gauge)?;
-    let (response, socket, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (tx, rx) = session_channel(hub.ws.outbound_queue);
+    let (response, io, tx) = SessionIo::open(&hub, Role::Agent, &req, body)?;
     let operator = hub.core.operator(caller.id);
     // Register before reading state, so an event after the snapshot below is queued, not lost.
     operator.send(Connect { session: tx.clone() }).await?;
-    let user = hub.user(caller.id).await?;
-    let mut conversations = hub.member_conversations(caller.id).await?;
-    conversations.retain(|c| c.status != Status::Closed);
-    let need_help = hub.board(caller.id).await?;
-    let greeting = vec![AgentEvent::Hello { user, conversations, need_help }];
-    let io =
-        SessionIo { socket, stream, rx, config: hub.ws.clone(), shutdown: hub.shutdown.clone(), metrics: hub.core.metrics.clone(), slot };
+    let greeting = match hello(&hub, &caller).await {
+        Ok(hello) => vec![hello],
+        Err(e) => {
+            operator.do_send(Disconnect { session: tx });
+            return Err(e);
+        }
+    };
     let hub = hub.into_inner();
     actix_web::rt::spawn(async move {
         super::run(io, AgentSession { hub, caller }, greeting).await;

@@ -6,13 +6,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::protocol::{VisitorCommand, VisitorEvent};
-use super::{session_channel, Ack, CommandHandler, SessionIo};
+use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::AttachVisitor;
 use crate::domain::conversation::Poster;
 use crate::domain::{ConversationId, MessageId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::Hub;
-use crate::metrics::{Role, RoleLabel};
+use crate::metrics::Role;
 
 #[derive(Debug, Deserialize)]
 pub struct VisitorQuery {
@@ -64,13 +64,8 @@ pub async fn visitor(
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let conversation = hub.visitor_conversation(token)?;
     let addr = hub.conversation(conversation)?;
-    let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role: Role::Visitor }).clone();
-    let slot = hub.slots.acquire(gauge)?;
-    let (response, socket, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (tx, rx) = session_channel(hub.ws.outbound_queue);
+    let (response, io, tx) = SessionIo::open(&hub, Role::Visitor, &req, body)?;
     let greeting = addr.send(AttachVisitor { session: tx, after: query.after }).await?;
-    let io =
-        SessionIo { socket, stream, rx, config: hub.ws.clone(), shutdown: hub.shutdown.clone(), metrics: hub.core.metrics.clone(), slot };
     let hub = hub.into_inner();
     actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation }, greeting));
     Ok(response)
