@@ -102,10 +102,10 @@ impl Auth {
         self.tokens.remove(token);
     }
 
-    /// One IP may fail more often than one login: several people share an office NAT.
+    /// One IP may fail far more often than one login: a whole team may share an office NAT.
     fn limit(&self, key: &str) -> u32 {
         if key.starts_with("ip:") {
-            self.config.max_login_failures * 4
+            self.config.max_login_failures * 20
         } else {
             self.config.max_login_failures
         }
@@ -175,5 +175,9 @@ mod tests {
         auth.record_failure(&attempt);
         assert!(auth.check_throttle(&attempt).is_err());
         assert!(auth.check_throttle(&LoginAttempt::new("bob", Some("1.2.3.4"))).is_ok());
+        for _ in 0..40 {
+            auth.record_failure(&LoginAttempt::new("carl", Some("5.6.7.8")));
+        }
+        assert!(auth.check_throttle(&LoginAttempt::new("dora", Some("5.6.7.8"))).is_err(), "the IP is throttled too");
     }
 }

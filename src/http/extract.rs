@@ -68,7 +68,7 @@ impl FromRequest for VisitorCaller {
     }
 }
 
-/// A JSON request body of at most `max_body_bytes`, any content type accepted.
+/// A JSON request body of at most `max_body_bytes`, any content type accepted; an empty body is `{}`.
 ///
 /// Unlike `web::Json`, errors name the field (`expertise_ids[1]: invalid type…`)
 /// and an oversized body is refused from its `Content-Length` without reading it.
@@ -94,10 +94,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            if body.is_empty() {
-                return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
-            }
-            let de = &mut serde_json::Deserializer::from_slice(&body);
+            // No body reads as `{}`: optional-only requests need none, and a missing
+            // required field is then reported by name.
+            let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
+            let de = &mut serde_json::Deserializer::from_slice(body);
             serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
                 let path = e.path().to_string();
                 match path.as_str() {

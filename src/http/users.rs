@@ -22,10 +22,16 @@ pub struct CreateUser {
     pub login: String,
     pub name: String,
     pub password: String,
+    /// Defaults to `user`.
+    #[serde(default = "default_role")]
     pub role: Role,
     #[serde(default)]
     pub languages: Vec<String>,
     pub country: Option<String>,
+}
+
+fn default_role() -> Role {
+    Role::User
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

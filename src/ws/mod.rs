@@ -128,7 +128,12 @@ impl<E> SessionIo<E> {
     ///
     /// # Errors
     /// `OverCapacity` at the connection cap, `BadRequest` when `req` is not an upgrade.
-    pub fn open(hub: &Hub, role: Role, req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, SessionIo<E>, SessionTx<E>), ApiError> {
+    pub fn open(
+        hub: &Hub,
+        role: Role,
+        req: &HttpRequest,
+        body: web::Payload,
+    ) -> Result<(HttpResponse, SessionIo<E>, SessionTx<E>), ApiError> {
         let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role }).clone();
         let slot = hub.slots.acquire(gauge)?;
         let (response, socket, stream) = actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;

@@ -81,6 +81,8 @@ async fn users_and_channels_round_trip() {
     assert_eq!(created["active_chats"], 0);
     assert!(created.get("password").is_none() && created.get("password_hash").is_none());
     let zoe = created["id"].as_u64().unwrap();
+    let defaulted = s.post("/api/v1/users", &s.admin, json!({"login": "yan", "name": "Yan", "password": "pw"})).await.expect(201);
+    assert_eq!(defaulted["role"], "user", "role defaults to user");
     let cleared = s.patch(&format!("/api/v1/users/{zoe}"), &s.admin, json!({"country": null})).await.expect(200);
     assert_eq!(cleared["country"], serde_json::Value::Null);
     let channel = s.post("/api/v1/channels", &s.admin, json!({"name": "Shop", "operator_ids": [zoe], "max_sessions": 2})).await.expect(201);

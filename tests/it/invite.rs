@@ -75,3 +75,19 @@ async fn an_invitee_joins_and_everyone_is_told() {
     s.post(&format!("/api/v1/conversations/{conversation}/invite"), &ann_token, json!({"user_ids": [999]})).await.expect(400);
     s.post(&format!("/api/v1/conversations/{conversation}/invite"), &ann_token, json!({"user_ids": []})).await.expect(400);
 }
+
+/// At most 30 candidates are returned, however many operators there are.
+#[actix_rt::test]
+async fn at_most_thirty_candidates() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    for i in 0..32 {
+        s.post("/api/v1/users", &s.admin, json!({"login": format!("op{i}"), "name": format!("Op {i}"), "password": "pw"}))
+            .await
+            .expect(201);
+    }
+    let direct = s.post("/api/v1/direct", &ann_token, json!({"user_id": 1})).await.expect(201);
+    let candidates = s.get(&format!("/api/v1/conversations/{}/invite_candidates", direct["id"]), &ann_token).await.expect(200);
+    assert_eq!(candidates.as_array().unwrap().len(), 30);
+    assert!(candidates.as_array().unwrap().iter().all(|c| c["id"] != ann && c["id"] != 1));
+}
