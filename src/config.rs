@@ -53,6 +53,9 @@ pub struct WsConfig {
 pub struct Limits {
     /// Longest message body, in characters after trimming.
     pub max_message_chars: usize,
+    /// How long a visitor may pause before a chatbot's `free_input_multi`
+    /// question counts as answered.
+    pub bot_input_pause: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -91,6 +94,9 @@ struct Cli {
     /// Largest HTTP request body and WebSocket frame, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     max_body_bytes: usize,
+    /// Seconds of silence after which a chatbot's multi-line question counts as answered.
+    #[arg(long, env = "SWITCHBOARD_BOT_INPUT_PAUSE_S", default_value_t = 15)]
+    bot_input_pause_s: u64,
 }
 
 fn cores() -> usize {
@@ -115,7 +121,7 @@ impl Config {
                 outbound_queue: 256,
                 max_connections: cli.max_connections,
             },
-            limits: Limits { max_message_chars: cli.max_message_chars },
+            limits: Limits { max_message_chars: cli.max_message_chars, bot_input_pause: Duration::from_secs(cli.bot_input_pause_s) },
             auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
             data_dir: cli.data_dir,
             admin_password: cli.admin_password,
@@ -141,7 +147,7 @@ impl Config {
                 outbound_queue: 256,
                 max_connections: 1000,
             },
-            limits: Limits { max_message_chars: 4000 },
+            limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300) },
             auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
             data_dir,
             admin_password: Some("admin-pass".into()),

@@ -4,8 +4,10 @@
 use anyhow::Context as _;
 
 use crate::auth::hash_password;
-use crate::domain::directory::{Directory, NewOperator, OperatorPatch};
+use crate::domain::chatbot::{AnswerInput, StepInput, StepKind};
+use crate::domain::directory::{ChannelPatch, Directory, NewChannel, NewOperator, OperatorPatch};
 use crate::domain::operator::Role;
+use crate::domain::{AnswerId, ChatbotId, ExpertiseId};
 
 /// Adds expertise, four operators and a "Website" channel to `directory`.
 ///
@@ -38,7 +40,37 @@ pub fn seed(directory: &mut Directory) -> anyhow::Result<()> {
         directory.update_operator(id, OperatorPatch { expertise_ids: Some(expertise.into_iter().collect()), ..Default::default() })?;
         operator_ids.insert(id);
     }
-    directory.create_channel("Website", operator_ids, Some(5))?;
-    tracing::info!("demo team seeded: alice, bob, carol, dave (password `demo`), channel \"Website\"");
+    let channel =
+        directory.create_channel(NewChannel { name: "Website".into(), operator_ids, max_sessions: Some(5), chatbot_id: None })?.id;
+    let chatbot_id = support_bot(directory, [billing, technical, sales])?;
+    directory.update_channel(channel, ChannelPatch { chatbot_id: Some(Some(chatbot_id)), ..Default::default() })?;
+    tracing::info!("demo team seeded: alice, bob, carol, dave (password `demo`), channel \"Website\" with the \"Support bot\"");
     Ok(())
+}
+
+/// Greets, asks for the topic, forwards to an operator holding the matching
+/// expertise, and asks for an email when nobody is available.
+fn support_bot(directory: &mut Directory, topics: [ExpertiseId; 3]) -> anyhow::Result<ChatbotId> {
+    let step = |kind, message: &str| StepInput {
+        id: None,
+        kind,
+        message: message.into(),
+        answers: None,
+        only_if_answer_ids: None,
+        expertise_ids: None,
+    };
+    let labels = ["Billing", "Technical", "Sales"];
+    let mut question = step(StepKind::QuestionSelection, "What do you need help with?");
+    question.answers =
+        Some(labels.iter().zip(1..).map(|(label, id)| AnswerInput { id: Some(AnswerId(id)), label: (*label).into() }).collect());
+    let mut steps = vec![step(StepKind::Text, "Hello! I'm the Switchboard support bot."), question];
+    for ((label, expertise), answer) in labels.iter().zip(topics).zip(1..) {
+        let mut forward = step(StepKind::ForwardOperator, &format!("Let me find someone from {label} for you."));
+        forward.only_if_answer_ids = Some(vec![AnswerId(answer)]);
+        forward.expertise_ids = Some(vec![expertise]);
+        steps.push(forward);
+    }
+    steps.push(step(StepKind::QuestionEmail, "Nobody is available right now. Leave your email and we'll get back to you."));
+    steps.push(step(StepKind::Text, "Thanks! We'll be in touch soon."));
+    Ok(directory.create_chatbot("Support bot", steps, 4000)?.id)
 }

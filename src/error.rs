@@ -110,9 +110,10 @@ impl From<DirectoryError> for ApiError {
     fn from(e: DirectoryError) -> ApiError {
         let message = e.to_string();
         match e {
-            DirectoryError::Invalid(_) | DirectoryError::UnknownOperator { .. } | DirectoryError::UnknownExpertise { .. } => {
-                ApiError::BadRequest(message)
-            }
+            DirectoryError::Invalid(_)
+            | DirectoryError::UnknownOperator { .. }
+            | DirectoryError::UnknownExpertise { .. }
+            | DirectoryError::UnknownChatbot { .. } => ApiError::BadRequest(message),
             DirectoryError::DuplicateLogin(_) | DirectoryError::DuplicateExpertise(_) | DirectoryError::LastAdmin => {
                 ApiError::Conflict(message)
             }
@@ -132,7 +133,8 @@ impl From<ConversationError> for ApiError {
             | ConversationError::NotAssigned
             | ConversationError::NotLookingForHelp
             | ConversationError::AlreadyMember(_)
-            | ConversationError::LastMember => ApiError::Conflict(message),
+            | ConversationError::LastMember
+            | ConversationError::NotAwaitingAnswer(_) => ApiError::Conflict(message),
         }
     }
 }

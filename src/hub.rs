@@ -9,12 +9,15 @@ use actix::Addr;
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use crate::actors::conversation::{ConversationActor, GetConversation, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Typing};
+use crate::actors::conversation::{
+    Content, ConversationActor, GetConversation, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Start, Typing,
+};
 use crate::actors::operator::{Deliver, ListConversations, SetPresence, Track};
-use crate::actors::router::{ForwardToOperator, ListBoard, ListLive, RefreshBoards, RoutingNeed};
+use crate::actors::router::{ListBoard, ListLive, RefreshBoards};
 use crate::actors::Core;
 use crate::auth::{Auth, Principal};
 use crate::config::WsConfig;
+use crate::domain::chatbot::ScriptRun;
 use crate::domain::conversation::{Conversation, Message, Poster, RequestedStatus, Visitor};
 use crate::domain::operator::{Presence, Role};
 use crate::domain::text::{self, InvalidField};
@@ -125,11 +128,13 @@ impl Hub {
     /// # Errors
     /// `NotFound` channel, `BadRequest` for an invalid field or unknown expertise.
     pub async fn open_visitor_session(&self, channel: ChannelId, new: NewVisitor) -> Result<(ConversationId, String), ApiError> {
-        {
+        // The channel's current script; the conversation keeps this version even if it is edited later.
+        let script = {
             let directory = self.core.directory.read();
-            directory.channel(channel).ok_or_else(|| ApiError::not_found("channel"))?;
+            let channel = directory.channel(channel).ok_or_else(|| ApiError::not_found("channel"))?;
             directory.check_expertise("expertise_ids", &new.expertise_ids)?;
-        }
+            channel.chatbot_id.and_then(|id| directory.chatbot(id).cloned())
+        };
         let lang = new.lang.as_deref().map(|l| text::language("lang", l)).transpose()?;
         let country = new.country.as_deref().map(text::country).transpose()?;
         let visitor_key = new.visitor_key.as_deref().map(|k| text::bounded("visitor_key", k, MAX_VISITOR_KEY_CHARS)).transpose()?;
@@ -138,24 +143,28 @@ impl Hub {
             Some(name) => text::name("visitor_name", name)?,
             None => format!("Visitor #{id}"),
         };
-        let visitor = Visitor { name, lang: lang.clone(), country: country.clone(), key: visitor_key.clone() };
-        let addr = self.core.start_conversation(Conversation::livechat(id, channel, visitor, new.expertise_ids.clone()));
+        let visitor = Visitor { name, lang, country, key: visitor_key };
+        let addr =
+            self.core.start_conversation(Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new)));
         let token = self.auth.issue(Principal::Visitor(id));
-        let need = RoutingNeed { visitor_key, lang, country, expertise: new.expertise_ids };
-        self.core.router().send(ForwardToOperator { conversation: id, addr, channel, need }).await?;
+        addr.send(Start).await?;
         Ok((id, token))
     }
 
+    /// # Errors
+    /// `NotFound`, or the conversation's refusal (`Forbidden`, `Conflict`, `BadRequest`).
+    /// `None` when an empty line ended a chatbot's multi-line question (nothing stored).
+    ///
     /// # Errors
     /// `NotFound`, or the conversation's refusal (`Forbidden`, `Conflict`, `BadRequest`).
     pub async fn post_message(
         &self,
         conversation: ConversationId,
         poster: Poster,
-        body: String,
+        content: Content,
         client_ref: Option<String>,
-    ) -> Result<Message, ApiError> {
-        Ok(self.conversation(conversation)?.send(PostMessage { poster, body, client_ref }).await??)
+    ) -> Result<Option<Message>, ApiError> {
+        Ok(self.conversation(conversation)?.send(PostMessage { poster, content, client_ref }).await??)
     }
 
     pub async fn read(&self, conversation: ConversationId, caller: &Caller) -> Result<ConversationView, ApiError> {
@@ -194,7 +203,7 @@ impl Hub {
         let ids = self.core.operator(operator).send(ListConversations).await?;
         let requests = ids.iter().filter_map(|&id| self.core.conversation(id)).map(|addr| addr.send(GetSummary { reader: None }));
         let mut summaries: Vec<ConversationSummary> = join_all(requests).await.into_iter().filter_map(|r| r.ok()?.ok()).collect();
-        summaries.sort_by(|a, b| b.id.cmp(&a.id));
+        summaries.sort_by_key(|s| std::cmp::Reverse(s.id));
         Ok(summaries)
     }
 

@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 
+use crate::domain::chatbot::{Answer, Chatbot, StepKind};
 use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Status, Visitor};
 use crate::domain::directory::{Channel, Directory, Expertise};
 use crate::domain::operator::{Operator, Presence, Role};
 use crate::domain::time::Timestamp;
-use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
+use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, OperatorId, StepId};
 
 /// An operator with their live presence and load.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -77,6 +78,7 @@ pub struct ChannelView {
     pub name: String,
     pub operator_ids: Vec<OperatorId>,
     pub max_sessions: Option<u32>,
+    pub chatbot_id: Option<ChatbotId>,
 }
 
 impl From<&Channel> for ChannelView {
@@ -86,7 +88,45 @@ impl From<&Channel> for ChannelView {
             name: channel.name.clone(),
             operator_ids: channel.operator_ids.iter().copied().collect(),
             max_sessions: channel.max_sessions,
+            chatbot_id: channel.chatbot_id,
         }
+    }
+}
+
+/// A chatbot script as the API shows it; the same shape is accepted back.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ChatbotView {
+    pub id: ChatbotId,
+    pub title: String,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct StepView {
+    pub id: StepId,
+    #[serde(rename = "type")]
+    pub kind: StepKind,
+    pub message: String,
+    pub answers: Vec<Answer>,
+    pub only_if_answer_ids: Vec<AnswerId>,
+    pub expertise_ids: Vec<ExpertiseId>,
+}
+
+impl From<&Chatbot> for ChatbotView {
+    fn from(chatbot: &Chatbot) -> ChatbotView {
+        let steps = chatbot
+            .steps
+            .iter()
+            .map(|s| StepView {
+                id: s.id,
+                kind: s.kind,
+                message: s.message.clone(),
+                answers: s.answers.clone(),
+                only_if_answer_ids: s.only_if_answer_ids.iter().copied().collect(),
+                expertise_ids: s.expertise_ids.iter().copied().collect(),
+            })
+            .collect();
+        ChatbotView { id: chatbot.id, title: chatbot.title.clone(), steps }
     }
 }
 

@@ -5,15 +5,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::fut::{self, ActorFutureExt, WrapFuture};
+use actix::{Actor, AsyncContext, AtomicResponse, Context, Handler, Message, MessageResult, ResponseActFuture};
 
 use super::operator::{Deliver, Track};
-use super::router::{BoardChanged, ConversationClosed, MembersChanged};
+use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, RoutingNeed};
 use super::Core;
+use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
     Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, Message as ChatMessage, Poster, RequestedStatus, Status,
 };
-use crate::domain::{ExpertiseId, MessageId, OperatorId};
+use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
 use crate::ws::{timed, SessionTx, Timed};
@@ -25,6 +27,17 @@ pub struct ConversationActor {
     visitors: Vec<SessionTx<VisitorEvent>>,
     /// 1-based position in the channel queue while `queued`.
     queue_position: Option<u32>,
+    /// Bumped by every visitor message, so only the latest pause timer of a
+    /// `free_input_multi` step fires.
+    input_generation: u64,
+}
+
+/// The rest of a chatbot turn that waits on the router; the actor handles no
+/// other message until it completes, so the script never interleaves.
+type BotTurn = ResponseActFuture<ConversationActor, ()>;
+
+fn turn_done() -> BotTurn {
+    Box::pin(fut::ready(()))
 }
 
 impl Actor for ConversationActor {
@@ -41,7 +54,112 @@ enum Arrival {
 
 impl ConversationActor {
     pub fn new(conversation: Conversation, core: Arc<Core>) -> ConversationActor {
-        ConversationActor { conversation, core, visitors: Vec::new(), queue_position: None }
+        ConversationActor { conversation, core, visitors: Vec::new(), queue_position: None, input_generation: 0 }
+    }
+
+    /// What routing needs to know about this conversation's visitor.
+    fn routing_need(&self) -> RoutingNeed {
+        let c = &self.conversation;
+        let visitor = c.visitor.as_ref();
+        RoutingNeed {
+            visitor_key: visitor.and_then(|v| v.key.clone()),
+            lang: visitor.and_then(|v| v.lang.clone()),
+            country: visitor.and_then(|v| v.country.clone()),
+            expertise: c.expertise_ids.clone(),
+        }
+    }
+
+    /// Asks the router for an operator. With `queue` the conversation waits in
+    /// the queue if nobody is free; without, the script goes on.
+    fn forward(&mut self, queue: bool, ctx: &mut Context<Self>) -> BotTurn {
+        let Some(channel) = self.conversation.channel_id else {
+            return turn_done();
+        };
+        let request =
+            ForwardToOperator { conversation: self.conversation.id, addr: ctx.address(), channel, need: self.routing_need(), queue };
+        Box::pin(self.core.router().send(request).into_actor(self).then(|result, act, ctx| match result {
+            Ok(Forwarded::NoCandidate) => {
+                let actions = act.conversation.bot_mut().map(ScriptRun::advance).unwrap_or_default();
+                act.run_bot(actions, ctx)
+            }
+            // `AssignOperator` or `SetQueuePosition` is already on its way.
+            Ok(Forwarded::Assigned(_) | Forwarded::Queued { .. }) => turn_done(),
+            Err(error) => {
+                tracing::warn!(conversation_id = %act.conversation.id, %error, "router unavailable; forward dropped");
+                turn_done()
+            }
+        }))
+    }
+
+    /// Carries out what the chatbot decided: posts its lines, forwards, and
+    /// arms the pause timer of a `free_input_multi` step.
+    fn run_bot(&mut self, actions: Vec<BotAction>, ctx: &mut Context<Self>) -> BotTurn {
+        for action in actions {
+            match action {
+                BotAction::Say { step_id, body, answers } => {
+                    let message = self.conversation.append_bot(step_id, body, answers);
+                    self.publish_message(&message);
+                }
+                BotAction::Forward { expertise_ids, queue } => {
+                    self.conversation.expertise_ids.extend(expertise_ids);
+                    return self.forward(queue, ctx);
+                }
+            }
+        }
+        if self.conversation.bot.as_ref().is_some_and(ScriptRun::collecting_multi) {
+            let generation = self.input_generation;
+            ctx.run_later(self.core.limits.bot_input_pause, move |act, ctx| {
+                if act.input_generation == generation {
+                    let actions = act.conversation.bot_mut().map(ScriptRun::end_multi).unwrap_or_default();
+                    let turn = act.run_bot(actions, ctx);
+                    ctx.wait(turn);
+                }
+            });
+        }
+        turn_done()
+    }
+
+    /// Stores a post and hands a visitor's words to the chatbot.
+    fn post(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> (Result<Option<ChatMessage>, ConversationError>, BotTurn) {
+        if let Some(message) = msg.client_ref.as_deref().and_then(|r| self.conversation.find_ref(msg.poster, r)) {
+            return (Ok(Some(message.clone())), turn_done());
+        }
+        let body = match msg.content {
+            Content::Text(body) => body,
+            Content::Answer { step_id, answer_id } => {
+                match self.conversation.bot.as_ref().ok_or(None).and_then(|bot| bot.answer_label(step_id, answer_id)) {
+                    Ok(label) => label.to_owned(),
+                    Err(None) => return (Err(ConversationError::NotAwaitingAnswer(step_id)), turn_done()),
+                    Err(Some(invalid)) => return (Err(invalid.into()), turn_done()),
+                }
+            }
+        };
+        let from_visitor = msg.poster == Poster::Visitor;
+        if from_visitor {
+            self.input_generation += 1;
+            if body.trim().is_empty() && self.conversation.bot.as_ref().is_some_and(ScriptRun::collecting_multi) {
+                // An empty line ends a multi-line answer; there is nothing to store.
+                let actions = self.conversation.bot_mut().map(ScriptRun::end_multi).unwrap_or_default();
+                return (Ok(None), self.run_bot(actions, ctx));
+            }
+        }
+        let before = self.conversation.status();
+        let author = self.author(msg.poster);
+        let max_chars = self.core.limits.max_message_chars;
+        let posted = match self.conversation.post(msg.poster, author, &body, msg.client_ref, max_chars) {
+            Ok(posted) => posted,
+            Err(error) => return (Err(error), turn_done()),
+        };
+        if posted.duplicate {
+            return (Ok(Some(posted.message)), turn_done());
+        }
+        self.publish_message(&posted.message);
+        self.after_change(before, false);
+        let actions = match self.conversation.bot_mut() {
+            Some(bot) if from_visitor => bot.on_input(&posted.message.body),
+            _ => Vec::new(),
+        };
+        (Ok(Some(posted.message)), self.run_bot(actions, ctx))
     }
 
     fn view(&self) -> ConversationView {
@@ -78,7 +196,7 @@ impl ConversationActor {
         }
     }
 
-    fn to_visitor(&mut self, event: VisitorEvent) {
+    fn notify_visitor(&mut self, event: VisitorEvent) {
         if self.visitors.is_empty() {
             return;
         }
@@ -104,7 +222,7 @@ impl ConversationActor {
     fn publish_message(&mut self, message: &ChatMessage) {
         self.core.metrics.messages.inc();
         self.to_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
-        self.to_visitor(VisitorEvent::Message { message: message.clone() });
+        self.notify_visitor(VisitorEvent::Message { message: message.clone() });
     }
 
     /// Tells everyone what a command changed: status events, the router's
@@ -116,13 +234,13 @@ impl ConversationActor {
             self.to_members(AgentEvent::Status { conversation_id: id, status });
             if status.for_visitor() != before.for_visitor() && status != Status::Closed {
                 let queue_position = self.queue_position.filter(|_| status == Status::Queued);
-                self.to_visitor(VisitorEvent::Status { status: status.for_visitor(), queue_position });
+                self.notify_visitor(VisitorEvent::Status { status: status.for_visitor(), queue_position });
             }
         }
         let router = self.core.router().clone();
         if status == Status::Closed && before != Status::Closed {
             self.to_members(AgentEvent::Closed { conversation_id: id });
-            self.to_visitor(VisitorEvent::Closed);
+            self.notify_visitor(VisitorEvent::Closed);
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
                 self.core.forget_direct(*a, *b);
             }
@@ -152,34 +270,61 @@ impl ConversationActor {
             Arrival::Joined => {}
         }
         self.to_members(AgentEvent::MemberJoined { conversation_id: id, user: user.clone() });
-        self.to_visitor(VisitorEvent::MemberJoined { user });
+        self.notify_visitor(VisitorEvent::MemberJoined { user });
         self.publish_message(&notice);
     }
 }
 
-/// Post a chat message; answers with the stored message (the original one
-/// when `client_ref` was already used by the same author).
+/// The visitor opened the session: the chatbot starts, or, without one, the
+/// conversation is forwarded to an operator. Answered once that is decided.
 #[derive(Message)]
-#[rtype(result = "Result<ChatMessage, ConversationError>")]
+#[rtype(result = "()")]
+pub struct Start;
+
+impl Handler<Start> for ConversationActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
+        let turn = match self.conversation.bot_mut() {
+            Some(bot) => {
+                let actions = bot.advance();
+                self.run_bot(actions, ctx)
+            }
+            None => self.forward(true, ctx),
+        };
+        AtomicResponse::new(turn)
+    }
+}
+
+/// What is posted: text, or the visitor picking an answer of the bot's question.
+#[derive(Debug)]
+pub enum Content {
+    Text(String),
+    /// Stored as a visitor message holding the answer's label.
+    Answer {
+        step_id: StepId,
+        answer_id: AnswerId,
+    },
+}
+
+/// Post a chat message; answers with the stored message (the original one
+/// when `client_ref` was already used by the same author), or `None` when an
+/// empty line ended a `free_input_multi` answer. The chatbot's reply, if
+/// any, is posted before the answer is sent.
+#[derive(Message)]
+#[rtype(result = "Result<Option<ChatMessage>, ConversationError>")]
 pub struct PostMessage {
     pub poster: Poster,
-    pub body: String,
+    pub content: Content,
     pub client_ref: Option<String>,
 }
 
 impl Handler<PostMessage> for ConversationActor {
-    type Result = Result<ChatMessage, ConversationError>;
+    type Result = AtomicResponse<Self, Result<Option<ChatMessage>, ConversationError>>;
 
-    fn handle(&mut self, msg: PostMessage, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        let author = self.author(msg.poster);
-        let max_chars = self.core.limits.max_message_chars;
-        let posted = self.conversation.post(msg.poster, author, &msg.body, msg.client_ref, max_chars)?;
-        if !posted.duplicate {
-            self.publish_message(&posted.message);
-            self.after_change(before, false);
-        }
-        Ok(posted.message)
+    fn handle(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> Self::Result {
+        let (result, bot_turn) = self.post(msg, ctx);
+        AtomicResponse::new(Box::pin(bot_turn.map(move |(), _, _| result)))
     }
 }
 
@@ -422,7 +567,7 @@ impl Handler<SetQueuePosition> for ConversationActor {
         }
         self.queue_position = Some(msg.0);
         if before == Status::Queued {
-            self.to_visitor(VisitorEvent::Status { status: Status::Queued, queue_position: Some(msg.0) });
+            self.notify_visitor(VisitorEvent::Status { status: Status::Queued, queue_position: Some(msg.0) });
         } else {
             self.after_change(before, false);
         }
@@ -497,7 +642,7 @@ impl Handler<Typing> for ConversationActor {
         };
         self.to_members_except(&timed(AgentEvent::Typing { conversation_id: id, author: author.clone() }), except);
         if msg.poster != Poster::Visitor {
-            self.to_visitor(VisitorEvent::Typing { author });
+            self.notify_visitor(VisitorEvent::Typing { author });
         }
         Ok(())
     }

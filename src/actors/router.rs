@@ -62,7 +62,7 @@ struct Open {
 pub struct RouterActor {
     core: Arc<Core>,
     operators: HashMap<OperatorId, Live>,
-    /// Per channel, oldest first. Invariant: a non-empty queue means the channel
+    /// Per channel, in conversation id (arrival) order. Invariant: a non-empty queue means the channel
     /// had no candidate when last drained; every event that can create one drains it.
     queues: HashMap<ChannelId, VecDeque<Waiting>>,
     open: HashMap<ConversationId, Open>,
@@ -213,14 +213,17 @@ impl Actor for RouterActor {
     type Context = Context<Self>;
 }
 
-/// The outcome of a forward: given to an operator at once, or queued.
+/// The outcome of a forward: given to an operator at once, queued, or (when
+/// queueing was not wanted) nobody available.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarded {
     Assigned(OperatorId),
     Queued { position: u32 },
+    NoCandidate,
 }
 
-/// Find an operator for a conversation, or queue it until one is free.
+/// Find an operator for a conversation; if none is free, queue it until one
+/// is (`queue`), or answer `NoCandidate` so a chatbot can go on.
 #[derive(Message)]
 #[rtype(result = "Forwarded")]
 pub struct ForwardToOperator {
@@ -228,21 +231,41 @@ pub struct ForwardToOperator {
     pub addr: Addr<ConversationActor>,
     pub channel: ChannelId,
     pub need: RoutingNeed,
+    pub queue: bool,
 }
 
 impl Handler<ForwardToOperator> for RouterActor {
     type Result = MessageResult<ForwardToOperator>;
 
     fn handle(&mut self, msg: ForwardToOperator, _: &mut Context<Self>) -> Self::Result {
-        let ForwardToOperator { conversation, addr, channel, need } = msg;
+        let ForwardToOperator { conversation, addr, channel, need, queue } = msg;
+        let waiting = Waiting { conversation, addr: addr.clone(), need, since: Instant::now() };
+        if !queue {
+            // A non-empty queue means nobody is free, so this cannot jump it.
+            return MessageResult(match self.pick(channel, &waiting.need) {
+                Some(pick) => {
+                    let operator = pick.operator;
+                    self.assign(channel, waiting, pick);
+                    Forwarded::Assigned(operator)
+                }
+                None => Forwarded::NoCandidate,
+            });
+        }
+        // Arrival order is conversation order (ids increase as visitors arrive),
+        // whatever order the forwards reach the router in.
         let queue = self.queues.entry(channel).or_default();
-        queue.push_back(Waiting { conversation, addr: addr.clone(), need, since: Instant::now() });
+        let at = queue.partition_point(|w| w.conversation < conversation);
+        let jumped = at < queue.len();
+        queue.insert(at, waiting);
         self.drain(channel);
         if let Some(open) = self.open.get(&conversation) {
             // unwrap-free: an open entry created by `assign` has exactly the assignee.
             if let Some(&operator) = open.members.iter().next() {
                 return MessageResult(Forwarded::Assigned(operator));
             }
+        }
+        if jumped {
+            self.announce_positions(channel);
         }
         let position =
             self.queues.get(&channel).and_then(|q| q.iter().position(|w| w.conversation == conversation)).map_or(1, |i| i as u32 + 1);

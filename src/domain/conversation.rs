@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::assignment::Rule;
+use super::chatbot::{Answer, ScriptRun};
 use super::text::{self, InvalidField};
 use super::time::Timestamp;
-use super::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
+use super::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +97,12 @@ pub struct Message {
     pub conversation_id: ConversationId,
     pub author: Author,
     pub body: String,
+    /// The chatbot step a bot message comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<StepId>,
+    /// The choices of a bot's selection question.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<Answer>>,
     pub created_at: Timestamp,
 }
 
@@ -138,6 +145,8 @@ pub enum ConversationError {
     AlreadyMember(OperatorId),
     #[error("the last operator of an open livechat cannot leave it: close it or invite someone first")]
     LastMember,
+    #[error("the chatbot is not waiting for an answer to step {0}")]
+    NotAwaitingAnswer(StepId),
     #[error(transparent)]
     Invalid(#[from] InvalidField),
 }
@@ -166,12 +175,24 @@ pub struct Conversation {
     need_help_since: Option<Timestamp>,
     /// Client refs already stored, so a resent `send` is acknowledged, not duplicated.
     refs: HashMap<(Poster, String), MessageId>,
+    /// The chatbot script, while the bot talks to the visitor.
+    pub bot: Option<ScriptRun>,
 }
 
 impl Conversation {
-    /// A visitor's conversation, waiting for the router.
-    pub fn livechat(id: ConversationId, channel_id: ChannelId, visitor: Visitor, expertise_ids: BTreeSet<ExpertiseId>) -> Conversation {
-        Conversation::new(id, Kind::Livechat, Some(channel_id), Status::Queued, expertise_ids, vec![], Some(visitor))
+    /// A visitor's conversation: with its channel's chatbot talking first
+    /// (`bot`), or else waiting for the router.
+    pub fn livechat(
+        id: ConversationId,
+        channel_id: ChannelId,
+        visitor: Visitor,
+        expertise_ids: BTreeSet<ExpertiseId>,
+        bot: Option<ScriptRun>,
+    ) -> Conversation {
+        let status = if bot.is_some() { Status::Bot } else { Status::Queued };
+        let mut conversation = Conversation::new(id, Kind::Livechat, Some(channel_id), status, expertise_ids, vec![], Some(visitor));
+        conversation.bot = bot;
+        conversation
     }
 
     /// Two operators talking; it starts `in_progress` with both as members.
@@ -201,6 +222,7 @@ impl Conversation {
             messages: Vec::new(),
             need_help_since: None,
             refs: HashMap::new(),
+            bot: None,
         }
     }
 
@@ -282,9 +304,8 @@ impl Conversation {
         client_ref: Option<String>,
         max_chars: usize,
     ) -> Result<Posted, ConversationError> {
-        if let Some(id) = client_ref.as_ref().and_then(|r| self.refs.get(&(poster, r.clone()))) {
-            let message = self.messages[(id.0 - 1) as usize].clone();
-            return Ok(Posted { message, duplicate: true });
+        if let Some(message) = client_ref.as_deref().and_then(|r| self.find_ref(poster, r)) {
+            return Ok(Posted { message: message.clone(), duplicate: true });
         }
         if let Poster::Operator(operator) = poster {
             self.check_member(operator)?;
@@ -303,10 +324,38 @@ impl Conversation {
 
     /// Appends a message that needs no permission (system notices).
     pub fn append(&mut self, author: Author, body: String) -> Message {
-        let message =
-            Message { id: MessageId(self.messages.len() as u64 + 1), conversation_id: self.id, author, body, created_at: Timestamp::now() };
+        self.push(author, body, None, None)
+    }
+
+    /// Appends what the chatbot says at `step_id`.
+    pub fn append_bot(&mut self, step_id: StepId, body: String, answers: Vec<Answer>) -> Message {
+        let name = self.bot.as_ref().map_or("Bot", |b| b.name()).to_owned();
+        let answers = (!answers.is_empty()).then_some(answers);
+        self.push(Author { kind: AuthorKind::Bot, id: None, name }, body, Some(step_id), answers)
+    }
+
+    fn push(&mut self, author: Author, body: String, step_id: Option<StepId>, answers: Option<Vec<Answer>>) -> Message {
+        let id = MessageId(self.messages.len() as u64 + 1);
+        let message = Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now() };
         self.messages.push(message.clone());
         message
+    }
+
+    /// The chatbot has the floor: it is talking and nobody took over yet.
+    pub fn bot_mut(&mut self) -> Option<&mut ScriptRun> {
+        self.bot.as_mut().filter(|b| !b.stopped && self.status != Status::Closed)
+    }
+
+    fn silence_bot(&mut self) {
+        if let Some(bot) = &mut self.bot {
+            bot.stop();
+        }
+    }
+
+    /// The message `poster` already stored under `client_ref`, if any.
+    pub fn find_ref(&self, poster: Poster, client_ref: &str) -> Option<&Message> {
+        let id = self.refs.get(&(poster, client_ref.to_owned()))?;
+        self.messages.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
     }
 
     /// A member sets the status by hand; returns whether it changed.
@@ -334,6 +383,7 @@ impl Conversation {
         if !self.is_member(assignment.operator_id) {
             self.members.push(assignment.operator_id);
         }
+        self.silence_bot();
         self.assignment = Some(assignment);
         self.set(Status::InProgress);
         Ok(())
@@ -342,6 +392,7 @@ impl Conversation {
     /// The conversation waits in its channel's queue.
     pub fn enqueue(&mut self) {
         if self.status != Status::Closed {
+            self.silence_bot();
             self.set(Status::Queued);
         }
     }
@@ -435,7 +486,7 @@ mod tests {
     }
 
     fn assigned() -> Conversation {
-        let mut c = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new());
+        let mut c = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new(), None);
         c.assign(Assignment { operator_id: ANN, rule: Rule::AnyOperator, candidates: 1, at: Timestamp::now() }).unwrap();
         c
     }
@@ -500,7 +551,7 @@ mod tests {
 
     #[test]
     fn status_needs_an_operator_and_a_livechat() {
-        let mut queued = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new());
+        let mut queued = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new(), None);
         assert_eq!(queued.set_status(ANN, RequestedStatus::Waiting), Err(ConversationError::NotMember));
         let mut direct = Conversation::direct(ConversationId(2), [ANN, BOB]);
         assert_eq!(direct.set_status(ANN, RequestedStatus::NeedHelp), Err(ConversationError::NotLivechat));

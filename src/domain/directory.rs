@@ -6,12 +6,14 @@
 //! records change rarely and are read on every request.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::chatbot::{build_steps, Chatbot, StepInput};
 use super::operator::{Operator, Role};
 use super::text::{self, InvalidField};
-use super::{ChannelId, ExpertiseId, OperatorId};
+use super::{ChannelId, ChatbotId, ExpertiseId, OperatorId};
 
 /// A skill such as "Billing"; its holders live on the operators (see [`Operator`]).
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ pub struct Channel {
     pub operator_ids: BTreeSet<OperatorId>,
     /// Per-operator cap on concurrent open conversations of this channel; `None` = unlimited.
     pub max_sessions: Option<u32>,
+    /// The script visitors meet first; `None` forwards them to an operator at once.
+    pub chatbot_id: Option<ChatbotId>,
 }
 
 /// Why a directory change was refused.
@@ -43,6 +47,8 @@ pub enum DirectoryError {
     UnknownOperator { field: &'static str, id: OperatorId },
     #[error("`{field}` names unknown expertise {id}")]
     UnknownExpertise { field: &'static str, id: ExpertiseId },
+    #[error("`{field}` names unknown chatbot {id}")]
+    UnknownChatbot { field: &'static str, id: ChatbotId },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the last admin cannot lose the admin role")]
@@ -76,6 +82,15 @@ pub struct ChannelPatch {
     pub name: Option<String>,
     pub operator_ids: Option<BTreeSet<OperatorId>>,
     pub max_sessions: Option<Option<u32>>,
+    pub chatbot_id: Option<Option<ChatbotId>>,
+}
+
+/// The fields of a new channel.
+pub struct NewChannel {
+    pub name: String,
+    pub operator_ids: BTreeSet<OperatorId>,
+    pub max_sessions: Option<u32>,
+    pub chatbot_id: Option<ChatbotId>,
 }
 
 #[derive(Default)]
@@ -83,6 +98,8 @@ pub struct Directory {
     operators: BTreeMap<OperatorId, Operator>,
     expertise: BTreeMap<ExpertiseId, Expertise>,
     channels: BTreeMap<ChannelId, Channel>,
+    /// Each the current version; running conversations may hold older ones.
+    chatbots: BTreeMap<ChatbotId, Arc<Chatbot>>,
     /// Ids are never reused, even after a delete, so a stale reference can't hit a newcomer.
     last_id: u64,
 }
@@ -248,7 +265,8 @@ impl Directory {
         }
     }
 
-    /// Deletes an expertise and removes it from every operator; returns the former holders.
+    /// Deletes an expertise and removes it from every operator and chatbot
+    /// step; returns the former holders.
     ///
     /// # Errors
     /// `NotFound`.
@@ -256,6 +274,14 @@ impl Directory {
         self.expertise.remove(&id).ok_or(DirectoryError::NotFound("expertise"))?;
         let holders = self.holders(id);
         self.set_holders(id, &BTreeSet::new());
+        for chatbot in self.chatbots.values_mut() {
+            if chatbot.steps.iter().any(|s| s.expertise_ids.contains(&id)) {
+                let edited = Arc::make_mut(chatbot);
+                for step in &mut edited.steps {
+                    step.expertise_ids.remove(&id);
+                }
+            }
+        }
         Ok(holders)
     }
 
@@ -270,18 +296,22 @@ impl Directory {
     }
 
     /// # Errors
-    /// `Invalid` on a bad name or a zero `max_sessions`, `UnknownOperator`.
-    pub fn create_channel(
-        &mut self,
-        name: &str,
-        operator_ids: BTreeSet<OperatorId>,
-        max_sessions: Option<u32>,
-    ) -> Result<&Channel, DirectoryError> {
-        let name = text::name("name", name)?;
-        self.check_operators("operator_ids", &operator_ids)?;
-        check_max_sessions(max_sessions)?;
+    /// `Invalid` on a bad name or a zero `max_sessions`, `UnknownOperator`, `UnknownChatbot`.
+    pub fn create_channel(&mut self, new: NewChannel) -> Result<&Channel, DirectoryError> {
+        let name = text::name("name", &new.name)?;
+        self.check_operators("operator_ids", &new.operator_ids)?;
+        check_max_sessions(new.max_sessions)?;
+        self.check_chatbot(new.chatbot_id)?;
         let id = ChannelId(self.next_id());
-        Ok(self.channels.entry(id).or_insert(Channel { id, name, operator_ids, max_sessions }))
+        let channel = Channel { id, name, operator_ids: new.operator_ids, max_sessions: new.max_sessions, chatbot_id: new.chatbot_id };
+        Ok(self.channels.entry(id).or_insert(channel))
+    }
+
+    fn check_chatbot(&self, id: Option<ChatbotId>) -> Result<(), DirectoryError> {
+        match id {
+            Some(id) if !self.chatbots.contains_key(&id) => Err(DirectoryError::UnknownChatbot { field: "chatbot_id", id }),
+            _ => Ok(()),
+        }
     }
 
     /// # Errors
@@ -297,6 +327,9 @@ impl Directory {
         if let Some(max) = patch.max_sessions {
             check_max_sessions(max)?;
         }
+        if let Some(chatbot) = patch.chatbot_id {
+            self.check_chatbot(chatbot)?;
+        }
         // unwrap: presence checked above.
         let channel = self.channels.get_mut(&id).unwrap();
         if let Some(name) = name {
@@ -308,6 +341,9 @@ impl Directory {
         if let Some(max) = patch.max_sessions {
             channel.max_sessions = max;
         }
+        if let Some(chatbot) = patch.chatbot_id {
+            channel.chatbot_id = chatbot;
+        }
         Ok(channel)
     }
 
@@ -315,6 +351,61 @@ impl Directory {
     /// `NotFound`.
     pub fn delete_channel(&mut self, id: ChannelId) -> Result<(), DirectoryError> {
         self.channels.remove(&id).map(drop).ok_or(DirectoryError::NotFound("channel"))
+    }
+
+    // ---- chatbots ----
+
+    pub fn chatbots(&self) -> impl Iterator<Item = &Arc<Chatbot>> {
+        self.chatbots.values()
+    }
+
+    pub fn chatbot(&self, id: ChatbotId) -> Option<&Arc<Chatbot>> {
+        self.chatbots.get(&id)
+    }
+
+    /// # Errors
+    /// `Invalid` naming the title or the offending step.
+    pub fn create_chatbot(&mut self, title: &str, steps: Vec<StepInput>, max_chars: usize) -> Result<&Arc<Chatbot>, DirectoryError> {
+        let title = text::name("title", title)?;
+        let steps = build_steps(steps, |e| self.expertise.contains_key(&e), max_chars)?;
+        let id = ChatbotId(self.next_id());
+        Ok(self.chatbots.entry(id).or_insert(Arc::new(Chatbot { id, title, steps })))
+    }
+
+    /// Replaces the title and/or the script. Conversations already running keep
+    /// the version they started with.
+    ///
+    /// # Errors
+    /// As [`Directory::create_chatbot`], plus `NotFound`.
+    pub fn update_chatbot(
+        &mut self,
+        id: ChatbotId,
+        title: Option<&str>,
+        steps: Option<Vec<StepInput>>,
+        max_chars: usize,
+    ) -> Result<&Arc<Chatbot>, DirectoryError> {
+        let current = self.chatbots.get(&id).ok_or(DirectoryError::NotFound("chatbot"))?;
+        let title = title.map(|t| text::name("title", t)).transpose()?.unwrap_or_else(|| current.title.clone());
+        let steps = match steps {
+            Some(steps) => build_steps(steps, |e| self.expertise.contains_key(&e), max_chars)?,
+            None => current.steps.clone(),
+        };
+        // unwrap: presence checked above.
+        let chatbot = self.chatbots.get_mut(&id).unwrap();
+        *chatbot = Arc::new(Chatbot { id, title, steps });
+        Ok(chatbot)
+    }
+
+    /// Deletes a chatbot; channels that used it forward visitors to operators at once.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn delete_chatbot(&mut self, id: ChatbotId) -> Result<(), DirectoryError> {
+        self.chatbots.remove(&id).ok_or(DirectoryError::NotFound("chatbot"))?;
+        for channel in self.channels.values_mut().filter(|c| c.chatbot_id == Some(id)) {
+            channel.chatbot_id = None;
+        }
+        Ok(())
     }
 }
 

@@ -47,3 +47,15 @@ id_type!(
     /// A message, increasing within its conversation.
     MessageId
 );
+id_type!(
+    /// A chatbot script.
+    ChatbotId
+);
+id_type!(
+    /// A step of a chatbot script, unique within its chatbot.
+    StepId
+);
+id_type!(
+    /// An answer of a selection step, unique within its chatbot.
+    AnswerId
+);

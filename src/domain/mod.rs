@@ -5,6 +5,7 @@
 //! unit-testable in place and lets the snapshot format evolve separately.
 
 pub mod assignment;
+pub mod chatbot;
 pub mod conversation;
 pub mod directory;
 pub mod ids;
@@ -12,4 +13,4 @@ pub mod operator;
 pub mod text;
 pub mod time;
 
-pub use ids::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
+pub use ids::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};

@@ -3,19 +3,22 @@
 //! Every check returns an [`InvalidField`] naming the field, so the API can
 //! answer "400: `name` must be 1..=100 characters" rather than a vague error.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 /// A request field that breaks a rule; `field` is the JSON field name.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("`{field}` {reason}")]
 pub struct InvalidField {
-    pub field: &'static str,
+    /// A field name, or a path such as `steps[2].answers` for nested input.
+    pub field: Cow<'static, str>,
     pub reason: String,
 }
 
 impl InvalidField {
-    pub fn new(field: &'static str, reason: impl Into<String>) -> InvalidField {
-        InvalidField { field, reason: reason.into() }
+    pub fn new(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> InvalidField {
+        InvalidField { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -23,7 +26,7 @@ impl InvalidField {
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// Trims `value` and checks it holds 1..=`max` characters.
-pub fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, InvalidField> {
+pub fn bounded(field: impl Into<Cow<'static, str>>, value: &str, max: usize) -> Result<String, InvalidField> {
     let trimmed = value.trim();
     let n_chars = trimmed.chars().count();
     if n_chars == 0 || n_chars > max {
@@ -33,7 +36,7 @@ pub fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, I
 }
 
 /// A display name: 1..=100 characters after trimming.
-pub fn name(field: &'static str, value: &str) -> Result<String, InvalidField> {
+pub fn name(field: impl Into<Cow<'static, str>>, value: &str) -> Result<String, InvalidField> {
     bounded(field, value, MAX_NAME_CHARS)
 }
 

@@ -1,7 +1,5 @@
 //! Channels: each a website entry point with its operator team and capacity.
 
-use std::collections::BTreeSet;
-
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -9,8 +7,8 @@ use utoipa::ToSchema;
 use super::extract::{Admin, JsonBody};
 use super::nullable;
 use crate::actors::router::ChannelChanged;
-use crate::domain::directory::ChannelPatch;
-use crate::domain::{ChannelId, OperatorId};
+use crate::domain::directory::{ChannelPatch, NewChannel};
+use crate::domain::{ChannelId, ChatbotId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
 use crate::views::ChannelView;
@@ -22,6 +20,8 @@ pub struct CreateChannel {
     pub operator_ids: Vec<OperatorId>,
     /// Per-operator cap on concurrent conversations of this channel; absent or null = unlimited.
     pub max_sessions: Option<u32>,
+    /// The script visitors meet first; absent or null = straight to an operator.
+    pub chatbot_id: Option<ChatbotId>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -32,6 +32,10 @@ pub struct UpdateChannel {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u32>)]
     pub max_sessions: Option<Option<u32>>,
+    /// `null` = no chatbot.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub chatbot_id: Option<Option<ChatbotId>>,
 }
 
 /// Every channel.
@@ -55,8 +59,13 @@ pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChannelId>)
 #[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])), request_body = CreateChannel,
     responses((status = 201, body = ChannelView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateChannel>) -> Result<HttpResponse, ApiError> {
-    let operators: BTreeSet<OperatorId> = body.operator_ids.into_iter().collect();
-    let view = ChannelView::from(hub.core.directory.write().create_channel(&body.name, operators, body.max_sessions)?);
+    let new = NewChannel {
+        name: body.name,
+        operator_ids: body.operator_ids.into_iter().collect(),
+        max_sessions: body.max_sessions,
+        chatbot_id: body.chatbot_id,
+    };
+    let view = ChannelView::from(hub.core.directory.write().create_channel(new)?);
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -74,6 +83,7 @@ pub async fn update(
         name: body.name,
         operator_ids: body.operator_ids.map(|ids| ids.into_iter().collect()),
         max_sessions: body.max_sessions,
+        chatbot_id: body.chatbot_id,
     };
     let view = ChannelView::from(hub.core.directory.write().update_channel(*id, patch)?);
     hub.core.router().do_send(ChannelChanged { channel: *id });

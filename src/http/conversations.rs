@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::JsonBody;
-use crate::actors::conversation::{Close, Closer, GetSummary, Invite, Leave, SetExpertise};
+use crate::actors::conversation::{Close, Closer, Content, GetSummary, Invite, Leave, SetExpertise};
 use crate::domain::conversation::{Kind, Message, Poster, RequestedStatus, Status};
 use crate::domain::operator::Presence;
 use crate::domain::{ConversationId, ExpertiseId, OperatorId};
@@ -98,8 +98,17 @@ pub async fn post_message(
     id: web::Path<ConversationId>,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = hub.post_message(*id, Poster::Operator(caller.id), body.body, None).await?;
-    Ok(HttpResponse::Created().json(message))
+    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Text(body.body), None).await?;
+    Ok(created(message))
+}
+
+/// 201 with the stored message, or 204 when nothing was stored (an empty line
+/// ending a chatbot's multi-line question).
+pub fn created(message: Option<Message>) -> HttpResponse {
+    match message {
+        Some(message) => HttpResponse::Created().json(message),
+        None => HttpResponse::NoContent().finish(),
+    }
 }
 
 /// A member sets the status.

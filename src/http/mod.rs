@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod chatbots;
 pub mod conversations;
 pub mod expertise;
 pub mod extract;
@@ -47,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/expertise/{id}").get(expertise::get).patch(expertise::update).delete(expertise::delete))
                 .service(web::resource("/channels").get(channels::list).post(channels::create))
                 .service(web::resource("/channels/{id}").get(channels::get).patch(channels::update).delete(channels::delete))
+                .service(web::resource("/chatbots").get(chatbots::list).post(chatbots::create))
+                .service(web::resource("/chatbots/{id}").get(chatbots::get).patch(chatbots::update).delete(chatbots::delete))
                 .route("/channels/{id}/sessions", web::post().to(visitor::open))
                 .route("/visitor/conversation", web::get().to(visitor::conversation))
                 .route("/visitor/messages", web::post().to(visitor::post_message))

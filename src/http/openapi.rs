@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, channels, conversations, expertise, ops, users, visitor};
+use super::{auth, channels, chatbots, conversations, expertise, ops, users, visitor};
 
 struct BearerAuth;
 
@@ -28,6 +28,7 @@ impl Modify for BearerAuth {
         users::list, users::create, users::get, users::update, users::me, users::preferences, users::presence,
         expertise::list, expertise::get, expertise::create, expertise::update, expertise::delete,
         channels::list, channels::get, channels::create, channels::update, channels::delete,
+        chatbots::list, chatbots::get, chatbots::create, chatbots::update, chatbots::delete,
         visitor::open, visitor::conversation, visitor::post_message, visitor::leave,
         conversations::list, conversations::get, conversations::post_message, conversations::set_status,
         conversations::set_expertise, conversations::join, conversations::leave, conversations::invite_candidates,

@@ -5,9 +5,9 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::conversations::MessageBody;
+use super::conversations::{created, MessageBody};
 use super::extract::{JsonBody, VisitorCaller};
-use crate::actors::conversation::{Close, Closer, GetVisitorConversation};
+use crate::actors::conversation::{Close, Closer, Content, GetVisitorConversation};
 use crate::domain::conversation::{Message, Poster};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId};
 use crate::error::{ApiError, ErrorBody};
@@ -69,8 +69,8 @@ pub async fn post_message(
     VisitorCaller(id): VisitorCaller,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = hub.post_message(id, Poster::Visitor, body.body, None).await?;
-    Ok(HttpResponse::Created().json(message))
+    let message = hub.post_message(id, Poster::Visitor, Content::Text(body.body), None).await?;
+    Ok(created(message))
 }
 
 /// The visitor leaves: the conversation closes and operators are told.

@@ -163,8 +163,9 @@ impl<E> Ack<E> {
         Ack { replay: Vec::new(), message: None }
     }
 
-    pub fn message(message: Message) -> Ack<E> {
-        Ack { replay: Vec::new(), message: Some(message) }
+    /// The ack of a `send`: the stored message (none when nothing was stored).
+    pub fn message(message: Option<Message>) -> Ack<E> {
+        Ack { replay: Vec::new(), message }
     }
 }
 

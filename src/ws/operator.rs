@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::protocol::{AgentCommand, AgentEvent};
 use super::{Ack, CommandHandler, SessionIo};
+use crate::actors::conversation::Content;
 use crate::actors::operator::{Connect, Disconnect};
 use crate::domain::conversation::{Poster, Status};
 use crate::error::{ApiError, ErrorBody};
@@ -33,7 +34,9 @@ impl CommandHandler for AgentSession {
         let caller = &self.caller;
         match command {
             AgentCommand::Send { conversation_id, body } => {
-                let message = hub.post_message(conversation_id, Poster::Operator(caller.id), body, reference.map(str::to_owned)).await?;
+                let message = hub
+                    .post_message(conversation_id, Poster::Operator(caller.id), Content::Text(body), reference.map(str::to_owned))
+                    .await?;
                 Ok(Ack::message(message))
             }
             AgentCommand::SetStatus { conversation_id, status } => {

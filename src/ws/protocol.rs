@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::conversation::{Author, Message, RequestedStatus, Status};
 use crate::domain::operator::{Presence, SettablePresence};
-use crate::domain::{ConversationId, MessageId, OperatorId};
+use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
 use crate::views::{BoardEntry, ConversationSummary, ConversationView, UserRef, UserView, VisitorConversationView};
 
@@ -61,7 +61,15 @@ pub enum AgentCommand {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorCommand {
-    Send { body: String },
+    Send {
+        body: String,
+    },
+    /// Picks an answer of the chatbot's selection question; stored as a
+    /// visitor message holding the answer's label.
+    Answer {
+        step_id: StepId,
+        answer_id: AnswerId,
+    },
     Typing,
 }
 

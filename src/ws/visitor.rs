@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::protocol::{VisitorCommand, VisitorEvent};
 use super::{Ack, CommandHandler, SessionIo};
-use crate::actors::conversation::AttachVisitor;
+use crate::actors::conversation::{AttachVisitor, Content};
 use crate::domain::conversation::Poster;
 use crate::domain::{ConversationId, MessageId};
 use crate::error::{ApiError, ErrorBody};
@@ -34,7 +34,13 @@ impl CommandHandler for VisitorSession {
     async fn handle(&mut self, command: VisitorCommand, reference: Option<&str>) -> Result<Ack<VisitorEvent>, ApiError> {
         match command {
             VisitorCommand::Send { body } => {
-                let message = self.hub.post_message(self.conversation, Poster::Visitor, body, reference.map(str::to_owned)).await?;
+                let message =
+                    self.hub.post_message(self.conversation, Poster::Visitor, Content::Text(body), reference.map(str::to_owned)).await?;
+                Ok(Ack::message(message))
+            }
+            VisitorCommand::Answer { step_id, answer_id } => {
+                let content = Content::Answer { step_id, answer_id };
+                let message = self.hub.post_message(self.conversation, Poster::Visitor, content, reference.map(str::to_owned)).await?;
                 Ok(Ack::message(message))
             }
             VisitorCommand::Typing => {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod chatbot;
 mod conversations;
 mod directory;
 mod invite;

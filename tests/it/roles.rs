@@ -28,6 +28,9 @@ async fn every_endpoint_enforces_its_roles() {
     let spare_expertise = s.expertise("Spare").await;
     let channel = s.channel(&[ann], None).await;
     let spare_channel = s.channel(&[], None).await;
+    let script = json!({"title": "Bot", "steps": [{"type": "text", "message": "Hi"}]});
+    let chatbot = s.post("/api/v1/chatbots", &s.admin, script.clone()).await.expect(201)["id"].as_u64().unwrap();
+    let spare_chatbot = s.post("/api/v1/chatbots", &s.admin, script.clone()).await.expect(201)["id"].as_u64().unwrap();
     let (conversation, visitor) = s.visit(channel, json!({})).await;
     let (second, _) = s.visit(channel, json!({})).await;
     // Put ann's WebSocket away so presence changes are answered (200) rather than 409.
@@ -58,6 +61,11 @@ async fn every_endpoint_enforces_its_roles() {
         row(Method::POST, "/api/v1/channels", Some(json!({"name": "Shop"})), [201, 403, 403, 401]),
         row(Method::PATCH, format!("/api/v1/channels/{channel}"), Some(json!({"max_sessions": 10})), [200, 403, 403, 401]),
         row(Method::DELETE, format!("/api/v1/channels/{spare_channel}"), None, [204, 403, 403, 401]),
+        row(Method::GET, "/api/v1/chatbots", None, [200, 200, 403, 401]),
+        row(Method::GET, format!("/api/v1/chatbots/{chatbot}"), None, [200, 200, 403, 401]),
+        row(Method::POST, "/api/v1/chatbots", Some(script), [201, 403, 403, 401]),
+        row(Method::PATCH, format!("/api/v1/chatbots/{chatbot}"), Some(json!({"title": "Helper"})), [200, 403, 403, 401]),
+        row(Method::DELETE, format!("/api/v1/chatbots/{spare_chatbot}"), None, [204, 403, 403, 401]),
         row(Method::POST, format!("/api/v1/channels/{channel}/sessions"), Some(json!({})), [201, 201, 201, 201]),
         row(Method::GET, "/api/v1/visitor/conversation", None, [403, 403, 200, 401]),
         row(Method::POST, "/api/v1/visitor/messages", Some(json!({"body": "hi"})), [403, 403, 201, 401]),
