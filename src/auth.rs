@@ -102,6 +102,22 @@ impl Auth {
         self.tokens.remove(token);
     }
 
+    /// Puts back a token recovered from disk.
+    pub fn restore(&self, token: String, principal: Principal) {
+        self.tokens.insert(token, principal);
+    }
+
+    /// Operator tokens in force, for a snapshot (visitor tokens are stored with their conversation).
+    pub fn operator_tokens(&self) -> Vec<(String, u64)> {
+        self.tokens
+            .iter()
+            .filter_map(|entry| match *entry.value() {
+                Principal::Operator(id) => Some((entry.key().clone(), id.0)),
+                Principal::Visitor(_) => None,
+            })
+            .collect()
+    }
+
     /// One IP may fail far more often than one login: a whole team may share an office NAT.
     fn limit(&self, key: &str) -> u32 {
         if key.starts_with("ip:") {

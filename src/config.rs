@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::persist::journal::FsyncMode;
+
 /// Everything the server can be told at start-up.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -16,6 +18,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where state lives on disk; created if missing.
     pub data_dir: PathBuf,
+    pub persistence: PersistConfig,
     /// Password of the `admin` user created on first start; random (and logged once) when absent.
     pub admin_password: Option<String>,
     /// Seed a sample team so a newcomer can try everything at once.
@@ -59,6 +62,14 @@ pub struct Limits {
 }
 
 #[derive(Clone, Copy, Debug)]
+pub struct PersistConfig {
+    /// `None`: snapshots only on demand and at shutdown.
+    pub snapshot_interval: Option<Duration>,
+    pub fsync: FsyncMode,
+    pub fsync_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
 pub struct AuthConfig {
     /// Failed logins per login name (and per client IP) tolerated within `login_window`
     /// before further attempts get 429 until the window ends.
@@ -94,6 +105,16 @@ struct Cli {
     /// Largest HTTP request body and WebSocket frame, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     max_body_bytes: usize,
+    /// Seconds between snapshots of the whole state (0 = only on demand and at shutdown).
+    #[arg(long, env = "SWITCHBOARD_SNAPSHOT_INTERVAL_S", default_value_t = 60)]
+    snapshot_interval_s: u64,
+    /// When a write is acknowledged: `always` = once on disk (fdatasync, group-committed);
+    /// `batch` = once handed to the kernel, synced every `--fsync-interval-ms`.
+    #[arg(long, env = "SWITCHBOARD_FSYNC", value_enum, default_value = "always")]
+    fsync: FsyncMode,
+    /// In `--fsync batch`, the longest time written data waits for fdatasync.
+    #[arg(long, env = "SWITCHBOARD_FSYNC_INTERVAL_MS", default_value_t = 50)]
+    fsync_interval_ms: u64,
     /// Seconds of silence after which a chatbot's multi-line question counts as answered.
     #[arg(long, env = "SWITCHBOARD_BOT_INPUT_PAUSE_S", default_value_t = 15)]
     bot_input_pause_s: u64,
@@ -124,6 +145,11 @@ impl Config {
             limits: Limits { max_message_chars: cli.max_message_chars, bot_input_pause: Duration::from_secs(cli.bot_input_pause_s) },
             auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
             data_dir: cli.data_dir,
+            persistence: PersistConfig {
+                snapshot_interval: (cli.snapshot_interval_s > 0).then(|| Duration::from_secs(cli.snapshot_interval_s)),
+                fsync: cli.fsync,
+                fsync_interval: Duration::from_millis(cli.fsync_interval_ms),
+            },
             admin_password: cli.admin_password,
             demo: cli.demo,
             actor_threads: cores(),
@@ -150,6 +176,7 @@ impl Config {
             limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300) },
             auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
             data_dir,
+            persistence: PersistConfig { snapshot_interval: None, fsync: FsyncMode::Always, fsync_interval: Duration::from_millis(50) },
             admin_password: Some("admin-pass".into()),
             demo: false,
             actor_threads: 2,

@@ -5,9 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::actors::conversation::CommandError;
 use crate::domain::conversation::ConversationError;
 use crate::domain::directory::DirectoryError;
 use crate::domain::text::InvalidField;
+use crate::persist::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -27,8 +29,8 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("the server is at its connection limit")]
     OverCapacity,
-    #[error("the server is shutting down or overloaded")]
-    Unavailable,
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an unexpected failure: logged in full, answered opaquely.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -63,7 +65,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::OverCapacity => "over_capacity",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -83,7 +85,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::OverCapacity | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OverCapacity | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +145,22 @@ impl From<ConversationError> for ApiError {
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> ApiError {
         tracing::warn!(error = %e, "actor unavailable");
-        ApiError::Unavailable
+        ApiError::Unavailable("the server is shutting down or overloaded".into())
+    }
+}
+
+/// A write that cannot be made durable is refused, never acknowledged.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::Unavailable(format!("cannot store the change: {e}"))
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> ApiError {
+        match e {
+            CommandError::Refused(e) => e.into(),
+            CommandError::Storage(e) => e.into(),
+        }
     }
 }

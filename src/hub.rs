@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use tokio::sync::watch;
 
 use crate::actors::conversation::{
-    Content, ConversationActor, GetConversation, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Start, Typing,
+    Capture, Content, ConversationActor, GetConversation, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Start, Typing,
 };
 use crate::actors::operator::{Deliver, ListConversations, SetPresence, Track};
 use crate::actors::router::{ListBoard, ListLive, RefreshBoards};
@@ -23,6 +23,8 @@ use crate::domain::operator::{Presence, Role};
 use crate::domain::text::{self, InvalidField};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
+use crate::persist::records::{DirectoryV1, RecordV1};
+use crate::persist::{self, SnapshotStats, StoreError};
 use crate::views::{BoardEntry, ConversationSummary, ConversationView, LiveStatus, UserView};
 use crate::ws::protocol::AgentEvent;
 use crate::ws::{timed, ConnectionSlots};
@@ -144,10 +146,10 @@ impl Hub {
             None => format!("Visitor #{id}"),
         };
         let visitor = Visitor { name, lang, country, key: visitor_key };
-        let addr =
-            self.core.start_conversation(Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new)));
+        let conversation = Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new));
         let token = self.auth.issue(Principal::Visitor(id));
-        addr.send(Start).await?;
+        let addr = self.core.start_conversation(conversation, Some(token.clone()));
+        addr.send(Start).await??;
         Ok((id, token))
     }
 
@@ -224,6 +226,9 @@ impl Hub {
             return Err(InvalidField::new("user_id", format!("names unknown user {other}")).into());
         }
         let (id, started) = self.core.open_direct(caller.id, other);
+        if started {
+            self.conversation(id)?.send(Start).await??;
+        }
         let view = self.read(id, caller).await?;
         if started {
             for member in [caller.id, other] {
@@ -232,6 +237,43 @@ impl Hub {
             self.core.operator(other).do_send(Deliver(timed(AgentEvent::Invited { conversation: view.clone() })));
         }
         Ok(view)
+    }
+
+    /// Issues an operator's bearer token; answers once it is durable, so it
+    /// keeps working after a restart.
+    ///
+    /// # Errors
+    /// `Unavailable` when it cannot be stored.
+    pub async fn issue_operator_token(&self, operator: OperatorId) -> Result<String, ApiError> {
+        let token = self.auth.issue(Principal::Operator(operator));
+        self.core.store.journal.append(&RecordV1::TokenIssued { token: token.clone(), operator_id: operator.0 }).await?;
+        Ok(token)
+    }
+
+    /// Revokes a token for good (also across restarts).
+    ///
+    /// # Errors
+    /// `Unavailable` when it cannot be stored.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), ApiError> {
+        self.auth.revoke(token);
+        self.core.store.journal.append(&RecordV1::TokenRevoked { token: token.to_owned() }).await?;
+        Ok(())
+    }
+
+    /// Writes a snapshot of the whole state; see `persist` for why the copy
+    /// can be taken actor by actor while chat goes on.
+    ///
+    /// # Errors
+    /// When the journal failed, an actor is gone (shutting down) or the file cannot be written.
+    pub async fn snapshot(&self) -> Result<SnapshotStats, ApiError> {
+        let capture = || async {
+            let directory = DirectoryV1::from(&*self.core.directory.read());
+            let tokens = self.auth.operator_tokens();
+            let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(Capture))).await;
+            let conversations = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;
+            Ok(persist::Capture { directory, tokens, conversations })
+        };
+        Ok(self.core.store.snapshot(capture).await?)
     }
 
     /// Operators' expertise changed: re-send their boards with fresh stars.

@@ -13,6 +13,7 @@
 //! - [`views`]: the API's JSON shapes.
 //! - [`http`]: routes and handlers; [`ws`]: WebSocket sessions and the wire protocol.
 //! - [`auth`]: password hashing, tokens, login throttle.
+//! - [`persist`]: snapshots, the journal and recovery.
 //! - [`metrics`]: Prometheus metrics; [`demo`]: the `--demo` team.
 
 pub mod actors;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod persist;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

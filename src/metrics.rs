@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Which WebSocket endpoint a connection came through.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -30,6 +31,8 @@ pub struct Metrics {
     pub messages: Counter,
     /// Event created → written to a recipient's socket.
     pub delivery_latency: Histogram,
+    /// Set when scraped: how stale a restart from the last snapshot alone would be.
+    pub snapshot_age: Gauge<f64, AtomicU64>,
 }
 
 /// 50 µs … ~1.6 s: chat latencies of interest span these orders of magnitude.
@@ -46,13 +49,15 @@ impl Metrics {
         let assignment_latency = Histogram::new(latency_buckets());
         let messages = Counter::default();
         let delivery_latency = Histogram::new(latency_buckets());
+        let snapshot_age = Gauge::<f64, AtomicU64>::default();
         registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
         registry.register("queue_length", "Conversations waiting for an operator", queue_length.clone());
         registry.register("assignments", "Conversations given to an operator", assignments.clone());
         registry.register("assignment_latency_seconds", "Forward to operator until assigned", assignment_latency.clone());
         registry.register("messages", "Chat messages stored", messages.clone());
         registry.register("delivery_latency_seconds", "Event created until written to a socket", delivery_latency.clone());
-        Metrics { registry, ws_connections, queue_length, assignments, assignment_latency, messages, delivery_latency }
+        registry.register("snapshot_age_seconds", "Time since the last snapshot was written", snapshot_age.clone());
+        Metrics { registry, ws_connections, queue_length, assignments, assignment_latency, messages, delivery_latency, snapshot_age }
     }
 
     /// The Prometheus text exposition.

@@ -15,14 +15,18 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+use crate::actors::operator::Track;
 use crate::actors::router::RouterActor;
 use crate::actors::Core;
-use crate::auth::{hash_password, Auth};
+use crate::auth::{hash_password, Auth, Principal};
 use crate::config::Config;
 use crate::domain::directory::{Directory, NewOperator};
 use crate::domain::operator::Role;
+use crate::domain::OperatorId;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::persist::records::{DirectoryV1, RecordV1};
+use crate::persist::{self, Store};
 use crate::ws::ConnectionSlots;
 use crate::{demo, http, shutdown};
 
@@ -32,6 +36,7 @@ pub struct Application {
     /// Threads of the conversation/operator actors and of the router.
     arbiters: Vec<Arbiter>,
     sessions_tx: watch::Sender<bool>,
+    hub: web::Data<Hub>,
 }
 
 /// Creates the `admin` user; with no configured password, a random one is logged once.
@@ -61,35 +66,74 @@ fn seed_admin(directory: &mut Directory, password: Option<String>) -> anyhow::Re
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free one) and starts the actors.
+    /// Recovers the state from the data directory, starts the actors and
+    /// binds the listener (port 0 picks a free one).
     ///
     /// # Errors
-    /// When the data directory cannot be created or the address cannot be bound.
+    /// When the data directory cannot be created or recovered (see
+    /// `persist::recover`), or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let mut directory = Directory::default();
-        seed_admin(&mut directory, config.admin_password.clone())?;
-        if config.demo {
-            demo::seed(&mut directory)?;
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+        let recovered = persist::recover(dir)?;
+        let persistence = config.persistence;
+        let store = Store::open(dir, recovered.next_segment, persistence.fsync, persistence.fsync_interval)
+            .with_context(|| format!("opening the journal in {}", dir.display()))?;
+        let state = recovered.state;
+        let fresh = state.directory.is_none();
+        let mut directory = state.directory.as_ref().map(Directory::from).unwrap_or_default();
+        if fresh {
+            seed_admin(&mut directory, config.admin_password.clone())?;
+            if config.demo {
+                demo::seed(&mut directory)?;
+            }
+        } else if config.demo {
+            tracing::info!("--demo ignored: the data directory already holds a team");
         }
 
         let arbiters: Vec<Arbiter> = (0..config.actor_threads.max(1)).map(|_| Arbiter::new()).collect();
-        let core = Core::new(directory, Arc::new(Metrics::new()), config.limits, arbiters.iter().map(Arbiter::handle).collect());
+        let metrics = Arc::new(Metrics::new());
+        let core = Core::new(directory, metrics, config.limits, arbiters.iter().map(Arbiter::handle).collect(), store);
+        if fresh {
+            let first = RecordV1::Directory(DirectoryV1::from(&*core.directory.read()));
+            core.store.journal.append(&first).await.context("storing the first directory")?;
+        }
+        let auth = Auth::new(config.auth);
+        for (token, operator) in state.tokens {
+            auth.restore(token, Principal::Operator(OperatorId(operator)));
+        }
+        let mut conversations = Vec::with_capacity(state.conversations.len());
+        for stored in state.conversations.into_values() {
+            let conversation = stored.to_domain();
+            if let Some(token) = &stored.visitor_token {
+                auth.restore(token.clone(), Principal::Visitor(conversation.id));
+            }
+            for &member in conversation.members() {
+                core.operator(member).do_send(Track { conversation: conversation.id, member: true });
+            }
+            let addr = core.restore_conversation(conversation.clone(), stored.visitor_token);
+            conversations.push((addr, conversation));
+        }
         // The router gets a thread of its own: it must never wait behind a busy conversation.
         let router_arbiter = Arbiter::new();
         let router_core = core.clone();
-        core.set_router(RouterActor::start_in_arbiter(&router_arbiter.handle(), move |_| RouterActor::new(router_core)));
+        core.set_router(RouterActor::start_in_arbiter(&router_arbiter.handle(), move |_| {
+            let mut router = RouterActor::new(router_core);
+            router.restore(&conversations);
+            router
+        }));
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
         let hub = web::Data::new(Hub {
             core,
-            auth: Auth::new(config.auth),
+            auth,
             ws: config.ws.clone(),
             max_body_bytes: config.http.max_body_bytes,
             slots: ConnectionSlots::new(config.ws.max_connections),
             shutdown: sessions_rx,
         });
 
+        let hub_handle = hub.clone();
         let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
         let local_addr = listener.local_addr()?;
         let server = HttpServer::new(move || {
@@ -108,9 +152,27 @@ impl Application {
         .run();
         tracing::info!("Switchboard listening on http://{local_addr} (data in {})", config.data_dir.display());
 
+        if let Some(interval) = persistence.snapshot_interval {
+            let hub = hub_handle.clone();
+            let mut stopping = hub.shutdown.clone();
+            actix_rt::spawn(async move {
+                let mut ticks = actix_rt::time::interval(interval);
+                ticks.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = stopping.changed() => return,
+                    }
+                    if let Err(e) = hub.snapshot().await {
+                        tracing::error!(error = %e, "periodic snapshot failed");
+                    }
+                }
+            });
+        }
+
         let mut arbiters = arbiters;
         arbiters.push(router_arbiter);
-        Ok(Application { server, local_addr, arbiters, sessions_tx })
+        Ok(Application { server, local_addr, arbiters, sessions_tx, hub: hub_handle })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,10 +188,15 @@ impl Application {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Application { mut server, arbiters, sessions_tx, .. } = self;
+        let Application { mut server, arbiters, sessions_tx, hub, .. } = self;
+        let last_snapshot = async move {
+            if let Err(e) = hub.snapshot().await {
+                tracing::error!(error = %e, "final snapshot failed; the journal still holds every acknowledged change");
+            }
+        };
         tokio::select! {
             res = &mut server => res.context("HTTP server failed"),
-            () = stop => shutdown::stop(&sessions_tx, server, arbiters).await.context("HTTP server failed while stopping"),
+            () = stop => shutdown::stop(&sessions_tx, server, last_snapshot, arbiters).await.context("HTTP server failed while stopping"),
         }
     }
 }

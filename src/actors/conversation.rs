@@ -2,11 +2,13 @@
 //! status; fans every change out to the visitor's sessions and to the members'
 //! operator actors; tells the router what routing and the board need to know.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use actix::fut::{self, ActorFutureExt, WrapFuture};
-use actix::{Actor, AsyncContext, AtomicResponse, Context, Handler, Message, MessageResult, ResponseActFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture};
+use thiserror::Error;
+use tokio::sync::oneshot;
 
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, RoutingNeed};
@@ -16,6 +18,8 @@ use crate::domain::conversation::{
     Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, Message as ChatMessage, Poster, RequestedStatus, Status,
 };
 use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
+use crate::persist::records::{ConversationV1, HeaderV1, MessageV1, RecordV1};
+use crate::persist::StoreError;
 use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
 use crate::ws::{timed, SessionTx, Timed};
@@ -30,7 +34,40 @@ pub struct ConversationActor {
     /// Bumped by every visitor message, so only the latest pause timer of a
     /// `free_input_multi` step fires.
     input_generation: u64,
+    /// The visitor's bearer token, stored with the conversation so a widget
+    /// finds it again after a restart.
+    visitor_token: Option<String>,
+    /// What the journal already holds; `None` until the conversation's first record.
+    journaled: Option<Journaled>,
+    /// Number of the last record sent to the journal, and of the last known durable.
+    journal_seq: u64,
+    durable_seq: u64,
+    /// Notifications waiting for the record they reveal to be durable, in
+    /// order, tagged with that record's number (`PENDING`: not committed yet).
+    /// Nobody hears of a message that a crash could still take back.
+    outbox: VecDeque<(u64, Effect)>,
 }
+
+struct Journaled {
+    messages: usize,
+    header: HeaderV1,
+}
+
+type Effect = Box<dyn FnOnce(&mut ConversationActor)>;
+
+const PENDING: u64 = u64::MAX;
+
+/// Why a conversation command failed: refused by the rules, or not stored.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Refused(#[from] ConversationError),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// The answer of a command that changes the conversation: sent once the change is durable.
+pub type Reply<T> = ResponseActFuture<ConversationActor, Result<T, CommandError>>;
 
 /// The rest of a chatbot turn that waits on the router; the actor handles no
 /// other message until it completes, so the script never interleaves.
@@ -53,19 +90,147 @@ enum Arrival {
 }
 
 impl ConversationActor {
-    pub fn new(conversation: Conversation, core: Arc<Core>) -> ConversationActor {
-        ConversationActor { conversation, core, visitors: Vec::new(), queue_position: None, input_generation: 0 }
+    /// `restored`: the conversation comes from disk, so the journal already has it.
+    pub fn new(conversation: Conversation, core: Arc<Core>, visitor_token: Option<String>, restored: bool) -> ConversationActor {
+        let journaled = restored.then(|| Journaled { messages: conversation.messages().len(), header: HeaderV1::from(&conversation) });
+        ConversationActor {
+            conversation,
+            core,
+            visitors: Vec::new(),
+            queue_position: None,
+            input_generation: 0,
+            visitor_token,
+            journaled,
+            journal_seq: 0,
+            durable_seq: 0,
+            outbox: VecDeque::new(),
+        }
     }
 
-    /// What routing needs to know about this conversation's visitor.
-    fn routing_need(&self) -> RoutingNeed {
-        let c = &self.conversation;
-        let visitor = c.visitor.as_ref();
-        RoutingNeed {
-            visitor_key: visitor.and_then(|v| v.key.clone()),
-            lang: visitor.and_then(|v| v.lang.clone()),
-            country: visitor.and_then(|v| v.country.clone()),
-            expertise: c.expertise_ids.clone(),
+    /// Runs `effect` once everything changed so far is durable.
+    fn defer(&mut self, effect: impl FnOnce(&mut ConversationActor) + 'static) {
+        self.outbox.push_back((PENDING, Box::new(effect)));
+    }
+
+    /// Journals what changed since the last record (nothing if nothing did);
+    /// resolves once it is durable, after releasing the notifications it covers.
+    fn commit(&mut self) -> ResponseActFuture<Self, Result<(), StoreError>> {
+        let header = HeaderV1::from(&self.conversation);
+        let count = self.conversation.messages().len();
+        let record = match &self.journaled {
+            None => Some(RecordV1::ConversationStarted(ConversationV1::new(&self.conversation, self.visitor_token.as_deref(), 0))),
+            Some(j) if j.messages == count && j.header == header => None,
+            Some(j) => Some(RecordV1::ConversationChanged {
+                id: self.conversation.id.0,
+                header: (j.header != header).then(|| header.clone()),
+                messages: self.conversation.messages()[j.messages..].iter().map(MessageV1::from).collect(),
+            }),
+        };
+        self.journaled = Some(Journaled { messages: count, header });
+        let durable = record.map(|record| {
+            self.journal_seq += 1;
+            self.core.store.journal.append(&record)
+        });
+        let seq = self.journal_seq;
+        for entry in self.outbox.iter_mut().rev().take_while(|(tag, _)| *tag == PENDING) {
+            entry.0 = seq;
+        }
+        match durable {
+            Some(durable) => Box::pin(durable.into_actor(self).map(move |stored, act, _| {
+                act.settle(seq, stored.is_ok());
+                stored
+            })),
+            None => {
+                self.settle(self.durable_seq, true);
+                Box::pin(fut::ready(Ok(())))
+            }
+        }
+    }
+
+    /// Record `seq` is durable (`ok`) or lost: release or drop what it covers.
+    fn settle(&mut self, seq: u64, ok: bool) {
+        if ok {
+            self.durable_seq = self.durable_seq.max(seq);
+        }
+        while self.outbox.front().is_some_and(|(tag, _)| *tag <= seq.max(self.durable_seq)) {
+            // unwrap: front checked just above.
+            let (tag, effect) = self.outbox.pop_front().unwrap();
+            if ok || tag <= self.durable_seq {
+                effect(self);
+            }
+        }
+    }
+
+    /// Answers with `then` once everything changed so far is durable and
+    /// announced (it runs in order with the notifications).
+    fn once_durable<T: 'static>(&mut self, then: impl FnOnce(&mut Self) -> T + 'static) -> ResponseActFuture<Self, Result<T, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        self.outbox.push_back((
+            self.journal_seq,
+            Box::new(move |act: &mut Self| {
+                let _ = tx.send(then(act));
+            }),
+        ));
+        self.settle(self.durable_seq, true);
+        // Dropped unanswered only when the journal failed.
+        Box::pin(async move { rx.await.map_err(|_| StoreError::Failed) }.into_actor(self))
+    }
+
+    /// Answers `result` once the change is durable; a refusal is answered at once.
+    fn reply<T: 'static>(&mut self, result: Result<T, ConversationError>) -> Reply<T> {
+        let stored = self.commit();
+        Box::pin(stored.map(move |stored, _, _| {
+            let value = result?;
+            stored?;
+            Ok(value)
+        }))
+    }
+
+    /// As [`Self::reply`], after a chatbot turn that waits on the router; the
+    /// mailbox stays paused for the turn so the script never interleaves.
+    fn reply_after<T: 'static>(
+        &mut self,
+        turn: Option<BotTurn>,
+        result: Result<T, ConversationError>,
+        ctx: &mut Context<Self>,
+    ) -> Reply<T> {
+        let Some(turn) = turn else {
+            return self.reply(result);
+        };
+        let (tx, rx) = oneshot::channel();
+        ctx.wait(turn.map(move |(), act, ctx| {
+            let stored = act.commit();
+            ctx.spawn(stored.map(move |stored, _, _| {
+                let _ = tx.send(stored);
+            }));
+        }));
+        Box::pin(
+            async move {
+                let stored = rx.await.unwrap_or(Err(StoreError::Stopped));
+                let value = result?;
+                stored?;
+                Ok(value)
+            }
+            .into_actor(self),
+        )
+    }
+
+    /// Applies a command and replies once its change is durable.
+    fn reply_with<T: 'static>(&mut self, apply: impl FnOnce(&mut Self) -> Result<T, ConversationError>) -> Reply<T> {
+        let result = apply(self);
+        self.reply(result)
+    }
+
+    /// Journals a change nobody waits on (a router decision, a timer).
+    fn commit_in_background(&mut self, turn: Option<BotTurn>, ctx: &mut Context<Self>) {
+        match turn {
+            Some(turn) => {
+                ctx.wait(turn.map(|(), act, ctx| act.commit_in_background(None, ctx)));
+            }
+            None => {
+                let stored = self.commit();
+                ctx.spawn(stored.map(|_, _, _| ()));
+            }
         }
     }
 
@@ -75,12 +240,17 @@ impl ConversationActor {
         let Some(channel) = self.conversation.channel_id else {
             return turn_done();
         };
-        let request =
-            ForwardToOperator { conversation: self.conversation.id, addr: ctx.address(), channel, need: self.routing_need(), queue };
+        let request = ForwardToOperator {
+            conversation: self.conversation.id,
+            addr: ctx.address(),
+            channel,
+            need: RoutingNeed::of(&self.conversation),
+            queue,
+        };
         Box::pin(self.core.router().send(request).into_actor(self).then(|result, act, ctx| match result {
             Ok(Forwarded::NoCandidate) => {
                 let actions = act.conversation.bot_mut().map(ScriptRun::advance).unwrap_or_default();
-                act.run_bot(actions, ctx)
+                act.run_bot(actions, ctx).unwrap_or_else(turn_done)
             }
             // `AssignOperator` or `SetQueuePosition` is already on its way.
             Ok(Forwarded::Assigned(_) | Forwarded::Queued { .. }) => turn_done(),
@@ -92,8 +262,9 @@ impl ConversationActor {
     }
 
     /// Carries out what the chatbot decided: posts its lines, forwards, and
-    /// arms the pause timer of a `free_input_multi` step.
-    fn run_bot(&mut self, actions: Vec<BotAction>, ctx: &mut Context<Self>) -> BotTurn {
+    /// arms the pause timer of a `free_input_multi` step. A forward waits on
+    /// the router: that part is returned as a turn to run with the mailbox paused.
+    fn run_bot(&mut self, actions: Vec<BotAction>, ctx: &mut Context<Self>) -> Option<BotTurn> {
         for action in actions {
             match action {
                 BotAction::Say { step_id, body, answers } => {
@@ -102,7 +273,7 @@ impl ConversationActor {
                 }
                 BotAction::Forward { expertise_ids, queue } => {
                     self.conversation.expertise_ids.extend(expertise_ids);
-                    return self.forward(queue, ctx);
+                    return Some(self.forward(queue, ctx));
                 }
             }
         }
@@ -112,25 +283,25 @@ impl ConversationActor {
                 if act.input_generation == generation {
                     let actions = act.conversation.bot_mut().map(ScriptRun::end_multi).unwrap_or_default();
                     let turn = act.run_bot(actions, ctx);
-                    ctx.wait(turn);
+                    act.commit_in_background(turn, ctx);
                 }
             });
         }
-        turn_done()
+        None
     }
 
     /// Stores a post and hands a visitor's words to the chatbot.
-    fn post(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> (Result<Option<ChatMessage>, ConversationError>, BotTurn) {
+    fn post(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> (Result<Option<ChatMessage>, ConversationError>, Option<BotTurn>) {
         if let Some(message) = msg.client_ref.as_deref().and_then(|r| self.conversation.find_ref(msg.poster, r)) {
-            return (Ok(Some(message.clone())), turn_done());
+            return (Ok(Some(message.clone())), None);
         }
         let body = match msg.content {
             Content::Text(body) => body,
             Content::Answer { step_id, answer_id } => {
                 match self.conversation.bot.as_ref().ok_or(None).and_then(|bot| bot.answer_label(step_id, answer_id)) {
                     Ok(label) => label.to_owned(),
-                    Err(None) => return (Err(ConversationError::NotAwaitingAnswer(step_id)), turn_done()),
-                    Err(Some(invalid)) => return (Err(invalid.into()), turn_done()),
+                    Err(None) => return (Err(ConversationError::NotAwaitingAnswer(step_id)), None),
+                    Err(Some(invalid)) => return (Err(invalid.into()), None),
                 }
             }
         };
@@ -148,10 +319,10 @@ impl ConversationActor {
         let max_chars = self.core.limits.max_message_chars;
         let posted = match self.conversation.post(msg.poster, author, &body, msg.client_ref, max_chars) {
             Ok(posted) => posted,
-            Err(error) => return (Err(error), turn_done()),
+            Err(error) => return (Err(error), None),
         };
         if posted.duplicate {
-            return (Ok(Some(posted.message)), turn_done());
+            return (Ok(Some(posted.message)), None);
         }
         self.publish_message(&posted.message);
         self.after_change(before, false);
@@ -184,19 +355,24 @@ impl ConversationActor {
         }
     }
 
-    fn to_members(&self, event: AgentEvent) {
-        self.to_members_except(&timed(event), None);
+    fn to_members(&mut self, event: AgentEvent) {
+        let members = self.conversation.members().to_vec();
+        let event = timed(event);
+        self.defer(move |act| act.send_to(&members, &event));
     }
 
-    fn to_members_except(&self, event: &Arc<Timed<AgentEvent>>, except: Option<OperatorId>) {
-        for &member in self.conversation.members() {
-            if Some(member) != except {
-                self.core.operator(member).do_send(Deliver(event.clone()));
-            }
+    /// Sends at once: only for what is never stored (typing) and inside deferred effects.
+    fn send_to(&self, operators: &[OperatorId], event: &Arc<Timed<AgentEvent>>) {
+        for &operator in operators {
+            self.core.operator(operator).do_send(Deliver(event.clone()));
         }
     }
 
     fn notify_visitor(&mut self, event: VisitorEvent) {
+        self.defer(move |act| act.send_to_visitor(event));
+    }
+
+    fn send_to_visitor(&mut self, event: VisitorEvent) {
         if self.visitors.is_empty() {
             return;
         }
@@ -237,22 +413,22 @@ impl ConversationActor {
                 self.notify_visitor(VisitorEvent::Status { status: status.for_visitor(), queue_position });
             }
         }
-        let router = self.core.router().clone();
         if status == Status::Closed && before != Status::Closed {
             self.to_members(AgentEvent::Closed { conversation_id: id });
             self.notify_visitor(VisitorEvent::Closed);
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
                 self.core.forget_direct(*a, *b);
             }
-            router.do_send(ConversationClosed { conversation: id, channel });
+            self.defer(move |act| act.core.router().do_send(ConversationClosed { conversation: id, channel }));
         } else if members_changed && self.conversation.kind == Kind::Livechat {
             if let Some(channel) = channel {
-                router.do_send(MembersChanged { conversation: id, channel, members: self.conversation.members().to_vec() });
+                let members = self.conversation.members().to_vec();
+                self.defer(move |act| act.core.router().do_send(MembersChanged { conversation: id, channel, members }));
             }
         }
         if before == Status::NeedHelp || status == Status::NeedHelp {
             let entry = (status == Status::NeedHelp).then(|| ConversationSummary::from(&self.conversation));
-            router.do_send(BoardChanged { conversation: id, entry });
+            self.defer(move |act| act.core.router().do_send(BoardChanged { conversation: id, entry }));
         }
     }
 
@@ -262,37 +438,45 @@ impl ConversationActor {
         let id = self.conversation.id;
         let user = UserRef { id: operator, name: self.core.operator_name(operator) };
         let notice = self.system_post(format!("{} joined the conversation", user.name));
-        let addr = self.core.operator(operator);
-        addr.do_send(Track { conversation: id, member: true });
-        match arrival {
-            Arrival::Assigned => addr.do_send(Deliver(timed(AgentEvent::Assigned { conversation: self.view() }))),
-            Arrival::Invited => addr.do_send(Deliver(timed(AgentEvent::Invited { conversation: self.view() }))),
-            Arrival::Joined => {}
-        }
+        let arrived = match arrival {
+            Arrival::Assigned => Some(AgentEvent::Assigned { conversation: self.view() }),
+            Arrival::Invited => Some(AgentEvent::Invited { conversation: self.view() }),
+            Arrival::Joined => None,
+        };
+        self.defer(move |act| {
+            let addr = act.core.operator(operator);
+            addr.do_send(Track { conversation: id, member: true });
+            if let Some(event) = arrived {
+                addr.do_send(Deliver(timed(event)));
+            }
+        });
         self.to_members(AgentEvent::MemberJoined { conversation_id: id, user: user.clone() });
         self.notify_visitor(VisitorEvent::MemberJoined { user });
         self.publish_message(&notice);
     }
 }
 
-/// The visitor opened the session: the chatbot starts, or, without one, the
-/// conversation is forwarded to an operator. Answered once that is decided.
+/// A new conversation begins: a visitor's chatbot starts, or, without one,
+/// the conversation is forwarded to an operator. Answered once that is
+/// decided and the conversation is durable.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), CommandError>")]
 pub struct Start;
 
 impl Handler<Start> for ConversationActor {
-    type Result = AtomicResponse<Self, ()>;
+    type Result = Reply<()>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
+        let livechat = self.conversation.kind == Kind::Livechat;
         let turn = match self.conversation.bot_mut() {
             Some(bot) => {
                 let actions = bot.advance();
                 self.run_bot(actions, ctx)
             }
-            None => self.forward(true, ctx),
+            None if livechat => Some(self.forward(true, ctx)),
+            None => None,
         };
-        AtomicResponse::new(turn)
+        self.reply_after(turn, Ok(()), ctx)
     }
 }
 
@@ -312,7 +496,7 @@ pub enum Content {
 /// empty line ended a `free_input_multi` answer. The chatbot's reply, if
 /// any, is posted before the answer is sent.
 #[derive(Message)]
-#[rtype(result = "Result<Option<ChatMessage>, ConversationError>")]
+#[rtype(result = "Result<Option<ChatMessage>, CommandError>")]
 pub struct PostMessage {
     pub poster: Poster,
     pub content: Content,
@@ -320,11 +504,11 @@ pub struct PostMessage {
 }
 
 impl Handler<PostMessage> for ConversationActor {
-    type Result = AtomicResponse<Self, Result<Option<ChatMessage>, ConversationError>>;
+    type Result = Reply<Option<ChatMessage>>;
 
     fn handle(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> Self::Result {
-        let (result, bot_turn) = self.post(msg, ctx);
-        AtomicResponse::new(Box::pin(bot_turn.map(move |(), _, _| result)))
+        let (result, turn) = self.post(msg, ctx);
+        self.reply_after(turn, result, ctx)
     }
 }
 
@@ -385,106 +569,120 @@ impl Handler<GetSummary> for ConversationActor {
 
 /// A member sets the status (`in_progress`, `waiting`, `need_help`).
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct SetStatus {
     pub by: OperatorId,
     pub status: RequestedStatus,
 }
 
 impl Handler<SetStatus> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = Reply<ConversationView>;
 
     fn handle(&mut self, msg: SetStatus, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        self.conversation.set_status(msg.by, msg.status)?;
-        self.after_change(before, false);
-        Ok(self.view())
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            act.conversation.set_status(msg.by, msg.status)?;
+            act.after_change(before, false);
+            Ok(act.view())
+        })
     }
 }
 
 /// A member replaces the wanted expertise (ids already checked to exist).
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct SetExpertise {
     pub by: OperatorId,
     pub expertise_ids: BTreeSet<ExpertiseId>,
 }
 
 impl Handler<SetExpertise> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = Reply<ConversationView>;
 
     fn handle(&mut self, msg: SetExpertise, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        self.conversation.set_expertise(msg.by, msg.expertise_ids)?;
-        self.after_change(before, false);
-        Ok(self.view())
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            act.conversation.set_expertise(msg.by, msg.expertise_ids)?;
+            act.after_change(before, false);
+            Ok(act.view())
+        })
     }
 }
 
 /// An operator answers a call for help.
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct Join {
     pub operator: OperatorId,
 }
 
 impl Handler<Join> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = Reply<ConversationView>;
 
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        self.conversation.join(msg.operator)?;
-        self.after_change(before, true);
-        self.welcome(msg.operator, Arrival::Joined);
-        Ok(self.view())
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            act.conversation.join(msg.operator)?;
+            act.after_change(before, true);
+            act.welcome(msg.operator, Arrival::Joined);
+            Ok(act.view())
+        })
     }
 }
 
 /// A member brings colleagues in (ids already checked to exist).
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct Invite {
     pub by: OperatorId,
     pub invitees: Vec<OperatorId>,
 }
 
 impl Handler<Invite> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = Reply<ConversationView>;
 
     fn handle(&mut self, msg: Invite, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        let added = self.conversation.invite(msg.by, &msg.invitees)?;
-        self.after_change(before, !added.is_empty());
-        for operator in added {
-            self.welcome(operator, Arrival::Invited);
-        }
-        Ok(self.view())
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            let added = act.conversation.invite(msg.by, &msg.invitees)?;
+            act.after_change(before, !added.is_empty());
+            for operator in added {
+                act.welcome(operator, Arrival::Invited);
+            }
+            Ok(act.view())
+        })
     }
 }
 
 /// A member steps out of the conversation.
 #[derive(Message)]
-#[rtype(result = "Result<(), ConversationError>")]
+#[rtype(result = "Result<(), CommandError>")]
 pub struct Leave {
     pub operator: OperatorId,
 }
 
 impl Handler<Leave> for ConversationActor {
-    type Result = Result<(), ConversationError>;
+    type Result = Reply<()>;
 
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        let user = UserRef { id: msg.operator, name: self.core.operator_name(msg.operator) };
-        self.conversation.leave(msg.operator)?;
-        self.core.operator(msg.operator).do_send(Track { conversation: self.conversation.id, member: false });
-        // The leaver is no longer a member but still hears that they left.
-        let event = timed(AgentEvent::MemberLeft { conversation_id: self.conversation.id, user: user.clone() });
-        self.core.operator(msg.operator).do_send(Deliver(event.clone()));
-        self.to_members_except(&event, None);
-        let notice = self.system_post(format!("{} left the conversation", user.name));
-        self.publish_message(&notice);
-        self.after_change(before, true);
-        Ok(())
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            let user = UserRef { id: msg.operator, name: act.core.operator_name(msg.operator) };
+            act.conversation.leave(msg.operator)?;
+            // The leaver is no longer a member but still hears that they left.
+            let id = act.conversation.id;
+            let mut told = act.conversation.members().to_vec();
+            told.push(msg.operator);
+            let event = timed(AgentEvent::MemberLeft { conversation_id: id, user: user.clone() });
+            act.defer(move |act| {
+                act.core.operator(msg.operator).do_send(Track { conversation: id, member: false });
+                act.send_to(&told, &event);
+            });
+            let notice = act.system_post(format!("{} left the conversation", user.name));
+            act.publish_message(&notice);
+            act.after_change(before, true);
+            Ok(())
+        })
     }
 }
 
@@ -499,29 +697,31 @@ pub enum Closer {
 
 /// End the conversation for everyone.
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct Close {
     pub by: Closer,
 }
 
 impl Handler<Close> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = Reply<ConversationView>;
 
     fn handle(&mut self, msg: Close, _: &mut Context<Self>) -> Self::Result {
-        let before = self.conversation.status();
-        if let Closer::Operator(operator) = msg.by {
-            if !self.conversation.is_member(operator) {
-                return Err(ConversationError::NotMember);
+        self.reply_with(|act| {
+            let before = act.conversation.status();
+            if let Closer::Operator(operator) = msg.by {
+                if !act.conversation.is_member(operator) {
+                    return Err(ConversationError::NotMember);
+                }
             }
-        }
-        self.conversation.close()?;
-        if let Closer::Visitor = msg.by {
-            let notice = self.system_post("Visitor left the conversation".into());
-            self.publish_message(&notice);
-        }
-        self.queue_position = None;
-        self.after_change(before, false);
-        Ok(self.view())
+            act.conversation.close()?;
+            if let Closer::Visitor = msg.by {
+                let notice = act.system_post("Visitor left the conversation".into());
+                act.publish_message(&notice);
+            }
+            act.queue_position = None;
+            act.after_change(before, false);
+            Ok(act.view())
+        })
     }
 }
 
@@ -535,7 +735,7 @@ pub struct AssignOperator {
 impl Handler<AssignOperator> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: AssignOperator, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: AssignOperator, ctx: &mut Context<Self>) {
         let before = self.conversation.status();
         let operator = msg.assignment.operator_id;
         // A closed conversation refuses; the router frees the capacity when its
@@ -544,6 +744,7 @@ impl Handler<AssignOperator> for ConversationActor {
             self.queue_position = None;
             self.after_change(before, false);
             self.welcome(operator, Arrival::Assigned);
+            self.commit_in_background(None, ctx);
         }
     }
 }
@@ -556,7 +757,7 @@ pub struct SetQueuePosition(pub u32);
 impl Handler<SetQueuePosition> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SetQueuePosition, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SetQueuePosition, ctx: &mut Context<Self>) {
         if matches!(self.conversation.status(), Status::Closed) {
             return;
         }
@@ -571,6 +772,7 @@ impl Handler<SetQueuePosition> for ConversationActor {
         } else {
             self.after_change(before, false);
         }
+        self.commit_in_background(None, ctx);
     }
 }
 
@@ -578,40 +780,49 @@ impl Handler<SetQueuePosition> for ConversationActor {
 /// after `after`) and registers the session for live events, atomically, so
 /// nothing is missed in between.
 #[derive(Message)]
-#[rtype(result = "Vec<VisitorEvent>")]
+#[rtype(result = "Result<Vec<VisitorEvent>, StoreError>")]
 pub struct AttachVisitor {
     pub session: SessionTx<VisitorEvent>,
     pub after: Option<MessageId>,
 }
 
 impl Handler<AttachVisitor> for ConversationActor {
-    type Result = MessageResult<AttachVisitor>;
+    type Result = ResponseActFuture<Self, Result<Vec<VisitorEvent>, StoreError>>;
 
     fn handle(&mut self, msg: AttachVisitor, _: &mut Context<Self>) -> Self::Result {
         let mut greeting = vec![VisitorEvent::Hello { conversation: self.visitor_view() }];
         if let Some(after) = msg.after {
             greeting.extend(self.conversation.messages_after(after).iter().map(|m| VisitorEvent::Message { message: m.clone() }));
         }
-        self.visitors.retain(|s| !s.same_session(&msg.session));
-        self.visitors.push(msg.session);
-        MessageResult(greeting)
+        // Registered once the state greeted is durable: the session then gets
+        // exactly the events that came after it, none twice.
+        let session = msg.session;
+        self.once_durable(move |act| {
+            act.visitors.retain(|s| !s.same_session(&session));
+            act.visitors.push(session);
+            greeting
+        })
     }
 }
 
 /// Messages after `after`, for an operator resuming after a reconnect.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<ChatMessage>, ConversationError>")]
+#[rtype(result = "Result<Vec<ChatMessage>, CommandError>")]
 pub struct Replay {
     pub reader: Reader,
     pub after: MessageId,
 }
 
 impl Handler<Replay> for ConversationActor {
-    type Result = Result<Vec<ChatMessage>, ConversationError>;
+    type Result = ResponseActFuture<Self, Result<Vec<ChatMessage>, CommandError>>;
 
     fn handle(&mut self, msg: Replay, _: &mut Context<Self>) -> Self::Result {
-        self.conversation.check_readable(msg.reader.operator, msg.reader.is_admin)?;
-        Ok(self.conversation.messages_after(msg.after).to_vec())
+        let replay = self
+            .conversation
+            .check_readable(msg.reader.operator, msg.reader.is_admin)
+            .map(|()| self.conversation.messages_after(msg.after).to_vec());
+        // Answered after the live events of the messages it holds went out, so none arrives twice.
+        Box::pin(self.once_durable(move |_| replay).map(|answer, _, _| Ok(answer??)))
     }
 }
 
@@ -640,9 +851,10 @@ impl Handler<Typing> for ConversationActor {
             Poster::Operator(operator) => Some(operator),
             Poster::Visitor => None,
         };
-        self.to_members_except(&timed(AgentEvent::Typing { conversation_id: id, author: author.clone() }), except);
+        let others: Vec<OperatorId> = self.conversation.members().iter().copied().filter(|&m| Some(m) != except).collect();
+        self.send_to(&others, &timed(AgentEvent::Typing { conversation_id: id, author: author.clone() }));
         if msg.poster != Poster::Visitor {
-            self.notify_visitor(VisitorEvent::Typing { author });
+            self.send_to_visitor(VisitorEvent::Typing { author });
         }
         Ok(())
     }
@@ -656,10 +868,24 @@ pub struct ForgetExpertise(pub ExpertiseId);
 impl Handler<ForgetExpertise> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ForgetExpertise, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ForgetExpertise, ctx: &mut Context<Self>) {
         if self.conversation.expertise_ids.remove(&msg.0) {
             let status = self.conversation.status();
             self.after_change(status, false);
+            self.commit_in_background(None, ctx);
         }
+    }
+}
+
+/// A copy of the whole conversation for a snapshot.
+#[derive(Message)]
+#[rtype(result = "ConversationV1")]
+pub struct Capture;
+
+impl Handler<Capture> for ConversationActor {
+    type Result = MessageResult<Capture>;
+
+    fn handle(&mut self, _: Capture, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(ConversationV1::new(&self.conversation, self.visitor_token.as_deref(), 0))
     }
 }

@@ -34,10 +34,13 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 
 use crate::config::Limits;
-use crate::domain::conversation::Conversation;
+use crate::domain::conversation::{Conversation, Kind, Status};
 use crate::domain::directory::Directory;
 use crate::domain::{ConversationId, OperatorId};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::persist::records::{DirectoryV1, RecordV1};
+use crate::persist::Store;
 use conversation::ConversationActor;
 use operator::OperatorActor;
 use router::RouterActor;
@@ -49,6 +52,7 @@ pub struct Core {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    pub store: Store,
     /// Set once in `Application::build`, before any request or actor can run.
     router: OnceLock<Addr<RouterActor>>,
 }
@@ -66,7 +70,7 @@ pub struct Registry {
 }
 
 impl Core {
-    pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>) -> Arc<Core> {
+    pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>, store: Store) -> Arc<Core> {
         assert!(!arbiters.is_empty(), "at least one actor arbiter is needed");
         Arc::new(Core {
             directory: RwLock::new(directory),
@@ -80,6 +84,7 @@ impl Core {
             },
             metrics,
             limits,
+            store,
             router: OnceLock::new(),
         })
     }
@@ -104,12 +109,41 @@ impl Core {
     }
 
     /// Starts the actor of a new conversation on the next arbiter and registers it.
-    pub fn start_conversation(self: &Arc<Self>, conversation: Conversation) -> Addr<ConversationActor> {
+    pub fn start_conversation(self: &Arc<Self>, conversation: Conversation, visitor_token: Option<String>) -> Addr<ConversationActor> {
+        self.spawn_conversation(conversation, visitor_token, false)
+    }
+
+    /// Starts the actor of a conversation recovered from disk, so ids continue after it.
+    pub fn restore_conversation(self: &Arc<Self>, conversation: Conversation, visitor_token: Option<String>) -> Addr<ConversationActor> {
+        self.registry.last_conversation_id.fetch_max(conversation.id.0, Ordering::Relaxed);
+        if let ([a, b], Kind::Direct, false) = (conversation.members(), conversation.kind, conversation.status() == Status::Closed) {
+            self.registry.direct.insert((*a.min(b), *a.max(b)), conversation.id);
+        }
+        self.spawn_conversation(conversation, visitor_token, true)
+    }
+
+    fn spawn_conversation(self: &Arc<Self>, conversation: Conversation, token: Option<String>, restored: bool) -> Addr<ConversationActor> {
         let id = conversation.id;
         let core = self.clone();
-        let addr = ConversationActor::start_in_arbiter(self.next_arbiter(), move |_| ConversationActor::new(conversation, core));
+        let addr =
+            ConversationActor::start_in_arbiter(self.next_arbiter(), move |_| ConversationActor::new(conversation, core, token, restored));
         self.registry.conversations.insert(id, addr.clone());
         addr
+    }
+
+    /// Applies a directory change and journals the resulting directory, in
+    /// the lock's order; resolves once durable.
+    ///
+    /// # Errors
+    /// The change's own error, or `Unavailable` when it cannot be stored.
+    pub async fn change_directory<T>(&self, change: impl FnOnce(&mut Directory) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let (value, durable) = {
+            let mut directory = self.directory.write();
+            let value = change(&mut directory)?;
+            (value, self.store.journal.append(&RecordV1::Directory(DirectoryV1::from(&*directory))))
+        };
+        durable.await?;
+        Ok(value)
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<Addr<ConversationActor>> {
@@ -149,7 +183,7 @@ impl Core {
         let id = *self.registry.direct.entry((a.min(b), a.max(b))).or_insert_with(|| {
             started = true;
             let id = self.next_conversation_id();
-            self.start_conversation(Conversation::direct(id, [a, b]));
+            self.start_conversation(Conversation::direct(id, [a, b]), None);
             id
         });
         (id, started)

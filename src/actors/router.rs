@@ -16,7 +16,7 @@ use super::conversation::{AssignOperator, ConversationActor, SetQueuePosition};
 use super::operator::Deliver;
 use super::Core;
 use crate::domain::assignment::{pick_operator, Candidate, Need, Pick};
-use crate::domain::conversation::Assignment;
+use crate::domain::conversation::{Assignment, Conversation, Kind, Status};
 use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
@@ -43,6 +43,19 @@ pub struct RoutingNeed {
     pub lang: Option<String>,
     pub country: Option<String>,
     pub expertise: BTreeSet<ExpertiseId>,
+}
+
+impl RoutingNeed {
+    /// What a conversation's visitor and wanted expertise ask of routing.
+    pub fn of(c: &Conversation) -> RoutingNeed {
+        let visitor = c.visitor.as_ref();
+        RoutingNeed {
+            visitor_key: visitor.and_then(|v| v.key.clone()),
+            lang: visitor.and_then(|v| v.lang.clone()),
+            country: visitor.and_then(|v| v.country.clone()),
+            expertise: c.expertise_ids.clone(),
+        }
+    }
 }
 
 /// A queued conversation.
@@ -84,6 +97,53 @@ impl RouterActor {
             board: BTreeMap::new(),
             last_assignment: 0,
         }
+    }
+
+    /// Rebuilds the routing state from recovered conversations: loads, queues
+    /// (in arrival order), previous operators, the board. Presence starts
+    /// offline for everyone; queues drain as operators connect.
+    pub fn restore(&mut self, conversations: &[(Addr<ConversationActor>, Conversation)]) {
+        let mut assignments = Vec::new();
+        for (addr, c) in conversations {
+            let (Kind::Livechat, Some(channel)) = (c.kind, c.channel_id) else { continue };
+            match c.status() {
+                Status::Queued => self.queues.entry(channel).or_default().push_back(Waiting {
+                    conversation: c.id,
+                    addr: addr.clone(),
+                    need: RoutingNeed::of(c),
+                    since: Instant::now(),
+                }),
+                Status::InProgress | Status::Waiting | Status::NeedHelp => {
+                    for &member in c.members() {
+                        self.add_load(member, channel);
+                    }
+                    self.open.insert(c.id, Open { channel, members: c.members().iter().copied().collect() });
+                }
+                Status::Bot | Status::Closed => {}
+            }
+            if c.status() == Status::NeedHelp {
+                self.board.insert(c.id, ConversationSummary::from(c));
+            }
+            if let Some(assignment) = &c.assignment {
+                assignments.push((assignment.at, c.id, channel, c.visitor.as_ref().and_then(|v| v.key.clone()), assignment.operator_id));
+            }
+        }
+        assignments.sort_by_key(|&(at, id, ..)| (at, id));
+        for (_, _, channel, key, operator) in assignments {
+            self.last_assignment += 1;
+            self.operators.entry(operator).or_default().last_assigned = self.last_assignment;
+            if let Some(key) = key {
+                self.previous.entry(channel).or_default().insert(key, operator);
+            }
+        }
+        let channels: Vec<ChannelId> = self.queues.keys().copied().collect();
+        for channel in channels {
+            if let Some(queue) = self.queues.get_mut(&channel) {
+                queue.make_contiguous().sort_by_key(|w| w.conversation);
+            }
+            self.announce_positions(channel);
+        }
+        self.core.metrics.queue_length.set(self.queues.values().map(|q| q.len() as i64).sum());
     }
 
     fn pick(&self, channel: ChannelId, need: &RoutingNeed) -> Option<Pick> {

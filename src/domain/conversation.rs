@@ -104,6 +104,9 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<Answer>>,
     pub created_at: Timestamp,
+    /// The author's client `ref`, kept so a resend is recognised (also after a restart); never shown.
+    #[serde(skip)]
+    pub client_ref: Option<String>,
 }
 
 /// Why and when an operator was given a conversation.
@@ -149,6 +152,23 @@ pub enum ConversationError {
     NotAwaitingAnswer(StepId),
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+}
+
+/// Everything stored about a conversation, for [`Conversation::restore`].
+pub struct ConversationParts {
+    pub id: ConversationId,
+    pub kind: Kind,
+    pub channel_id: Option<ChannelId>,
+    pub status: Status,
+    pub expertise_ids: BTreeSet<ExpertiseId>,
+    pub members: Vec<OperatorId>,
+    pub visitor: Option<Visitor>,
+    pub assignment: Option<Assignment>,
+    pub created_at: Timestamp,
+    /// In id order, ids 1, 2, 3, …
+    pub messages: Vec<Message>,
+    pub need_help_since: Option<Timestamp>,
+    pub bot: Option<ScriptRun>,
 }
 
 /// The result of a post: the stored message, and whether it was stored by an
@@ -223,6 +243,38 @@ impl Conversation {
             need_help_since: None,
             refs: HashMap::new(),
             bot: None,
+        }
+    }
+
+    /// Rebuilds a conversation from its stored parts (see `persist`); the
+    /// index of client refs is derived from the messages.
+    pub fn restore(parts: ConversationParts) -> Conversation {
+        let refs = parts
+            .messages
+            .iter()
+            .filter_map(|m| {
+                let poster = match m.author.kind {
+                    AuthorKind::Visitor => Poster::Visitor,
+                    AuthorKind::Operator => Poster::Operator(m.author.id?),
+                    AuthorKind::Bot | AuthorKind::System => return None,
+                };
+                Some(((poster, m.client_ref.clone()?), m.id))
+            })
+            .collect();
+        Conversation {
+            id: parts.id,
+            kind: parts.kind,
+            channel_id: parts.channel_id,
+            status: parts.status,
+            expertise_ids: parts.expertise_ids,
+            members: parts.members,
+            visitor: parts.visitor,
+            assignment: parts.assignment,
+            created_at: parts.created_at,
+            messages: parts.messages,
+            need_help_since: parts.need_help_since,
+            refs,
+            bot: parts.bot,
         }
     }
 
@@ -312,9 +364,13 @@ impl Conversation {
         }
         self.check_open()?;
         let body = text::bounded("body", body, max_chars)?;
-        let message = self.append(author, body);
+        let mut message = self.append(author, body);
         if let Some(r) = client_ref {
-            self.refs.insert((poster, r), message.id);
+            self.refs.insert((poster, r.clone()), message.id);
+            message.client_ref = Some(r.clone());
+            if let Some(stored) = self.messages.last_mut() {
+                stored.client_ref = Some(r);
+            }
         }
         if poster == Poster::Visitor && self.status == Status::Waiting {
             self.set(Status::InProgress);
@@ -336,7 +392,8 @@ impl Conversation {
 
     fn push(&mut self, author: Author, body: String, step_id: Option<StepId>, answers: Option<Vec<Answer>>) -> Message {
         let id = MessageId(self.messages.len() as u64 + 1);
-        let message = Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now() };
+        let message =
+            Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), client_ref: None };
         self.messages.push(message.clone());
         message
     }

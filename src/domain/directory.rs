@@ -104,7 +104,35 @@ pub struct Directory {
     last_id: u64,
 }
 
+/// Everything stored about the directory, for [`Directory::restore`].
+pub struct DirectoryParts {
+    pub operators: Vec<Operator>,
+    pub expertise: Vec<Expertise>,
+    pub channels: Vec<Channel>,
+    pub chatbots: Vec<Chatbot>,
+    pub last_id: u64,
+}
+
 impl Directory {
+    pub fn restore(parts: DirectoryParts) -> Directory {
+        Directory {
+            operators: parts.operators.into_iter().map(|o| (o.id, o)).collect(),
+            expertise: parts.expertise.into_iter().map(|e| (e.id, e)).collect(),
+            channels: parts.channels.into_iter().map(|c| (c.id, c)).collect(),
+            chatbots: parts.chatbots.into_iter().map(|c| (c.id, Arc::new(c))).collect(),
+            last_id: parts.last_id,
+        }
+    }
+
+    /// The last id handed out (ids are never reused).
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.operators.is_empty()
+    }
+
     fn next_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id

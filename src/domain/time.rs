@@ -13,6 +13,16 @@ impl Timestamp {
         Timestamp(Utc::now())
     }
 
+    /// Milliseconds since the Unix epoch, as snapshots store it.
+    pub fn as_millis(self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// The inverse of [`Timestamp::as_millis`]; out-of-range values clamp to the epoch.
+    pub fn from_millis(millis: i64) -> Timestamp {
+        Timestamp(DateTime::from_timestamp_millis(millis).unwrap_or_default())
+    }
+
     /// Milliseconds from `earlier` to `self`, zero when the clock went backwards.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         (self.0 - earlier.0).num_milliseconds().max(0) as u64

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::JsonBody;
-use crate::auth::{verify_password, LoginAttempt, Principal};
+use crate::auth::{verify_password, LoginAttempt};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
 use crate::views::UserView;
@@ -41,7 +41,7 @@ pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBo
         return Err(ApiError::Unauthorized("invalid login or password".into()));
     };
     hub.auth.record_success(&attempt);
-    let token = hub.auth.issue(Principal::Operator(id));
+    let token = hub.issue_operator_token(id).await?;
     let user = hub.user(id).await?;
     Ok(HttpResponse::Ok().json(LoginResponse { token, user }))
 }
@@ -49,7 +49,7 @@ pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBo
 /// Revoke the token used for this request.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "The token no longer works"), (status = 401, body = ErrorBody)))]
-pub async fn logout(hub: web::Data<Hub>, caller: Caller) -> HttpResponse {
-    hub.auth.revoke(&caller.token);
-    HttpResponse::NoContent().finish()
+pub async fn logout(hub: web::Data<Hub>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    hub.revoke_token(&caller.token).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -65,7 +65,7 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
         max_sessions: body.max_sessions,
         chatbot_id: body.chatbot_id,
     };
-    let view = ChannelView::from(hub.core.directory.write().create_channel(new)?);
+    let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.create_channel(new)?))).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -85,7 +85,7 @@ pub async fn update(
         max_sessions: body.max_sessions,
         chatbot_id: body.chatbot_id,
     };
-    let view = ChannelView::from(hub.core.directory.write().update_channel(*id, patch)?);
+    let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;
     hub.core.router().do_send(ChannelChanged { channel: *id });
     Ok(HttpResponse::Ok().json(view))
 }
@@ -94,6 +94,6 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ChannelId>) -> Result<HttpResponse, ApiError> {
-    hub.core.directory.write().delete_channel(*id)?;
+    hub.core.change_directory(|d| Ok(d.delete_channel(*id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -47,7 +47,7 @@ pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChatbotId>)
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateChatbot>) -> Result<HttpResponse, ApiError> {
     let max_chars = hub.core.limits.max_message_chars;
-    let view = ChatbotView::from(&**hub.core.directory.write().create_chatbot(&body.title, body.steps, max_chars)?);
+    let view = hub.core.change_directory(|d| Ok(ChatbotView::from(&**d.create_chatbot(&body.title, body.steps, max_chars)?))).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -62,8 +62,10 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateChatbot>,
 ) -> Result<HttpResponse, ApiError> {
     let max_chars = hub.core.limits.max_message_chars;
-    let mut directory = hub.core.directory.write();
-    let view = ChatbotView::from(&**directory.update_chatbot(*id, body.title.as_deref(), body.steps, max_chars)?);
+    let view = hub
+        .core
+        .change_directory(|d| Ok(ChatbotView::from(&**d.update_chatbot(*id, body.title.as_deref(), body.steps, max_chars)?)))
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -71,6 +73,6 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ChatbotId>) -> Result<HttpResponse, ApiError> {
-    hub.core.directory.write().delete_chatbot(*id)?;
+    hub.core.change_directory(|d| Ok(d.delete_chatbot(*id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -56,7 +56,7 @@ pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ExpertiseId
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Name exists (case-insensitive)", body = ErrorBody)))]
 pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateExpertise>) -> Result<HttpResponse, ApiError> {
     let holders: BTreeSet<OperatorId> = body.operator_ids.into_iter().collect();
-    let id = hub.core.directory.write().create_expertise(&body.name, &holders)?;
+    let id = hub.core.change_directory(|d| Ok(d.create_expertise(&body.name, &holders)?)).await?;
     hub.expertise_changed(holders.into_iter().collect());
     Ok(HttpResponse::Created().json(view(&hub, id)?))
 }
@@ -72,13 +72,15 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateExpertise>,
 ) -> Result<HttpResponse, ApiError> {
     let holders: Option<BTreeSet<OperatorId>> = body.operator_ids.map(|ids| ids.into_iter().collect());
-    let affected = {
-        let mut directory = hub.core.directory.write();
-        let before: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
-        directory.update_expertise(*id, body.name.as_deref(), holders.as_ref())?;
-        let after: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
-        before.symmetric_difference(&after).copied().collect::<Vec<_>>()
-    };
+    let affected = hub
+        .core
+        .change_directory(|directory| {
+            let before: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
+            directory.update_expertise(*id, body.name.as_deref(), holders.as_ref())?;
+            let after: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
+            Ok(before.symmetric_difference(&after).copied().collect::<Vec<_>>())
+        })
+        .await?;
     if !affected.is_empty() {
         hub.expertise_changed(affected);
     }
@@ -89,7 +91,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/expertise/{id}", tag = "expertise", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ExpertiseId>) -> Result<HttpResponse, ApiError> {
-    let holders = hub.core.directory.write().delete_expertise(*id)?;
+    let holders = hub.core.change_directory(|d| Ok(d.delete_expertise(*id)?)).await?;
     hub.core.router().do_send(RouterForgets(*id));
     for conversation in hub.core.conversations() {
         conversation.do_send(ConversationForgets(*id));

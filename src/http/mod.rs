@@ -64,7 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/invite_candidates", web::get().to(conversations::invite_candidates))
                 .route("/conversations/{id}/invite", web::post().to(conversations::invite))
                 .route("/conversations/{id}/close", web::post().to(conversations::close))
-                .route("/direct", web::post().to(conversations::direct)),
+                .route("/direct", web::post().to(conversations::direct))
+                .route("/admin/snapshot", web::post().to(ops::snapshot)),
         )
         .default_service(web::to(not_found));
 }

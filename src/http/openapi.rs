@@ -22,7 +22,7 @@ impl Modify for BearerAuth {
     info(title = "Switchboard", description = "Live chat for small support teams, with expertise-based routing."),
     modifiers(&BearerAuth),
     paths(
-        ops::healthz, ops::metrics,
+        ops::healthz, ops::metrics, ops::snapshot,
         crate::ws::operator::agent, crate::ws::visitor::visitor,
         auth::login, auth::logout,
         users::list, users::create, users::get, users::update, users::me, users::preferences, users::presence,

@@ -94,7 +94,7 @@ async fn operator_patch(body: UpdateUser) -> Result<OperatorPatch, ApiError> {
 /// Applies a validated patch and refreshes stars if the operator's expertise changed.
 async fn apply_patch(hub: &Hub, id: OperatorId, patch: OperatorPatch) -> Result<UserView, ApiError> {
     let expertise_changed = patch.expertise_ids.is_some();
-    hub.core.directory.write().update_operator(id, patch)?;
+    hub.core.change_directory(|d| Ok(d.update_operator(id, patch).map(drop)?)).await?;
     if expertise_changed {
         hub.expertise_changed(vec![id]);
     }
@@ -118,8 +118,8 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
     let languages = text::languages(&body.languages)?;
     let country = body.country.as_deref().map(text::country).transpose()?;
     let password_hash = hash(body.password).await?;
-    let id =
-        hub.core.directory.write().create_operator(NewOperator { login, name, password_hash, role: body.role, languages, country })?.id;
+    let new = NewOperator { login, name, password_hash, role: body.role, languages, country };
+    let id = hub.core.change_directory(|d| Ok(d.create_operator(new)?.id)).await?;
     Ok(HttpResponse::Created().json(hub.user(id).await?))
 }
 

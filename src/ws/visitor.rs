@@ -71,7 +71,7 @@ pub async fn visitor(
     let conversation = hub.visitor_conversation(token)?;
     let addr = hub.conversation(conversation)?;
     let (response, io, tx) = SessionIo::open(&hub, Role::Visitor, &req, body)?;
-    let greeting = addr.send(AttachVisitor { session: tx, after: query.after }).await?;
+    let greeting = addr.send(AttachVisitor { session: tx, after: query.after }).await??;
     let hub = hub.into_inner();
     actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation }, greeting));
     Ok(response)

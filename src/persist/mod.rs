@@ -1,0 +1,327 @@
+//! Durability: bincode snapshots plus a checksummed journal, so nothing
+//! acknowledged is lost when the process is killed at any instant.
+//!
+//! - Every acknowledged change is a [`RecordV1`] appended to the journal
+//!   (group-committed) *before* its acknowledgement or its fan-out.
+//! - A snapshot starts a new journal segment, then copies the state actor by
+//!   actor (each paused only for its own copy) and writes it from another
+//!   thread. Records are idempotent state, so replaying the new segment over a
+//!   copy taken a little later is exact.
+//! - Recovery loads the newest readable snapshot and replays the journal after
+//!   it; see [`recover`] for what is repaired and what refuses to start.
+//!
+//! This module knows files and records, not actors: `hub.rs` captures the state.
+
+pub mod frame;
+pub mod journal;
+pub mod records;
+pub mod snapshot;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
+use records::{ConversationV1, DirectoryV1, RecordV1, SnapshotV1};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("storage failed earlier; writes are refused until the server is restarted")]
+    Failed,
+    #[error("the journal has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why the server refuses to start on its data directory.
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error("cannot read the data directory {0}: {1}")]
+    Unreadable(PathBuf, std::io::Error),
+    #[error(
+        "journal {file} is corrupt at byte {offset} ({reason}) with records after it: acknowledged data is damaged. \
+         Restore the data directory from a backup, or move that file away to start from the last snapshot alone"
+    )]
+    Corrupt { file: PathBuf, offset: usize, reason: String },
+    #[error("{0}: no snapshot or journal in {1} is readable; refusing to start empty over existing data")]
+    NothingReadable(String, PathBuf),
+    #[error("journal segment {missing} is missing in {dir}; the segments after it cannot be applied")]
+    MissingSegment { missing: u64, dir: PathBuf },
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // unwrap: the record types are plain data with known lengths; encoding them cannot fail.
+    bincode::serde::encode_to_vec(value, config()).expect("records always encode")
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config()).map(|(value, _)| value)
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The snapshot and journal files of a data directory, by number.
+pub struct Files {
+    pub snapshots: Vec<(u64, PathBuf)>,
+    pub segments: Vec<(u64, PathBuf)>,
+}
+
+/// Lists the data directory (other files are ignored; leftover temporary files are removed).
+pub fn list(dir: &Path) -> std::io::Result<Files> {
+    let mut files = Files { snapshots: Vec::new(), segments: Vec::new() };
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let number = |prefix: &str, suffix: &str| name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse::<u64>().ok();
+        if let Some(n) = number("snapshot-", ".bin") {
+            files.snapshots.push((n, path));
+        } else if let Some(n) = number("journal-", ".log") {
+            files.segments.push((n, path));
+        } else if number("snapshot-", ".tmp").is_some() {
+            fs::remove_file(&path)?;
+        }
+    }
+    files.snapshots.sort_unstable();
+    files.segments.sort_unstable();
+    Ok(files)
+}
+
+/// The state as stored: what a snapshot holds, brought up to date by the journal.
+#[derive(Default)]
+pub struct State {
+    pub directory: Option<DirectoryV1>,
+    /// Operator tokens → operator id.
+    pub tokens: HashMap<String, u64>,
+    pub conversations: BTreeMap<u64, ConversationV1>,
+}
+
+impl State {
+    fn from_snapshot(s: SnapshotV1) -> State {
+        State {
+            directory: Some(s.directory),
+            tokens: s.tokens.into_iter().collect(),
+            conversations: s.conversations.into_iter().map(|c| (c.id, c)).collect(),
+        }
+    }
+
+    fn apply(&mut self, record: RecordV1) {
+        match record {
+            RecordV1::Directory(d) => self.directory = Some(d),
+            RecordV1::TokenIssued { token, operator_id } => {
+                self.tokens.insert(token, operator_id);
+            }
+            RecordV1::TokenRevoked { token } => {
+                self.tokens.remove(&token);
+            }
+            RecordV1::ConversationStarted(c) => {
+                self.conversations.insert(c.id, c);
+            }
+            RecordV1::ConversationChanged { id, header, messages } => match self.conversations.get_mut(&id) {
+                Some(c) => c.apply(header, messages),
+                None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
+            },
+        }
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.conversations.values().map(|c| c.messages.len()).sum()
+    }
+}
+
+/// What [`recover`] found: the state, and the number for the next journal segment.
+pub struct Recovered {
+    pub state: State,
+    pub next_segment: u64,
+}
+
+/// Loads the newest readable snapshot and replays the journal after it.
+///
+/// - A snapshot that fails its checks is skipped for the previous one, with an error logged.
+/// - A torn last record (a write the crash interrupted, so never acknowledged)
+///   is cut off with a warning.
+/// - Damage before the last record, a missing segment, or files of which
+///   nothing is readable refuse to start: silently dropping acknowledged data
+///   or starting empty would be worse than stopping.
+///
+/// # Errors
+/// See above.
+pub fn recover(dir: &Path) -> Result<Recovered, RecoveryError> {
+    let files = list(dir).map_err(|e| RecoveryError::Unreadable(dir.to_owned(), e))?;
+    let mut base = None;
+    for (_, path) in files.snapshots.iter().rev() {
+        match snapshot::read(path) {
+            Ok(s) => {
+                tracing::info!(snapshot = %path.display(), "loaded snapshot");
+                base = Some(s);
+                break;
+            }
+            Err(reason) => tracing::error!(snapshot = %path.display(), %reason, "snapshot unusable; falling back to the previous one"),
+        }
+    }
+    let had_snapshot = base.is_some();
+    let (mut state, from) = match base {
+        Some(s) => {
+            let from = s.journal_from;
+            (State::from_snapshot(s), from)
+        }
+        None if !files.snapshots.is_empty() => {
+            return Err(RecoveryError::NothingReadable("every snapshot is damaged".into(), dir.to_owned()));
+        }
+        None => (State::default(), 1),
+    };
+    let segments: Vec<&(u64, PathBuf)> = files.segments.iter().filter(|(n, _)| *n >= from).collect();
+    match segments.first() {
+        Some(&&(first, _)) if first != from && !had_snapshot => {
+            return Err(RecoveryError::NothingReadable("journal segments without the snapshot they follow".into(), dir.to_owned()));
+        }
+        Some(&&(first, _)) if first != from => return Err(RecoveryError::MissingSegment { missing: from, dir: dir.to_owned() }),
+        _ => {}
+    }
+    for (i, (number, path)) in segments.iter().enumerate() {
+        if i > 0 && *number != segments[i - 1].0 + 1 {
+            return Err(RecoveryError::MissingSegment { missing: segments[i - 1].0 + 1, dir: dir.to_owned() });
+        }
+        replay(path, i + 1 == segments.len(), &mut state)?;
+    }
+    let last = files.segments.last().map_or(0, |(n, _)| *n).max(from.saturating_sub(1));
+    tracing::info!(
+        conversations = state.conversations.len(),
+        messages = state.message_count(),
+        segments = segments.len(),
+        "state recovered"
+    );
+    Ok(Recovered { state, next_segment: last + 1 })
+}
+
+/// Replays one journal segment into `state`, cutting a torn tail off the last one.
+fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryError> {
+    let corrupt = |offset: usize, reason: String| RecoveryError::Corrupt { file: path.to_owned(), offset, reason };
+    let bytes = fs::read(path).map_err(|e| corrupt(0, format!("cannot read: {e}")))?;
+    let header_ok = bytes.len() >= SEGMENT_HEADER && &bytes[..8] == SEGMENT_MAGIC;
+    if !header_ok {
+        if is_last && bytes.len() < SEGMENT_HEADER {
+            tracing::warn!(file = %path.display(), "journal segment was cut while being created; removing it");
+            fs::remove_file(path).map_err(|e| corrupt(0, e.to_string()))?;
+            return Ok(());
+        }
+        return Err(corrupt(0, "bad segment header".into()));
+    }
+    let mut offset = SEGMENT_HEADER;
+    loop {
+        match frame::next(&bytes, offset) {
+            frame::Next::Record(payload, next) => {
+                let record = decode::<RecordV1>(payload).map_err(|e| corrupt(offset, format!("undecodable record: {e}")))?;
+                state.apply(record);
+                offset = next;
+            }
+            frame::Next::End => return Ok(()),
+            frame::Next::Torn(reason) if is_last => {
+                tracing::warn!(file = %path.display(), offset, reason, "torn journal tail (an unacknowledged write) truncated");
+                let file = OpenOptions::new().write(true).open(path).map_err(|e| corrupt(offset, e.to_string()))?;
+                file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(|e| corrupt(offset, e.to_string()))?;
+                return Ok(());
+            }
+            frame::Next::Torn(reason) | frame::Next::Corrupt(reason) => return Err(corrupt(offset, reason.into())),
+        }
+    }
+}
+
+/// What a snapshot holds, captured from the live server.
+pub struct Capture {
+    pub directory: DirectoryV1,
+    pub tokens: Vec<(String, u64)>,
+    pub conversations: Vec<ConversationV1>,
+}
+
+/// What a snapshot cost, for logs, the admin endpoint and the benchmarks.
+#[derive(Clone, Copy, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SnapshotStats {
+    pub conversations: usize,
+    pub messages: usize,
+    pub bytes: u64,
+    /// Time to copy the state out of the actors.
+    pub capture_ms: f64,
+    /// Time to encode and write it durably.
+    pub write_ms: f64,
+}
+
+/// The journal and the snapshots of one data directory.
+pub struct Store {
+    pub journal: Journal,
+    dir: PathBuf,
+    /// One snapshot at a time.
+    snapshotting: tokio::sync::Mutex<()>,
+    last_snapshot: Mutex<Option<Instant>>,
+    started: Instant,
+}
+
+impl Store {
+    /// Starts the journal on segment `next_segment`.
+    ///
+    /// # Errors
+    /// When the segment cannot be created.
+    pub fn open(dir: &Path, next_segment: u64, mode: journal::FsyncMode, interval: Duration) -> Result<Store, StoreError> {
+        let (journal, _writer) = Journal::start(dir, next_segment, mode, interval)?;
+        Ok(Store {
+            journal,
+            dir: dir.to_owned(),
+            snapshotting: tokio::sync::Mutex::new(()),
+            last_snapshot: Mutex::new(None),
+            started: Instant::now(),
+        })
+    }
+
+    /// Seconds since the last snapshot was written (since start if none yet).
+    pub fn snapshot_age(&self) -> Duration {
+        self.last_snapshot.lock().unwrap_or(self.started).elapsed()
+    }
+
+    /// Takes a snapshot: cuts the journal, captures the state with `capture`,
+    /// writes it from a blocking thread, and prunes old files.
+    ///
+    /// # Errors
+    /// When the journal failed or the file cannot be written.
+    pub async fn snapshot<F, Fut>(&self, capture: F) -> Result<SnapshotStats, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Capture, StoreError>>,
+    {
+        let _one_at_a_time = self.snapshotting.lock().await;
+        let journal_from = self.journal.rotate().await?;
+        let started = Instant::now();
+        let Capture { directory, tokens, conversations } = capture().await?;
+        let capture_ms = started.elapsed().as_secs_f64() * 1e3;
+        let messages = conversations.iter().map(|c| c.messages.len()).sum();
+        let count = conversations.len();
+        let snapshot = SnapshotV1 { journal_from, directory, tokens, conversations };
+        let dir = self.dir.clone();
+        let started = Instant::now();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let bytes = snapshot::write(&dir, &snapshot)?;
+            snapshot::prune(&dir)?;
+            Ok::<_, StoreError>(bytes)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        *self.last_snapshot.lock() = Some(Instant::now());
+        let stats = SnapshotStats { conversations: count, messages, bytes, capture_ms, write_ms: started.elapsed().as_secs_f64() * 1e3 };
+        tracing::info!(?stats, journal_from, "snapshot written");
+        Ok(stats)
+    }
+}

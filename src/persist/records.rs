@@ -1,0 +1,466 @@
+//! The on-disk types (format version 1), separate from the domain types so
+//! either can change without silently changing the other (STYLE.md §4).
+//!
+//! Journal records are *state*, not operations: a directory record holds the
+//! whole directory, a conversation record its new messages and its current
+//! header. Replaying one twice, or replaying one already reflected in the
+//! snapshot, changes nothing; that is what lets a snapshot be taken from
+//! actors one by one while they keep working (see `snapshot`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::assignment::Rule;
+use crate::domain::chatbot::{Answer, Chatbot, ScriptRun, Step, StepKind};
+use crate::domain::conversation::{Assignment, Author, AuthorKind, Conversation, ConversationParts, Kind, Message, Status, Visitor};
+use crate::domain::directory::{Channel, Directory, DirectoryParts, Expertise};
+use crate::domain::operator::{Operator, Role};
+use crate::domain::time::Timestamp;
+use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
+
+/// Declares a stored copy of a domain enum with conversions both ways. The
+/// stored variant order is the format: append new variants, never reorder.
+macro_rules! stored_enum {
+    ($stored:ident <=> $domain:ident { $($variant:ident),+ $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum $stored { $($variant),+ }
+
+        impl From<$domain> for $stored {
+            fn from(value: $domain) -> $stored {
+                match value { $($domain::$variant => $stored::$variant),+ }
+            }
+        }
+
+        impl From<$stored> for $domain {
+            fn from(value: $stored) -> $domain {
+                match value { $($stored::$variant => $domain::$variant),+ }
+            }
+        }
+    };
+}
+
+stored_enum!(RoleV1 <=> Role { Admin, User });
+stored_enum!(KindV1 <=> Kind { Livechat, Direct });
+stored_enum!(StatusV1 <=> Status { Bot, Queued, InProgress, Waiting, NeedHelp, Closed });
+stored_enum!(AuthorKindV1 <=> AuthorKind { Visitor, Operator, Bot, System });
+stored_enum!(StepKindV1 <=> StepKind {
+    Text,
+    QuestionSelection,
+    QuestionEmail,
+    QuestionPhone,
+    FreeInputSingle,
+    FreeInputMulti,
+    ForwardOperator,
+});
+stored_enum!(RuleV1 <=> Rule {
+    PreviousOperator,
+    LangAllExpertise,
+    LangAnyExpertise,
+    Lang,
+    CountryAllExpertise,
+    CountryAnyExpertise,
+    Country,
+    AllExpertise,
+    AnyExpertise,
+    AnyOperator,
+});
+
+fn raw_ids<T>(ids: impl IntoIterator<Item = T>, raw: impl Fn(T) -> u64) -> Vec<u64> {
+    ids.into_iter().map(raw).collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperatorV1 {
+    pub id: u64,
+    pub login: String,
+    pub name: String,
+    pub role: RoleV1,
+    pub password_hash: String,
+    pub languages: Vec<String>,
+    pub country: Option<String>,
+    pub expertise_ids: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelV1 {
+    pub id: u64,
+    pub name: String,
+    pub operator_ids: Vec<u64>,
+    pub max_sessions: Option<u32>,
+    pub chatbot_id: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepV1 {
+    pub id: u64,
+    pub kind: StepKindV1,
+    pub message: String,
+    pub answers: Vec<(u64, String)>,
+    pub only_if_answer_ids: Vec<u64>,
+    pub expertise_ids: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatbotV1 {
+    pub id: u64,
+    pub title: String,
+    pub steps: Vec<StepV1>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryV1 {
+    pub last_id: u64,
+    pub operators: Vec<OperatorV1>,
+    pub expertise: Vec<(u64, String)>,
+    pub channels: Vec<ChannelV1>,
+    pub chatbots: Vec<ChatbotV1>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VisitorV1 {
+    pub name: String,
+    pub lang: Option<String>,
+    pub country: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentV1 {
+    pub operator_id: u64,
+    pub rule: RuleV1,
+    pub candidates: u32,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageV1 {
+    pub id: u64,
+    pub author_kind: AuthorKindV1,
+    pub author_id: Option<u64>,
+    pub author_name: String,
+    pub body: String,
+    pub step_id: Option<u64>,
+    pub answers: Option<Vec<(u64, String)>>,
+    pub created_at_ms: i64,
+    pub client_ref: Option<String>,
+}
+
+/// Where a chatbot is in its script; the script itself is stored once, when
+/// the conversation starts, because it may be an older version than the current one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BotRunV1 {
+    pub next: u32,
+    pub waiting: Option<u32>,
+    pub picked: Vec<u64>,
+    pub stopped: bool,
+}
+
+/// The part of a conversation that changes, apart from its transcript.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderV1 {
+    pub status: StatusV1,
+    pub expertise_ids: Vec<u64>,
+    pub members: Vec<u64>,
+    pub assignment: Option<AssignmentV1>,
+    pub need_help_since_ms: Option<i64>,
+    pub bot: Option<BotRunV1>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationV1 {
+    pub id: u64,
+    pub kind: KindV1,
+    pub channel_id: Option<u64>,
+    pub created_at_ms: i64,
+    pub visitor: Option<VisitorV1>,
+    /// The visitor's bearer token: a widget reconnecting after a restart must find its conversation.
+    pub visitor_token: Option<String>,
+    /// The script version this conversation runs, if it has a chatbot.
+    pub script: Option<ChatbotV1>,
+    pub header: HeaderV1,
+    pub messages: Vec<MessageV1>,
+}
+
+/// One journal record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RecordV1 {
+    /// The whole directory after an admin or preference change (it is small and changes rarely).
+    Directory(DirectoryV1),
+    TokenIssued {
+        token: String,
+        operator_id: u64,
+    },
+    TokenRevoked {
+        token: String,
+    },
+    /// A new conversation, whole.
+    ConversationStarted(ConversationV1),
+    /// Messages appended since the last record of this conversation, and its header if it changed.
+    ConversationChanged {
+        id: u64,
+        header: Option<HeaderV1>,
+        messages: Vec<MessageV1>,
+    },
+}
+
+/// The whole state. `journal_from` is the first journal segment to replay over it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotV1 {
+    pub journal_from: u64,
+    pub directory: DirectoryV1,
+    /// Operator tokens (visitor tokens live in their conversation).
+    pub tokens: Vec<(String, u64)>,
+    pub conversations: Vec<ConversationV1>,
+}
+
+// ---- domain → stored ----
+
+impl From<&Directory> for DirectoryV1 {
+    fn from(d: &Directory) -> DirectoryV1 {
+        DirectoryV1 {
+            last_id: d.last_id(),
+            operators: d
+                .operators()
+                .map(|o| OperatorV1 {
+                    id: o.id.0,
+                    login: o.login.clone(),
+                    name: o.name.clone(),
+                    role: o.role.into(),
+                    password_hash: o.password_hash.clone(),
+                    languages: o.languages.clone(),
+                    country: o.country.clone(),
+                    expertise_ids: raw_ids(o.expertise_ids.iter().copied(), |e| e.0),
+                })
+                .collect(),
+            expertise: d.expertise().map(|e| (e.id.0, e.name.clone())).collect(),
+            channels: d
+                .channels()
+                .map(|c| ChannelV1 {
+                    id: c.id.0,
+                    name: c.name.clone(),
+                    operator_ids: raw_ids(c.operator_ids.iter().copied(), |o| o.0),
+                    max_sessions: c.max_sessions,
+                    chatbot_id: c.chatbot_id.map(|b| b.0),
+                })
+                .collect(),
+            chatbots: d.chatbots().map(|c| ChatbotV1::from(&**c)).collect(),
+        }
+    }
+}
+
+impl From<&Chatbot> for ChatbotV1 {
+    fn from(c: &Chatbot) -> ChatbotV1 {
+        ChatbotV1 {
+            id: c.id.0,
+            title: c.title.clone(),
+            steps: c
+                .steps
+                .iter()
+                .map(|s| StepV1 {
+                    id: s.id.0,
+                    kind: s.kind.into(),
+                    message: s.message.clone(),
+                    answers: s.answers.iter().map(|a| (a.id.0, a.label.clone())).collect(),
+                    only_if_answer_ids: raw_ids(s.only_if_answer_ids.iter().copied(), |a| a.0),
+                    expertise_ids: raw_ids(s.expertise_ids.iter().copied(), |e| e.0),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&Message> for MessageV1 {
+    fn from(m: &Message) -> MessageV1 {
+        MessageV1 {
+            id: m.id.0,
+            author_kind: m.author.kind.into(),
+            author_id: m.author.id.map(|o| o.0),
+            author_name: m.author.name.clone(),
+            body: m.body.clone(),
+            step_id: m.step_id.map(|s| s.0),
+            answers: m.answers.as_ref().map(|answers| answers.iter().map(|a| (a.id.0, a.label.clone())).collect()),
+            created_at_ms: m.created_at.as_millis(),
+            client_ref: m.client_ref.clone(),
+        }
+    }
+}
+
+impl From<&Conversation> for HeaderV1 {
+    fn from(c: &Conversation) -> HeaderV1 {
+        HeaderV1 {
+            status: c.status().into(),
+            expertise_ids: raw_ids(c.expertise_ids.iter().copied(), |e| e.0),
+            members: raw_ids(c.members().iter().copied(), |o| o.0),
+            assignment: c.assignment.as_ref().map(|a| AssignmentV1 {
+                operator_id: a.operator_id.0,
+                rule: a.rule.into(),
+                candidates: a.candidates,
+                at_ms: a.at.as_millis(),
+            }),
+            need_help_since_ms: c.need_help_since().map(Timestamp::as_millis),
+            bot: c.bot.as_ref().map(|b| BotRunV1 {
+                next: b.next as u32,
+                waiting: b.waiting.map(|w| w as u32),
+                picked: raw_ids(b.picked.iter().copied(), |a| a.0),
+                stopped: b.stopped,
+            }),
+        }
+    }
+}
+
+impl ConversationV1 {
+    /// The whole conversation, with its messages from index `from` on.
+    pub fn new(c: &Conversation, visitor_token: Option<&str>, from: usize) -> ConversationV1 {
+        ConversationV1 {
+            id: c.id.0,
+            kind: c.kind.into(),
+            channel_id: c.channel_id.map(|ch| ch.0),
+            created_at_ms: c.created_at.as_millis(),
+            visitor: c.visitor.as_ref().map(|v| VisitorV1 {
+                name: v.name.clone(),
+                lang: v.lang.clone(),
+                country: v.country.clone(),
+                key: v.key.clone(),
+            }),
+            visitor_token: visitor_token.map(str::to_owned),
+            script: c.bot.as_ref().map(|b| ChatbotV1::from(&*b.script)),
+            header: HeaderV1::from(c),
+            messages: c.messages().get(from..).unwrap_or_default().iter().map(MessageV1::from).collect(),
+        }
+    }
+}
+
+// ---- stored → domain ----
+
+fn set<T: Ord>(raw: &[u64], wrap: impl Fn(u64) -> T) -> BTreeSet<T> {
+    raw.iter().copied().map(wrap).collect()
+}
+
+fn answers(raw: &[(u64, String)]) -> Vec<Answer> {
+    raw.iter().map(|(id, label)| Answer { id: AnswerId(*id), label: label.clone() }).collect()
+}
+
+impl From<&ChatbotV1> for Chatbot {
+    fn from(c: &ChatbotV1) -> Chatbot {
+        Chatbot {
+            id: ChatbotId(c.id),
+            title: c.title.clone(),
+            steps: c
+                .steps
+                .iter()
+                .map(|s| Step {
+                    id: StepId(s.id),
+                    kind: s.kind.into(),
+                    message: s.message.clone(),
+                    answers: answers(&s.answers),
+                    only_if_answer_ids: set(&s.only_if_answer_ids, AnswerId),
+                    expertise_ids: set(&s.expertise_ids, ExpertiseId),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&DirectoryV1> for Directory {
+    fn from(d: &DirectoryV1) -> Directory {
+        Directory::restore(DirectoryParts {
+            operators: d
+                .operators
+                .iter()
+                .map(|o| Operator {
+                    id: OperatorId(o.id),
+                    login: o.login.clone(),
+                    name: o.name.clone(),
+                    role: o.role.into(),
+                    password_hash: o.password_hash.clone(),
+                    languages: o.languages.clone(),
+                    country: o.country.clone(),
+                    expertise_ids: set(&o.expertise_ids, ExpertiseId),
+                })
+                .collect(),
+            expertise: d.expertise.iter().map(|(id, name)| Expertise { id: ExpertiseId(*id), name: name.clone() }).collect(),
+            channels: d
+                .channels
+                .iter()
+                .map(|c| Channel {
+                    id: ChannelId(c.id),
+                    name: c.name.clone(),
+                    operator_ids: set(&c.operator_ids, OperatorId),
+                    max_sessions: c.max_sessions,
+                    chatbot_id: c.chatbot_id.map(ChatbotId),
+                })
+                .collect(),
+            chatbots: d.chatbots.iter().map(Chatbot::from).collect(),
+            last_id: d.last_id,
+        })
+    }
+}
+
+impl MessageV1 {
+    pub fn to_domain(&self, conversation_id: ConversationId) -> Message {
+        Message {
+            id: MessageId(self.id),
+            conversation_id,
+            author: Author { kind: self.author_kind.into(), id: self.author_id.map(OperatorId), name: self.author_name.clone() },
+            body: self.body.clone(),
+            step_id: self.step_id.map(StepId),
+            answers: self.answers.as_deref().map(answers),
+            created_at: Timestamp::from_millis(self.created_at_ms),
+            client_ref: self.client_ref.clone(),
+        }
+    }
+}
+
+impl ConversationV1 {
+    /// The domain conversation.
+    pub fn to_domain(&self) -> Conversation {
+        let id = ConversationId(self.id);
+        let h = &self.header;
+        let bot = match (&self.script, &h.bot) {
+            (Some(script), Some(run)) => Some(ScriptRun {
+                script: Arc::new(Chatbot::from(script)),
+                next: run.next as usize,
+                waiting: run.waiting.map(|w| w as usize).filter(|&w| w < script.steps.len()),
+                picked: set(&run.picked, AnswerId),
+                stopped: run.stopped,
+            }),
+            _ => None,
+        };
+        Conversation::restore(ConversationParts {
+            id,
+            kind: self.kind.into(),
+            channel_id: self.channel_id.map(ChannelId),
+            status: h.status.into(),
+            expertise_ids: set(&h.expertise_ids, ExpertiseId),
+            members: h.members.iter().copied().map(OperatorId).collect(),
+            visitor: self.visitor.as_ref().map(|v| Visitor {
+                name: v.name.clone(),
+                lang: v.lang.clone(),
+                country: v.country.clone(),
+                key: v.key.clone(),
+            }),
+            assignment: h.assignment.as_ref().map(|a| Assignment {
+                operator_id: OperatorId(a.operator_id),
+                rule: a.rule.into(),
+                candidates: a.candidates,
+                at: Timestamp::from_millis(a.at_ms),
+            }),
+            created_at: Timestamp::from_millis(self.created_at_ms),
+            messages: self.messages.iter().map(|m| m.to_domain(id)).collect(),
+            need_help_since: h.need_help_since_ms.map(Timestamp::from_millis),
+            bot,
+        })
+    }
+
+    /// Applies a later record of this conversation: appends the messages it
+    /// does not have yet (by id, so replaying twice changes nothing) and takes its header.
+    pub fn apply(&mut self, header: Option<HeaderV1>, messages: Vec<MessageV1>) {
+        let have = self.messages.last().map_or(0, |m| m.id);
+        self.messages.extend(messages.into_iter().filter(|m| m.id > have));
+        if let Some(header) = header {
+            self.header = header;
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Snapshot files: `[magic 8][version u32][length u64][crc32 u32][bincode payload]`,
+//! written to a temporary file, synced, renamed into place, directory synced.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::records::SnapshotV1;
+use super::{decode, encode, sync_dir, StoreError};
+
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SWBSNAP1";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 4;
+
+/// How many snapshots are kept; journal segments older than the oldest kept
+/// one are deleted, so each kept snapshot can still be brought up to date.
+pub const KEEP: usize = 3;
+
+pub fn path(dir: &Path, journal_from: u64) -> PathBuf {
+    dir.join(format!("snapshot-{journal_from:020}.bin"))
+}
+
+/// Encodes and writes `snapshot` durably; returns its size in bytes.
+///
+/// # Errors
+/// Any IO error; the previous snapshots are untouched then.
+pub fn write(dir: &Path, snapshot: &SnapshotV1) -> Result<u64, StoreError> {
+    let payload = encode(snapshot);
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(SNAPSHOT_MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let target = path(dir, snapshot.journal_from);
+    let temp = target.with_extension("tmp");
+    let mut file = File::create(&temp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, &target)?;
+    sync_dir(dir)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Reads and checks a snapshot file.
+///
+/// # Errors
+/// A description of what is wrong with it.
+pub fn read(path: &Path) -> Result<SnapshotV1, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() < HEADER || &bytes[..8] != SNAPSHOT_MAGIC {
+        return Err("not a Switchboard snapshot (bad magic bytes)".into());
+    }
+    // unwrap: fixed-size slices of a buffer at least HEADER long.
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != FORMAT_VERSION {
+        return Err(format!("format version {version}, this build reads {FORMAT_VERSION}"));
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != len {
+        return Err(format!("truncated: {} payload bytes, header says {len}", payload.len()));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    decode(payload).map_err(|e| format!("cannot decode: {e}"))
+}
+
+/// Deletes all but the newest `KEEP` snapshots and the journal segments only they needed.
+pub fn prune(dir: &Path) -> Result<(), StoreError> {
+    let files = super::list(dir)?;
+    let mut snapshots = files.snapshots;
+    snapshots.sort_unstable();
+    let cut = snapshots.len().saturating_sub(KEEP);
+    for &(_, ref path) in &snapshots[..cut] {
+        fs::remove_file(path)?;
+    }
+    if let Some(&(oldest_kept, _)) = snapshots.get(cut) {
+        for (number, path) in files.segments.iter().filter(|(n, _)| *n < oldest_kept) {
+            tracing::debug!(segment = number, "deleting journal segment covered by every kept snapshot");
+            fs::remove_file(path)?;
+        }
+    }
+    sync_dir(dir)
+}
