@@ -25,7 +25,7 @@ use crate::domain::operator::Role;
 use crate::domain::OperatorId;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::persist::records::{DirectoryV1, RecordV1};
+use crate::persist::records::RecordV1;
 use crate::persist::{self, Store};
 use crate::ws::ConnectionSlots;
 use crate::{demo, http, shutdown};
@@ -95,7 +95,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let core = Core::new(directory, metrics, config.limits, arbiters.iter().map(Arbiter::handle).collect(), store);
         if fresh {
-            let first = RecordV1::Directory(DirectoryV1::from(&*core.directory.read()));
+            let first = RecordV1::directory(&core.directory.read());
             core.store.journal.append(&first).await.context("storing the first directory")?;
         }
         let auth = Auth::new(config.auth);

@@ -118,7 +118,7 @@ impl ConversationActor {
         let header = HeaderV1::from(&self.conversation);
         let count = self.conversation.messages().len();
         let record = match &self.journaled {
-            None => Some(RecordV1::ConversationStarted(ConversationV1::new(&self.conversation, self.visitor_token.as_deref(), 0))),
+            None => Some(RecordV1::ConversationStarted(Box::new(ConversationV1::new(&self.conversation, self.visitor_token.as_deref())))),
             Some(j) if j.messages == count && j.header == header => None,
             Some(j) => Some(RecordV1::ConversationChanged {
                 id: self.conversation.id.0,
@@ -355,7 +355,7 @@ impl ConversationActor {
         }
     }
 
-    fn to_members(&mut self, event: AgentEvent) {
+    fn notify_members(&mut self, event: AgentEvent) {
         let members = self.conversation.members().to_vec();
         let event = timed(event);
         self.defer(move |act| act.send_to(&members, &event));
@@ -397,7 +397,7 @@ impl ConversationActor {
 
     fn publish_message(&mut self, message: &ChatMessage) {
         self.core.metrics.messages.inc();
-        self.to_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
+        self.notify_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
         self.notify_visitor(VisitorEvent::Message { message: message.clone() });
     }
 
@@ -407,14 +407,14 @@ impl ConversationActor {
         let c = &self.conversation;
         let (id, status, channel) = (c.id, c.status(), c.channel_id);
         if status != before {
-            self.to_members(AgentEvent::Status { conversation_id: id, status });
+            self.notify_members(AgentEvent::Status { conversation_id: id, status });
             if status.for_visitor() != before.for_visitor() && status != Status::Closed {
                 let queue_position = self.queue_position.filter(|_| status == Status::Queued);
                 self.notify_visitor(VisitorEvent::Status { status: status.for_visitor(), queue_position });
             }
         }
         if status == Status::Closed && before != Status::Closed {
-            self.to_members(AgentEvent::Closed { conversation_id: id });
+            self.notify_members(AgentEvent::Closed { conversation_id: id });
             self.notify_visitor(VisitorEvent::Closed);
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
                 self.core.forget_direct(*a, *b);
@@ -450,7 +450,7 @@ impl ConversationActor {
                 addr.do_send(Deliver(timed(event)));
             }
         });
-        self.to_members(AgentEvent::MemberJoined { conversation_id: id, user: user.clone() });
+        self.notify_members(AgentEvent::MemberJoined { conversation_id: id, user: user.clone() });
         self.notify_visitor(VisitorEvent::MemberJoined { user });
         self.publish_message(&notice);
     }
@@ -886,6 +886,6 @@ impl Handler<Capture> for ConversationActor {
     type Result = MessageResult<Capture>;
 
     fn handle(&mut self, _: Capture, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(ConversationV1::new(&self.conversation, self.visitor_token.as_deref(), 0))
+        MessageResult(ConversationV1::new(&self.conversation, self.visitor_token.as_deref()))
     }
 }

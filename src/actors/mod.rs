@@ -39,7 +39,7 @@ use crate::domain::directory::Directory;
 use crate::domain::{ConversationId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::persist::records::{DirectoryV1, RecordV1};
+use crate::persist::records::RecordV1;
 use crate::persist::Store;
 use conversation::ConversationActor;
 use operator::OperatorActor;
@@ -140,7 +140,7 @@ impl Core {
         let (value, durable) = {
             let mut directory = self.directory.write();
             let value = change(&mut directory)?;
-            (value, self.store.journal.append(&RecordV1::Directory(DirectoryV1::from(&*directory))))
+            (value, self.store.journal.append(&RecordV1::directory(&directory)))
         };
         durable.await?;
         Ok(value)

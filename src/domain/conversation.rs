@@ -364,13 +364,9 @@ impl Conversation {
         }
         self.check_open()?;
         let body = text::bounded("body", body, max_chars)?;
-        let mut message = self.append(author, body);
+        let message = self.push(author, body, None, None, client_ref.clone());
         if let Some(r) = client_ref {
-            self.refs.insert((poster, r.clone()), message.id);
-            message.client_ref = Some(r.clone());
-            if let Some(stored) = self.messages.last_mut() {
-                stored.client_ref = Some(r);
-            }
+            self.refs.insert((poster, r), message.id);
         }
         if poster == Poster::Visitor && self.status == Status::Waiting {
             self.set(Status::InProgress);
@@ -380,20 +376,26 @@ impl Conversation {
 
     /// Appends a message that needs no permission (system notices).
     pub fn append(&mut self, author: Author, body: String) -> Message {
-        self.push(author, body, None, None)
+        self.push(author, body, None, None, None)
     }
 
     /// Appends what the chatbot says at `step_id`.
     pub fn append_bot(&mut self, step_id: StepId, body: String, answers: Vec<Answer>) -> Message {
         let name = self.bot.as_ref().map_or("Bot", |b| b.name()).to_owned();
         let answers = (!answers.is_empty()).then_some(answers);
-        self.push(Author { kind: AuthorKind::Bot, id: None, name }, body, Some(step_id), answers)
+        self.push(Author { kind: AuthorKind::Bot, id: None, name }, body, Some(step_id), answers, None)
     }
 
-    fn push(&mut self, author: Author, body: String, step_id: Option<StepId>, answers: Option<Vec<Answer>>) -> Message {
+    fn push(
+        &mut self,
+        author: Author,
+        body: String,
+        step_id: Option<StepId>,
+        answers: Option<Vec<Answer>>,
+        client_ref: Option<String>,
+    ) -> Message {
         let id = MessageId(self.messages.len() as u64 + 1);
-        let message =
-            Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), client_ref: None };
+        let message = Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), client_ref };
         self.messages.push(message.clone());
         message
     }

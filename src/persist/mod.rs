@@ -122,7 +122,7 @@ impl State {
 
     fn apply(&mut self, record: RecordV1) {
         match record {
-            RecordV1::Directory(d) => self.directory = Some(d),
+            RecordV1::Directory(d) => self.directory = Some(*d),
             RecordV1::TokenIssued { token, operator_id } => {
                 self.tokens.insert(token, operator_id);
             }
@@ -130,7 +130,7 @@ impl State {
                 self.tokens.remove(&token);
             }
             RecordV1::ConversationStarted(c) => {
-                self.conversations.insert(c.id, c);
+                self.conversations.insert(c.id, *c);
             }
             RecordV1::ConversationChanged { id, header, messages } => match self.conversations.get_mut(&id) {
                 Some(c) => c.apply(header, messages),

@@ -187,7 +187,7 @@ pub struct ConversationV1 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RecordV1 {
     /// The whole directory after an admin or preference change (it is small and changes rarely).
-    Directory(DirectoryV1),
+    Directory(Box<DirectoryV1>),
     TokenIssued {
         token: String,
         operator_id: u64,
@@ -196,7 +196,7 @@ pub enum RecordV1 {
         token: String,
     },
     /// A new conversation, whole.
-    ConversationStarted(ConversationV1),
+    ConversationStarted(Box<ConversationV1>),
     /// Messages appended since the last record of this conversation, and its header if it changed.
     ConversationChanged {
         id: u64,
@@ -216,6 +216,13 @@ pub struct SnapshotV1 {
 }
 
 // ---- domain → stored ----
+
+impl RecordV1 {
+    /// The record of a directory change: the whole directory as it now is.
+    pub fn directory(directory: &Directory) -> RecordV1 {
+        RecordV1::Directory(Box::new(DirectoryV1::from(directory)))
+    }
+}
 
 impl From<&Directory> for DirectoryV1 {
     fn from(d: &Directory) -> DirectoryV1 {
@@ -311,8 +318,8 @@ impl From<&Conversation> for HeaderV1 {
 }
 
 impl ConversationV1 {
-    /// The whole conversation, with its messages from index `from` on.
-    pub fn new(c: &Conversation, visitor_token: Option<&str>, from: usize) -> ConversationV1 {
+    /// The whole conversation.
+    pub fn new(c: &Conversation, visitor_token: Option<&str>) -> ConversationV1 {
         ConversationV1 {
             id: c.id.0,
             kind: c.kind.into(),
@@ -327,7 +334,7 @@ impl ConversationV1 {
             visitor_token: visitor_token.map(str::to_owned),
             script: c.bot.as_ref().map(|b| ChatbotV1::from(&*b.script)),
             header: HeaderV1::from(c),
-            messages: c.messages().get(from..).unwrap_or_default().iter().map(MessageV1::from).collect(),
+            messages: c.messages().iter().map(MessageV1::from).collect(),
         }
     }
 }

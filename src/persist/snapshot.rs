@@ -75,7 +75,7 @@ pub fn prune(dir: &Path) -> Result<(), StoreError> {
     let mut snapshots = files.snapshots;
     snapshots.sort_unstable();
     let cut = snapshots.len().saturating_sub(KEEP);
-    for &(_, ref path) in &snapshots[..cut] {
+    for (_, path) in &snapshots[..cut] {
         fs::remove_file(path)?;
     }
     if let Some(&(oldest_kept, _)) = snapshots.get(cut) {

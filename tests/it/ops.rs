@@ -20,6 +20,7 @@ async fn health_and_metrics() {
         "switchboard_assignment_latency_seconds_bucket",
         "switchboard_delivery_latency_seconds_bucket",
         "switchboard_assignments_total 1",
+        "switchboard_snapshot_age_seconds",
     ] {
         assert!(text.contains(family), "missing {family} in\n{text}");
     }
@@ -61,6 +62,9 @@ async fn openapi_covers_the_contract() {
         ("/api/v1/direct", "post"),
         ("/healthz", "get"),
         ("/metrics", "get"),
+        ("/api/v1/admin/snapshot", "post"),
+        ("/api/v1/chatbots", "post"),
+        ("/api/v1/chatbots/{id}", "patch"),
         ("/ws/agent", "get"),
         ("/ws/visitor", "get"),
     ] {

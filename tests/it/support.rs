@@ -39,7 +39,8 @@ pub struct TestServer {
     http: reqwest::Client,
     pub admin: String,
     stop_tx: Option<oneshot::Sender<()>>,
-    _data_dir: TempDir,
+    running: Option<actix_rt::task::JoinHandle<anyhow::Result<()>>>,
+    pub data_dir: TempDir,
 }
 
 /// An HTTP answer: status and JSON body (`Value::Null` when empty or not JSON).
@@ -75,20 +76,42 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        init_logs();
         let data_dir = TempDir::new().expect("temp dir");
+        let mut server = TestServer::start_in(data_dir, adjust).await.expect("server builds");
+        server.admin = server.login("admin", "admin-pass").await;
+        server
+    }
+
+    /// Starts on an existing data dir (the admin token is left empty).
+    ///
+    /// # Errors
+    /// When the server refuses to start on it.
+    pub async fn start_in(data_dir: TempDir, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
+        init_logs();
         let mut config = Config::for_tests(data_dir.path().to_path_buf());
         adjust(&mut config);
-        let password = config.admin_password.clone().expect("tests set an admin password");
-        let app = Application::build(config).await.expect("server builds");
+        let app = Application::build(config).await?;
         let addr = app.local_addr();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        actix_rt::spawn(app.run_until_stopped(async {
+        let running = actix_rt::spawn(app.run_until_stopped(async {
             let _ = stop_rx.await;
         }));
-        let mut server =
-            TestServer { addr, http: reqwest::Client::new(), admin: String::new(), stop_tx: Some(stop_tx), _data_dir: data_dir };
-        server.admin = server.login("admin", &password).await;
+        Ok(TestServer {
+            addr,
+            http: reqwest::Client::new(),
+            admin: String::new(),
+            stop_tx: Some(stop_tx),
+            running: Some(running),
+            data_dir,
+        })
+    }
+
+    /// Stops gracefully and starts again on the same data dir, keeping the admin token.
+    pub async fn restart(self) -> TestServer {
+        let admin = self.admin.clone();
+        let data_dir = self.stop().await;
+        let mut server = TestServer::start_in(data_dir, |_| {}).await.expect("server restarts");
+        server.admin = admin;
         server
     }
 
@@ -206,15 +229,17 @@ impl TestServer {
         (ws, hello)
     }
 
-    /// Stops the server and waits until it has.
-    pub async fn stop(mut self) {
+    /// Stops the server, waits until it has (final snapshot included), and hands back its data dir.
+    pub async fn stop(mut self) -> TempDir {
         if let Some(tx) = self.stop_tx.take() {
             let _ = tx.send(());
         }
-        let deadline = tokio::time::Instant::now() + TEST_WAIT;
-        while TcpStream::connect(self.addr).await.is_ok() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(running) = self.running.take() {
+            let stopped = tokio::time::timeout(TEST_WAIT, running).await.expect("server stops in time");
+            stopped.expect("server task").expect("server stops cleanly");
         }
+        let placeholder = TempDir::new().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, placeholder)
     }
 }
 

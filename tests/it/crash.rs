@@ -1,0 +1,179 @@
+//! The crash test: the real binary as a child process, clients writing and
+//! recording every acknowledgement, `SIGKILL` at random moments, restart,
+//! and every acknowledged write must be there exactly once.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// Kills per run; each cycle runs a few hundred milliseconds of load.
+const KILLS: usize = 20;
+const WRITERS: usize = 6;
+
+/// A tiny deterministic generator (xorshift), seeded from the clock and printed, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &TempDir) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--bind", "127.0.0.1:0", "--snapshot-interval-s", "1", "--workers", "2"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SWITCHBOARD_ADMIN_PASSWORD", "crash-pass")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Keep draining the log, or the server would block on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+                if line.contains("ERROR") || line.contains("WARN") {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server says where it listens");
+        Server { child, base: format!("http://{addr}") }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the killed server is reaped");
+    }
+}
+
+/// Everything the server acknowledged.
+#[derive(Default)]
+struct Acked {
+    /// Per visitor token: body → message id.
+    messages: HashMap<String, BTreeMap<String, u64>>,
+    expertise: Vec<String>,
+}
+
+async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Option<Value> {
+    let res = http.post(url).bearer_auth(token).json(&body).timeout(Duration::from_secs(2)).send().await.ok()?;
+    if res.status().is_success() {
+        res.json().await.ok()
+    } else {
+        None
+    }
+}
+
+#[actix_rt::test]
+async fn every_acknowledged_write_survives_sigkill() {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = TempDir::new().unwrap();
+    let http = reqwest::Client::new();
+    let acked = Rc::new(RefCell::new(Acked::default()));
+
+    let server = Server::start(&dir);
+    let login = json!({"login": "admin", "password": "crash-pass"});
+    let admin =
+        post(&http, format!("{}/api/v1/auth/login", server.base), "", login).await.expect("login")["token"].as_str().unwrap().to_owned();
+    let channel = post(&http, format!("{}/api/v1/channels", server.base), &admin, json!({"name": "Crash"})).await.unwrap()["id"].clone();
+    let mut visitors = Vec::new();
+    for _ in 0..WRITERS {
+        let opened = post(&http, format!("{}/api/v1/channels/{channel}/sessions", server.base), "", json!({})).await.unwrap();
+        visitors.push(opened["visitor_token"].as_str().unwrap().to_owned());
+    }
+    let mut server = Some(server);
+
+    for cycle in 0..KILLS {
+        let base = server.as_ref().unwrap().base.clone();
+        let mut tasks = Vec::new();
+        for (w, token) in visitors.iter().enumerate() {
+            let (http, acked, token, base) = (http.clone(), acked.clone(), token.clone(), base.clone());
+            tasks.push(actix_rt::spawn(async move {
+                for i in 0.. {
+                    let body = format!("c{cycle}-w{w}-m{i}");
+                    let url = format!("{base}/api/v1/visitor/messages");
+                    let Some(message) = post(&http, url, &token, json!({"body": body})).await else { return };
+                    acked.borrow_mut().messages.entry(token.clone()).or_default().insert(body, message["id"].as_u64().unwrap());
+                }
+            }));
+        }
+        let (http2, acked2, admin2, base2) = (http.clone(), acked.clone(), admin.clone(), base.clone());
+        tasks.push(actix_rt::spawn(async move {
+            for i in 0.. {
+                let name = format!("E{cycle}-{i}");
+                if post(&http2, format!("{base2}/api/v1/expertise"), &admin2, json!({"name": name})).await.is_none() {
+                    return;
+                }
+                acked2.borrow_mut().expertise.push(name);
+            }
+        }));
+        actix_rt::time::sleep(Duration::from_millis(100 + rng.below(400))).await;
+        server.take().unwrap().kill();
+        for task in tasks {
+            let _ = actix_rt::time::timeout(Duration::from_secs(5), task).await;
+        }
+
+        let restarted = Server::start(&dir);
+        let expected = std::mem::take(&mut *acked.borrow_mut());
+        verify(&http, &restarted.base, &admin, &visitors, &expected, cycle).await;
+        *acked.borrow_mut() = expected;
+        server = Some(restarted);
+    }
+    let acked = acked.borrow();
+    let total: usize = acked.messages.values().map(BTreeMap::len).sum();
+    eprintln!("crash test: {KILLS} kills, {total} acknowledged messages and {} expertise all survived", acked.expertise.len());
+    assert!(total > KILLS, "the load wrote too little to prove anything: {total}");
+    server.take().unwrap().kill();
+}
+
+async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &[String], acked: &Acked, cycle: usize) {
+    let started = Instant::now();
+    for token in visitors {
+        let res = http.get(format!("{base}/api/v1/visitor/conversation")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(res.status(), 200, "cycle {cycle}: a visitor token was lost");
+        let view: Value = res.json().await.unwrap();
+        let messages = view["messages"].as_array().unwrap();
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        for (i, message) in messages.iter().enumerate() {
+            let id = message["id"].as_u64().unwrap();
+            assert_eq!(id, i as u64 + 1, "cycle {cycle}: message ids must be 1, 2, 3, … without gaps");
+            let body = message["body"].as_str().unwrap();
+            assert!(seen.insert(body, id).is_none(), "cycle {cycle}: {body:?} stored twice");
+        }
+        for (body, id) in acked.messages.get(token).into_iter().flatten() {
+            assert_eq!(seen.get(body.as_str()), Some(id), "cycle {cycle}: acknowledged message {body:?} lost or moved");
+        }
+    }
+    let res = http.get(format!("{base}/api/v1/expertise")).bearer_auth(admin).send().await.unwrap();
+    assert_eq!(res.status(), 200, "cycle {cycle}: the admin token was lost");
+    let all: Value = res.json().await.unwrap();
+    let names: Vec<&str> = all.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    for name in &acked.expertise {
+        assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "cycle {cycle}: expertise {name} lost");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
