@@ -270,8 +270,10 @@ impl Hub {
             let directory = DirectoryV1::from(&*self.core.directory.read());
             let tokens = self.auth.operator_tokens();
             let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(Capture))).await;
-            let conversations = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;
-            Ok(persist::Capture { directory, tokens, conversations })
+            let copies = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;
+            let longest_pause = copies.iter().map(|&(_, took)| took).max().unwrap_or_default();
+            let conversations = copies.into_iter().map(|(copy, _)| copy).collect();
+            Ok(persist::Capture { directory, tokens, conversations, longest_pause })
         };
         Ok(self.core.store.snapshot(capture).await?)
     }

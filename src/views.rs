@@ -1,6 +1,8 @@
 //! The API's JSON shapes, shared by HTTP responses and WebSocket events so that
 //! a conversation looks the same whichever way a client receives it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::domain::chatbot::{Answer, Chatbot, StepKind};
@@ -136,7 +138,8 @@ pub struct ConversationView {
     #[serde(flatten)]
     pub summary: ConversationSummary,
     pub assignment: Option<Assignment>,
-    pub messages: Vec<Message>,
+    #[schema(value_type = Vec<Message>)]
+    pub messages: Vec<Arc<Message>>,
 }
 
 impl From<&Conversation> for ConversationView {
@@ -187,7 +190,8 @@ pub struct VisitorConversationView {
     pub queue_position: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator: Option<UserRef>,
-    pub messages: Vec<Message>,
+    #[schema(value_type = Vec<Message>)]
+    pub messages: Vec<Arc<Message>>,
 }
 
 /// One entry of the Looking-for-help board, with the reader's own star.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::fut::{self, ActorFutureExt, WrapFuture};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture};
@@ -19,6 +20,7 @@ use crate::domain::conversation::{
 };
 use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::persist::records::{ConversationV1, HeaderV1, MessageV1, RecordV1};
+use crate::persist::Captured;
 use crate::persist::StoreError;
 use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
@@ -123,7 +125,7 @@ impl ConversationActor {
             Some(j) => Some(RecordV1::ConversationChanged {
                 id: self.conversation.id.0,
                 header: (j.header != header).then(|| header.clone()),
-                messages: self.conversation.messages()[j.messages..].iter().map(MessageV1::from).collect(),
+                messages: self.conversation.messages()[j.messages..].iter().map(|m| MessageV1::from(&**m)).collect(),
             }),
         };
         self.journaled = Some(Journaled { messages: count, header });
@@ -792,7 +794,7 @@ impl Handler<AttachVisitor> for ConversationActor {
     fn handle(&mut self, msg: AttachVisitor, _: &mut Context<Self>) -> Self::Result {
         let mut greeting = vec![VisitorEvent::Hello { conversation: self.visitor_view() }];
         if let Some(after) = msg.after {
-            greeting.extend(self.conversation.messages_after(after).iter().map(|m| VisitorEvent::Message { message: m.clone() }));
+            greeting.extend(self.conversation.messages_after(after).iter().map(|m| VisitorEvent::Message { message: (**m).clone() }));
         }
         // Registered once the state greeted is durable: the session then gets
         // exactly the events that came after it, none twice.
@@ -820,7 +822,7 @@ impl Handler<Replay> for ConversationActor {
         let replay = self
             .conversation
             .check_readable(msg.reader.operator, msg.reader.is_admin)
-            .map(|()| self.conversation.messages_after(msg.after).to_vec());
+            .map(|()| self.conversation.messages_after(msg.after).iter().map(|m| (**m).clone()).collect());
         // Answered after the live events of the messages it holds went out, so none arrives twice.
         Box::pin(self.once_durable(move |_| replay).map(|answer, _, _| Ok(answer??)))
     }
@@ -877,15 +879,19 @@ impl Handler<ForgetExpertise> for ConversationActor {
     }
 }
 
-/// A copy of the whole conversation for a snapshot.
+/// A copy of the conversation for a snapshot, and how long the copy held
+/// the actor up (the snapshot's only pause of chat). The transcript is shared,
+/// not copied: the snapshot thread turns it into records.
 #[derive(Message)]
-#[rtype(result = "ConversationV1")]
+#[rtype(result = "(Captured, Duration)")]
 pub struct Capture;
 
 impl Handler<Capture> for ConversationActor {
     type Result = MessageResult<Capture>;
 
     fn handle(&mut self, _: Capture, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(ConversationV1::new(&self.conversation, self.visitor_token.as_deref()))
+        let started = Instant::now();
+        let copy = Captured::new(&self.conversation, self.visitor_token.as_deref());
+        MessageResult((copy, started.elapsed()))
     }
 }

@@ -9,10 +9,11 @@
 //! - `ConversationActor` (one per conversation, spread over the actor
 //!   arbiters): transcript, members, status, fan-out to the visitor's sessions
 //!   and to members' operator actors.
-//!   Accepts: `PostMessage`, `GetConversation`, `GetVisitorConversation`,
+//!   Runs the chatbot script, and journals each change before anyone hears of it.
+//!   Accepts: `Start`, `PostMessage`, `GetConversation`, `GetVisitorConversation`,
 //!   `GetSummary`, `SetStatus`, `SetExpertise`, `Join`, `Invite`, `Leave`,
 //!   `Close`, `AssignOperator`, `SetQueuePosition`, `AttachVisitor`, `Replay`,
-//!   `Typing`, `ForgetExpertise`.
+//!   `Typing`, `ForgetExpertise`, `Capture`.
 //! - `OperatorActor` (one per operator): presence, the operator's sessions
 //!   (tabs) and the events pushed to them, the conversations they belong to.
 //!   Accepts: `Connect`, `Disconnect`, `SetPresence`, `Deliver`, `Track`,

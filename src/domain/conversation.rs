@@ -2,6 +2,7 @@
 //! changing them (Odoo's automatic transitions included).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -191,7 +192,8 @@ pub struct Conversation {
     pub assignment: Option<Assignment>,
     pub created_at: Timestamp,
     /// Invariant: `messages[i].id == i + 1`, so lookups by id are index arithmetic.
-    messages: Vec<Message>,
+    /// Shared, immutable once stored: copies for views and snapshots are pointer copies.
+    messages: Vec<Arc<Message>>,
     need_help_since: Option<Timestamp>,
     /// Client refs already stored, so a resent `send` is acknowledged, not duplicated.
     refs: HashMap<(Poster, String), MessageId>,
@@ -271,7 +273,7 @@ impl Conversation {
             visitor: parts.visitor,
             assignment: parts.assignment,
             created_at: parts.created_at,
-            messages: parts.messages,
+            messages: parts.messages.into_iter().map(Arc::new).collect(),
             need_help_since: parts.need_help_since,
             refs,
             bot: parts.bot,
@@ -290,16 +292,16 @@ impl Conversation {
         self.members.contains(&operator)
     }
 
-    pub fn messages(&self) -> &[Message] {
+    pub fn messages(&self) -> &[Arc<Message>] {
         &self.messages
     }
 
     pub fn last_message(&self) -> Option<&Message> {
-        self.messages.last()
+        self.messages.last().map(|m| &**m)
     }
 
     /// Messages with an id greater than `after`, in order.
-    pub fn messages_after(&self, after: MessageId) -> &[Message] {
+    pub fn messages_after(&self, after: MessageId) -> &[Arc<Message>] {
         let start = usize::try_from(after.0).unwrap_or(usize::MAX).min(self.messages.len());
         &self.messages[start..]
     }
@@ -396,7 +398,7 @@ impl Conversation {
     ) -> Message {
         let id = MessageId(self.messages.len() as u64 + 1);
         let message = Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), client_ref };
-        self.messages.push(message.clone());
+        self.messages.push(Arc::new(message.clone()));
         message
     }
 
@@ -414,7 +416,7 @@ impl Conversation {
     /// The message `poster` already stored under `client_ref`, if any.
     pub fn find_ref(&self, poster: Poster, client_ref: &str) -> Option<&Message> {
         let id = self.refs.get(&(poster, client_ref.to_owned()))?;
-        self.messages.get(usize::try_from(id.0).ok()?.checked_sub(1)?)
+        self.messages.get(usize::try_from(id.0).ok()?.checked_sub(1)?).map(|m| &**m)
     }
 
     /// A member sets the status by hand; returns whether it changed.

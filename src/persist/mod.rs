@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -29,7 +30,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
-use records::{ConversationV1, DirectoryV1, RecordV1, SnapshotV1};
+use records::{ConversationV1, DirectoryV1, MessageV1, RecordV1, SnapshotV1};
+
+use crate::domain::conversation::{Conversation, Message};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -242,11 +245,32 @@ fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryE
     }
 }
 
+/// One conversation as captured: everything but the transcript as a record,
+/// and the transcript shared with the actor (turned into records off the actor).
+pub struct Captured {
+    record: ConversationV1,
+    messages: Vec<Arc<Message>>,
+}
+
+impl Captured {
+    pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Captured {
+        Captured { record: ConversationV1::without_messages(c, visitor_token), messages: c.messages().to_vec() }
+    }
+
+    fn into_record(self) -> ConversationV1 {
+        let mut record = self.record;
+        record.messages = self.messages.iter().map(|m| MessageV1::from(&**m)).collect();
+        record
+    }
+}
+
 /// What a snapshot holds, captured from the live server.
 pub struct Capture {
     pub directory: DirectoryV1,
     pub tokens: Vec<(String, u64)>,
-    pub conversations: Vec<ConversationV1>,
+    pub conversations: Vec<Captured>,
+    /// The longest any one actor was held up while copied.
+    pub longest_pause: Duration,
 }
 
 /// What a snapshot cost, for logs, the admin endpoint and the benchmarks.
@@ -255,8 +279,10 @@ pub struct SnapshotStats {
     pub conversations: usize,
     pub messages: usize,
     pub bytes: u64,
-    /// Time to copy the state out of the actors.
+    /// Time to copy the state out of the actors (they keep working meanwhile).
     pub capture_ms: f64,
+    /// The longest any one actor was held up by its copy: the pause chat sees.
+    pub longest_actor_pause_ms: f64,
     /// Time to encode and write it durably.
     pub write_ms: f64,
 }
@@ -305,14 +331,15 @@ impl Store {
         let _one_at_a_time = self.snapshotting.lock().await;
         let journal_from = self.journal.rotate().await?;
         let started = Instant::now();
-        let Capture { directory, tokens, conversations } = capture().await?;
+        let Capture { directory, tokens, conversations, longest_pause } = capture().await?;
         let capture_ms = started.elapsed().as_secs_f64() * 1e3;
         let messages = conversations.iter().map(|c| c.messages.len()).sum();
         let count = conversations.len();
-        let snapshot = SnapshotV1 { journal_from, directory, tokens, conversations };
         let dir = self.dir.clone();
         let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || {
+            let conversations = conversations.into_iter().map(Captured::into_record).collect();
+            let snapshot = SnapshotV1 { journal_from, directory, tokens, conversations };
             let bytes = snapshot::write(&dir, &snapshot)?;
             snapshot::prune(&dir)?;
             Ok::<_, StoreError>(bytes)
@@ -320,7 +347,14 @@ impl Store {
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
         *self.last_snapshot.lock() = Some(Instant::now());
-        let stats = SnapshotStats { conversations: count, messages, bytes, capture_ms, write_ms: started.elapsed().as_secs_f64() * 1e3 };
+        let stats = SnapshotStats {
+            conversations: count,
+            messages,
+            bytes,
+            capture_ms,
+            longest_actor_pause_ms: longest_pause.as_secs_f64() * 1e3,
+            write_ms: started.elapsed().as_secs_f64() * 1e3,
+        };
         tracing::info!(?stats, journal_from, "snapshot written");
         Ok(stats)
     }

@@ -320,6 +320,13 @@ impl From<&Conversation> for HeaderV1 {
 impl ConversationV1 {
     /// The whole conversation.
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> ConversationV1 {
+        let mut record = ConversationV1::without_messages(c, visitor_token);
+        record.messages = c.messages().iter().map(|m| MessageV1::from(&**m)).collect();
+        record
+    }
+
+    /// Everything but the transcript.
+    pub fn without_messages(c: &Conversation, visitor_token: Option<&str>) -> ConversationV1 {
         ConversationV1 {
             id: c.id.0,
             kind: c.kind.into(),
@@ -334,7 +341,7 @@ impl ConversationV1 {
             visitor_token: visitor_token.map(str::to_owned),
             script: c.bot.as_ref().map(|b| ChatbotV1::from(&*b.script)),
             header: HeaderV1::from(c),
-            messages: c.messages().iter().map(MessageV1::from).collect(),
+            messages: Vec::new(),
         }
     }
 }
