@@ -9,6 +9,7 @@ pub mod expertise;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod ui;
 pub mod users;
 pub mod visitor;
 
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::document))
         .route("/ws/agent", web::get().to(crate::ws::operator::agent))
         .route("/ws/visitor", web::get().to(crate::ws::visitor::visitor))
+        .configure(ui::configure)
         .service(
             web::scope("/api/v1")
                 .route("/auth/login", web::post().to(auth::login))

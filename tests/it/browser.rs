@@ -1,0 +1,278 @@
+//! The browser UI in a real browser: Chromium driven over WebDriver
+//! (`chromedriver`, installed by `.ci/run`). Screenshots go to `tests/artifacts/`.
+//!
+//! One test runs every scenario in turn against one chromedriver, so the
+//! browsers do not compete with the rest of the suite for the two cores.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::TestServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A chromedriver process; each `browser()` is a fresh headless Chromium.
+struct Driver {
+    process: Child,
+    url: String,
+}
+
+impl Driver {
+    /// `None` when chromedriver is not installed (a failure under CI, which installs it).
+    fn start() -> Option<Driver> {
+        let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Driver { process, url: format!("http://127.0.0.1:{port}") })
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,860"];
+        caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
+        ClientBuilder::rustls().expect("TLS roots").capabilities(caps).connect(&self.url).await.expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+async fn find(c: &Client, css: &str) -> Element {
+    c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+/// Waits until the text of `css` contains `text`.
+async fn wait_text(c: &Client, css: &str, text: &str) -> Element {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(found) = c.find_all(Locator::Css(css)).await {
+            for element in found {
+                if element.text().await.is_ok_and(|t| t.contains(text)) {
+                    return element;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no {css} containing {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until nothing matches `css`.
+async fn wait_gone(c: &Client, css: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !c.find_all(Locator::Css(css)).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "{css} is still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
+}
+
+async fn console(driver: &Driver, s: &TestServer, login: &str, password: &str) -> Client {
+    let c = driver.browser().await;
+    c.goto(&s.url("/")).await.unwrap();
+    find(&c, "#login").await.send_keys(login).await.unwrap();
+    find(&c, "#password").await.send_keys(password).await.unwrap();
+    find(&c, "#login-form button[type=submit]").await.click().await.unwrap();
+    wait_text(&c, "#me", login).await;
+    c
+}
+
+async fn send_in_console(c: &Client, text: &str) {
+    find(c, "#composer-input").await.send_keys(text).await.unwrap();
+    find(c, ".composer button[type=submit]").await.click().await.unwrap();
+}
+
+async fn widget(driver: &Driver, s: &TestServer, channel: u64) -> Client {
+    let c = driver.browser().await;
+    c.goto(&s.url(&format!("/demo?channel={channel}"))).await.unwrap();
+    find(&c, ".sbw-bubble").await.click().await.unwrap();
+    c
+}
+
+async fn send_in_widget(c: &Client, text: &str) {
+    find(c, ".sbw-form input").await.send_keys(text).await.unwrap();
+    find(c, ".sbw-form button").await.click().await.unwrap();
+}
+
+/// The triage bot: Billing leads to a forward with the Billing expertise.
+async fn billing_channel(s: &TestServer, billing: u64, operators: &[u64]) -> u64 {
+    let script = json!({"title": "Support bot", "steps": [
+        {"id": 1, "type": "text", "message": "Hello!"},
+        {"id": 2, "type": "question_selection", "message": "What do you need help with?",
+         "answers": [{"id": 1, "label": "Billing"}, {"id": 2, "label": "Something else"}]},
+        {"id": 3, "type": "forward_operator", "message": "Connecting you to Billing", "only_if_answer_ids": [1], "expertise_ids": [billing]},
+        {"id": 4, "type": "forward_operator", "message": "Connecting you", "only_if_answer_ids": [2]},
+    ]});
+    let chatbot = s.post("/api/v1/chatbots", &s.admin, script).await.expect(201)["id"].as_u64().unwrap();
+    let body = json!({"name": "Website", "operator_ids": operators, "chatbot_id": chatbot});
+    s.post("/api/v1/channels", &s.admin, body).await.expect(201)["id"].as_u64().unwrap()
+}
+
+#[actix_rt::test]
+async fn the_ui_in_a_real_browser() {
+    let Some(driver) = Driver::start() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the browser tests: install chromium-driver (see .ci/run)");
+        eprintln!("SKIPPED browser tests: chromedriver is not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let s = TestServer::start().await;
+    looking_for_help_story(&driver, &s).await;
+    user_supplied_text_is_never_markup(&driver, &s).await;
+    a_user_cannot_edit_expertise(&driver, &s).await;
+    the_widget_survives_a_reload(&driver, &s).await;
+}
+
+/// Admin creates Billing in the UI; A (Billing) gets the visitor who answered
+/// Billing; A asks for help; B sees it without a star, C with one; C joins.
+async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
+    let (a, _) = s.operator("anna", json!({"name": "Anna"})).await;
+    let (b, _) = s.operator("bruno", json!({"name": "Bruno"})).await;
+    let (c, _) = s.operator("chloe", json!({"name": "Chloe"})).await;
+
+    let admin = console(driver, s, "admin", "admin-pass").await;
+    admin.goto(&s.url("/admin")).await.unwrap();
+    find(&admin, "#expertise-form input[name=name]").await.send_keys("Billing").await.unwrap();
+    for operator in [a, c] {
+        find(&admin, &format!("#expertise-form input[name=operator_ids][value='{operator}']")).await.click().await.unwrap();
+    }
+    find(&admin, "#expertise-form button[type=submit]").await.click().await.unwrap();
+    wait_text(&admin, "#expertise-table", "Billing").await;
+    screenshot(&admin, "admin-expertise").await;
+    let expertise = s.get("/api/v1/expertise", &s.admin).await.expect(200);
+    let billing = &expertise.as_array().unwrap().iter().find(|e| e["name"] == "Billing").expect("created in the UI").clone();
+    assert_eq!(billing["operator_ids"], json!([a, c]));
+    let channel = billing_channel(s, billing["id"].as_u64().unwrap(), &[a, b, c]).await;
+
+    let anna = console(driver, s, "anna", "pw").await;
+    let bruno = console(driver, s, "bruno", "pw").await;
+    let chloe = console(driver, s, "chloe", "pw").await;
+    // Chloe steps away so the router has one Billing expert to choose: Anna.
+    chloe
+        .execute("const p = document.getElementById('presence'); p.value = 'away'; p.dispatchEvent(new Event('change'));", vec![])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while s.get(&format!("/api/v1/users/{c}"), &s.admin).await.expect(200)["presence"] != "away" {
+        assert!(Instant::now() < deadline, "chloe never went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let visitor = widget(driver, s, channel).await;
+    wait_text(&visitor, ".sbw-choices button", "Billing").await.click().await.unwrap();
+    wait_text(&visitor, ".sbw-msg", "Anna joined the conversation").await;
+
+    let item = find(&anna, "#channels .item").await;
+    let conversation: u64 = item.attr("data-conversation").await.unwrap().unwrap().parse().unwrap();
+    item.click().await.unwrap();
+    wait_text(&anna, "#transcript", "Connecting you to Billing").await;
+    send_in_console(&anna, "Hello, I can help with your invoice").await;
+    wait_text(&visitor, ".sbw-msg", "Hello, I can help with your invoice").await;
+    screenshot(&visitor, "widget").await;
+
+    anna.execute(
+        "const s = document.getElementById('status-select'); s.value = 'need_help'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let for_bruno = find(&bruno, &format!("#need-help .item[data-conversation='{conversation}']")).await;
+    assert_eq!(for_bruno.attr("data-starred").await.unwrap().as_deref(), Some("false"));
+    assert!(for_bruno.find_all(Locator::Css(".star")).await.unwrap().is_empty(), "no star for Bruno");
+    let for_chloe = find(&chloe, &format!("#need-help .item[data-conversation='{conversation}']")).await;
+    assert_eq!(for_chloe.attr("data-starred").await.unwrap().as_deref(), Some("true"));
+    let star = for_chloe.find(Locator::Css(".star")).await.expect("a star for Chloe");
+    assert_eq!(star.attr("title").await.unwrap().as_deref(), Some("Relevant to your expertise"));
+    screenshot(&chloe, "console-looking-for-help").await;
+
+    for_chloe.click().await.unwrap();
+    find(&chloe, "#join").await.click().await.unwrap();
+    wait_text(&visitor, ".sbw-msg", "Chloe joined the conversation").await;
+    for operator in [&bruno, &chloe] {
+        wait_gone(operator, &format!("#need-help .item[data-conversation='{conversation}']")).await;
+    }
+    wait_text(&chloe, "#pane-status", "In progress").await;
+    screenshot(&chloe, "console-joined").await;
+    for browser in [admin, anna, bruno, chloe, visitor] {
+        browser.close().await.unwrap();
+    }
+}
+
+/// Markup typed by a visitor or an operator shows as those characters.
+async fn user_supplied_text_is_never_markup(driver: &Driver, s: &TestServer) {
+    let attack = "<img src=x onerror=alert(1)>";
+    let (operator, _) = s.operator("xavier", json!({"name": "<b>Xavier</b>"})).await;
+    let channel = s.channel(&[operator], None).await;
+    let console = console(driver, s, "xavier", "pw").await;
+    let visitor = widget(driver, s, channel).await;
+    find(&console, "#channels .item").await.click().await.unwrap();
+    send_in_widget(&visitor, attack).await;
+    let shown = wait_text(&console, "#transcript .message .body", attack).await;
+    assert_eq!(shown.text().await.unwrap(), attack);
+    assert!(console.find_all(Locator::Css("#transcript img")).await.unwrap().is_empty());
+    send_in_console(&console, attack).await;
+    wait_text(&visitor, ".sbw-msg", attack).await;
+    wait_text(&visitor, ".sbw-msg", "<b>Xavier</b> joined the conversation").await;
+    assert!(visitor.find_all(Locator::Css(".sbw-log img, .sbw-log b")).await.unwrap().is_empty());
+    for c in [&console, &visitor] {
+        assert!(c.get_alert_text().await.is_err(), "no script ran");
+    }
+    console.close().await.unwrap();
+    visitor.close().await.unwrap();
+}
+
+/// A user sees expertise and its holders, but no editing.
+async fn a_user_cannot_edit_expertise(driver: &Driver, s: &TestServer) {
+    s.operator("ursula", json!({})).await;
+    let c = console(driver, s, "ursula", "pw").await;
+    c.goto(&s.url("/admin")).await.unwrap();
+    wait_text(&c, "#expertise-table", "Billing").await;
+    assert!(c.find_all(Locator::Css("#expertise-form")).await.unwrap().is_empty(), "no expertise form for a user");
+    assert!(c.find_all(Locator::Css("#tab-users, #expertise-table button")).await.unwrap().is_empty());
+    c.close().await.unwrap();
+}
+
+/// Mid-conversation reload: the widget reopens on the same conversation and goes on.
+async fn the_widget_survives_a_reload(driver: &Driver, s: &TestServer) {
+    let (operator, _) = s.operator("rita", json!({})).await;
+    let channel = s.channel(&[operator], None).await;
+    let console = console(driver, s, "rita", "pw").await;
+    let visitor = widget(driver, s, channel).await;
+    send_in_widget(&visitor, "before the reload").await;
+    find(&console, "#channels .item").await.click().await.unwrap();
+    wait_text(&console, "#transcript", "before the reload").await;
+    visitor.refresh().await.unwrap();
+    wait_text(&visitor, ".sbw-msg", "before the reload").await;
+    send_in_console(&console, "still here").await;
+    wait_text(&visitor, ".sbw-msg", "still here").await;
+    send_in_widget(&visitor, "after the reload").await;
+    wait_text(&console, "#transcript", "after the reload").await;
+    // Still the one conversation: the reload did not open a second session.
+    assert_eq!(console.find_all(Locator::Css("#channels .item")).await.unwrap().len(), 1);
+    console.close().await.unwrap();
+    visitor.close().await.unwrap();
+}

@@ -1,0 +1,346 @@
+// Administration: expertise, users, channels and chatbot scripts. Operators
+// who are not admins see the expertise and who holds it, read-only.
+
+import { api, auth, el, fill, toast } from "/api.js";
+
+const $ = (id) => document.getElementById(id);
+const STEP_TYPES = {
+  text: "Text",
+  question_selection: "Question (selection)",
+  question_email: "Question (email)",
+  question_phone: "Question (phone)",
+  free_input_single: "Free input (single line)",
+  free_input_multi: "Free input (multi-line)",
+  forward_operator: "Forward to Operator",
+};
+
+let me = null;
+let data = { users: [], expertise: [], channels: [], chatbots: [] };
+
+async function load() {
+  const [users, expertise, channels, chatbots] = await Promise.all([
+    api("GET", "/users"),
+    api("GET", "/expertise"),
+    api("GET", "/channels"),
+    api("GET", "/chatbots"),
+  ]);
+  data = { users, expertise, channels, chatbots };
+}
+
+const userName = (id) => data.users.find((u) => u.id === id)?.name ?? `#${id}`;
+const expertiseName = (id) => data.expertise.find((e) => e.id === id)?.name ?? `#${id}`;
+
+function checks(name, options, selected) {
+  return el(
+    "div",
+    { class: "checks", role: "group", "aria-label": name },
+    options.map(([id, label]) => el("label", { class: "check" }, el("input", { type: "checkbox", name, value: id, checked: selected.includes(id) }), label)),
+  );
+}
+
+const checked = (form, name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => Number(i.value));
+
+/** Runs an admin change, then reloads and redraws the section. */
+async function change(action, section) {
+  try {
+    await action();
+    await load();
+    show(section);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// ---- expertise ----
+
+function expertiseSection() {
+  const admin = me.role === "admin";
+  const rows = data.expertise.map((e) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, e.name),
+      el("td", {}, e.operator_ids.map(userName).join(", ") || "—"),
+      admin
+        ? el(
+            "td",
+            {},
+            el("button", { type: "button", onclick: () => fill($("expertise-editor"), expertiseForm(e)) }, "Edit"),
+            " ",
+            el("button", { type: "button", onclick: () => change(() => api("DELETE", `/expertise/${e.id}`), "expertise") }, "Delete"),
+          )
+        : null,
+    ),
+  );
+  return [
+    el(
+      "table",
+      { id: "expertise-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Expertise"), el("th", {}, "Operators"), admin ? el("th", {}, "") : null)),
+      el("tbody", {}, rows),
+    ),
+    admin ? el("div", { id: "expertise-editor" }, expertiseForm(null)) : el("p", { class: "empty" }, "Only administrators can change expertise. Set your own in My Preferences."),
+  ];
+}
+
+function expertiseForm(existing) {
+  const form = el(
+    "form",
+    { id: "expertise-form", class: "editor" },
+    el("h2", {}, existing ? `Edit ${existing.name}` : "New expertise"),
+    el("label", {}, "Name", el("input", { name: "name", required: true, value: existing?.name ?? "" })),
+    el("fieldset", {}, el("legend", {}, "Operators"), checks("operator_ids", data.users.map((u) => [u.id, u.name]), existing?.operator_ids ?? [])),
+    el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = { name: form.elements.name.value, operator_ids: checked(form, "operator_ids") };
+    change(() => (existing ? api("PATCH", `/expertise/${existing.id}`, body) : api("POST", "/expertise", body)), "expertise");
+  });
+  return form;
+}
+
+// ---- users ----
+
+function usersSection() {
+  const rows = data.users.map((u) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, u.login),
+      el("td", {}, u.name),
+      el("td", {}, u.role),
+      el("td", {}, u.languages.join(", ")),
+      el("td", {}, u.country ?? ""),
+      el("td", {}, u.expertise_ids.map(expertiseName).join(", ")),
+      el("td", {}, el("button", { type: "button", onclick: () => fill($("user-editor"), userForm(u)) }, "Edit")),
+    ),
+  );
+  return [
+    el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, ["Login", "Name", "Role", "Languages", "Country", "Expertise", ""].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows),
+    ),
+    el("div", { id: "user-editor" }, userForm(null)),
+  ];
+}
+
+function userForm(existing) {
+  const form = el(
+    "form",
+    { id: "user-form", class: "editor" },
+    el("h2", {}, existing ? `Edit ${existing.login}` : "New user"),
+    existing ? null : el("label", {}, "Login", el("input", { name: "login", required: true })),
+    el("label", {}, "Name", el("input", { name: "name", required: true, value: existing?.name ?? "" })),
+    el("label", {}, existing ? "New password (leave empty to keep)" : "Password", el("input", { name: "password", type: "password", required: !existing, autocomplete: "new-password" })),
+    el(
+      "label",
+      {},
+      "Role",
+      el("select", { name: "role" }, ["user", "admin"].map((r) => el("option", { value: r, selected: (existing?.role ?? "user") === r }, r))),
+    ),
+    el("label", {}, "Languages (comma-separated codes)", el("input", { name: "languages", value: existing?.languages.join(", ") ?? "" })),
+    el("label", {}, "Country (ISO code)", el("input", { name: "country", value: existing?.country ?? "", maxlength: 2 })),
+    existing ? el("fieldset", {}, el("legend", {}, "Expertise"), checks("expertise_ids", data.expertise.map((e) => [e.id, e.name]), existing.expertise_ids)) : null,
+    el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = {
+      name: f.name.value,
+      role: f.role.value,
+      languages: f.languages.value.split(",").map((s) => s.trim()).filter(Boolean),
+      country: f.country.value.trim() || null,
+    };
+    if (f.password.value) body.password = f.password.value;
+    if (existing) body.expertise_ids = checked(form, "expertise_ids");
+    else body.login = f.login.value;
+    change(() => (existing ? api("PATCH", `/users/${existing.id}`, body) : api("POST", "/users", body)), "users");
+  });
+  return form;
+}
+
+// ---- channels ----
+
+function channelsSection() {
+  const rows = data.channels.map((c) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, c.name),
+      el("td", {}, c.operator_ids.map(userName).join(", ")),
+      el("td", {}, c.max_sessions ?? "unlimited"),
+      el("td", {}, data.chatbots.find((b) => b.id === c.chatbot_id)?.title ?? "—"),
+      el("td", {}, el("a", { href: `/demo?channel=${c.id}` }, "Try it")),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", onclick: () => fill($("channel-editor"), channelForm(c)) }, "Edit"),
+        " ",
+        el("button", { type: "button", onclick: () => change(() => api("DELETE", `/channels/${c.id}`), "channels") }, "Delete"),
+      ),
+    ),
+  );
+  return [
+    el("table", {}, el("thead", {}, el("tr", {}, ["Channel", "Operators", "Max sessions", "Chatbot", "Widget", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("div", { id: "channel-editor" }, channelForm(null)),
+  ];
+}
+
+function channelForm(existing) {
+  const form = el(
+    "form",
+    { id: "channel-form", class: "editor" },
+    el("h2", {}, existing ? `Edit ${existing.name}` : "New channel"),
+    el("label", {}, "Name", el("input", { name: "name", required: true, value: existing?.name ?? "" })),
+    el("fieldset", {}, el("legend", {}, "Operators"), checks("operator_ids", data.users.map((u) => [u.id, u.name]), existing?.operator_ids ?? [])),
+    el("label", {}, "Max sessions per operator (empty = unlimited)", el("input", { name: "max_sessions", type: "number", min: 1, value: existing?.max_sessions ?? "" })),
+    el(
+      "label",
+      {},
+      "Chatbot",
+      el(
+        "select",
+        { name: "chatbot_id" },
+        el("option", { value: "" }, "None: forward to an operator at once"),
+        data.chatbots.map((b) => el("option", { value: b.id, selected: existing?.chatbot_id === b.id }, b.title)),
+      ),
+    ),
+    el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = form.elements;
+    const body = {
+      name: f.name.value,
+      operator_ids: checked(form, "operator_ids"),
+      max_sessions: f.max_sessions.value ? Number(f.max_sessions.value) : null,
+      chatbot_id: f.chatbot_id.value ? Number(f.chatbot_id.value) : null,
+    };
+    change(() => (existing ? api("PATCH", `/channels/${existing.id}`, body) : api("POST", "/channels", body)), "channels");
+  });
+  return form;
+}
+
+// ---- chatbots ----
+
+function chatbotsSection() {
+  const rows = data.chatbots.map((b) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, b.title),
+      el("td", {}, `${b.steps.length} steps`),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", onclick: () => fill($("chatbot-editor"), chatbotForm(b)) }, "Edit"),
+        " ",
+        el("button", { type: "button", onclick: () => change(() => api("DELETE", `/chatbots/${b.id}`), "chatbots") }, "Delete"),
+      ),
+    ),
+  );
+  return [
+    el("table", {}, el("thead", {}, el("tr", {}, ["Chatbot", "Script", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("div", { id: "chatbot-editor" }, chatbotForm(null)),
+  ];
+}
+
+/** The script editor keeps ids client-side so conditions can refer to answers before saving. */
+function chatbotForm(existing) {
+  const steps = structuredClone(existing?.steps ?? [{ id: 1, type: "text", message: "Hello! How can we help?", answers: [], only_if_answer_ids: [], expertise_ids: [] }]);
+  let nextId = Math.max(0, ...steps.map((s) => s.id), ...steps.flatMap((s) => s.answers.map((a) => a.id))) + 1;
+  const list = el("div", { class: "steps" });
+  const title = el("input", { name: "title", required: true, value: existing?.title ?? "" });
+
+  const redraw = () => fill(list, steps.map((step, i) => stepEditor(step, i)));
+  const move = (i, by) => {
+    const j = i + by;
+    if (j < 0 || j >= steps.length) return;
+    [steps[i], steps[j]] = [steps[j], steps[i]];
+    redraw();
+  };
+
+  function stepEditor(step, i) {
+    const earlierAnswers = steps.slice(0, i).flatMap((s) => s.answers.map((a) => [a.id, `${a.label} (step ${s.id})`]));
+    const type = el("select", { "aria-label": `Type of step ${i + 1}`, onchange: (e) => { step.type = e.target.value; redraw(); } },
+      Object.entries(STEP_TYPES).map(([value, label]) => el("option", { value, selected: step.type === value }, label)));
+    const message = el("textarea", { rows: 2, "aria-label": `Message of step ${i + 1}`, oninput: (e) => (step.message = e.target.value) });
+    message.value = step.message;
+    const parts = [
+      el("header", {}, el("strong", {}, `Step ${i + 1}`), type,
+        el("button", { type: "button", "aria-label": "Move up", onclick: () => move(i, -1) }, "↑"),
+        el("button", { type: "button", "aria-label": "Move down", onclick: () => move(i, 1) }, "↓"),
+        el("button", { type: "button", onclick: () => { steps.splice(i, 1); redraw(); } }, "Remove")),
+      message,
+    ];
+    if (step.type === "question_selection") {
+      parts.push(el("div", {}, "Answers: ", step.answers.map((a, k) => el("span", { class: "row" },
+        el("input", { "aria-label": `Answer ${k + 1} of step ${i + 1}`, value: a.label, oninput: (e) => (a.label = e.target.value) }),
+        el("button", { type: "button", "aria-label": "Remove answer", onclick: () => { step.answers.splice(k, 1); redraw(); } }, "×"))),
+        el("button", { type: "button", onclick: () => { step.answers.push({ id: nextId++, label: "" }); redraw(); } }, "+ Answer")));
+    } else {
+      step.answers = [];
+    }
+    if (step.type === "forward_operator") {
+      const box = checks(`expertise-${i}`, data.expertise.map((e) => [e.id, e.name]), step.expertise_ids);
+      box.addEventListener("change", () => (step.expertise_ids = [...box.querySelectorAll("input:checked")].map((c) => Number(c.value))));
+      parts.push(el("fieldset", {}, el("legend", {}, "Operator expertise"), box));
+    } else {
+      step.expertise_ids = [];
+    }
+    if (earlierAnswers.length) {
+      const box = checks(`only-if-${i}`, earlierAnswers, step.only_if_answer_ids);
+      box.addEventListener("change", () => (step.only_if_answer_ids = [...box.querySelectorAll("input:checked")].map((c) => Number(c.value))));
+      parts.push(el("fieldset", {}, el("legend", {}, "Only if one of these answers was picked"), box));
+    }
+    return el("div", { class: "step" }, parts);
+  }
+
+  redraw();
+  const form = el(
+    "form",
+    { id: "chatbot-form", class: "editor" },
+    el("h2", {}, existing ? `Edit ${existing.title}` : "New chatbot"),
+    el("label", {}, "Title", title),
+    list,
+    el("p", { class: "row" },
+      el("button", { type: "button", onclick: () => { steps.push({ id: nextId++, type: "text", message: "", answers: [], only_if_answer_ids: [], expertise_ids: [] }); redraw(); } }, "+ Step"),
+      el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create")),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = { title: title.value, steps };
+    change(() => (existing ? api("PATCH", `/chatbots/${existing.id}`, body) : api("POST", "/chatbots", body)), "chatbots");
+  });
+  return form;
+}
+
+// ---- tabs ----
+
+const SECTIONS = { expertise: ["Expertise", expertiseSection], users: ["Users", usersSection], channels: ["Channels", channelsSection], chatbots: ["Chatbots", chatbotsSection] };
+
+function show(name) {
+  const visible = me.role === "admin" ? Object.keys(SECTIONS) : ["expertise"];
+  fill(
+    $("tabs"),
+    visible.map((key) => el("button", { type: "button", role: "tab", "aria-selected": String(key === name), id: `tab-${key}`, onclick: () => show(key) }, SECTIONS[key][0])),
+  );
+  fill($("section"), SECTIONS[name][1]());
+}
+
+async function boot() {
+  if (!auth.token) {
+    location.href = "/";
+    return;
+  }
+  me = await api("GET", "/me");
+  $("admin-title").textContent = me.role === "admin" ? "Administration" : "Expertise";
+  await load();
+  show("expertise");
+}
+
+boot().catch((error) => toast(error.message, "error"));

@@ -1,0 +1,627 @@
+// The operator console: one WebSocket to /ws/agent carries every live event;
+// HTTP is used for reads and for actions with a dialog (invite, preferences).
+
+import { api, auth, clock, el, fill, icon, toast } from "/api.js";
+
+const STATUS_LABELS = {
+  bot: "With the bot",
+  queued: "Queued",
+  in_progress: "In progress",
+  waiting: "Waiting for customer",
+  need_help: "Looking for help",
+  closed: "Closed",
+};
+const SETTABLE = ["in_progress", "waiting", "need_help"];
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  users: new Map(),
+  expertise: new Map(),
+  channels: new Map(),
+  /** id → conversation summary or full view (without its transcript). */
+  conversations: new Map(),
+  /** id → Map(message id → message), for conversations opened in this page. */
+  transcripts: new Map(),
+  board: [],
+  selected: null,
+  ws: null,
+  nextRef: 1,
+  pending: new Map(),
+  typing: new Map(),
+  unseen: 0,
+  reconnectDelay: 500,
+  lastTyping: 0,
+};
+
+// ---- start-up and login ----
+
+async function boot() {
+  if (!auth.token) return showLogin();
+  try {
+    state.me = await api("GET", "/me");
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return showLogin();
+    throw error;
+  }
+  await loadDirectory();
+  $("login-view").hidden = true;
+  $("app").hidden = false;
+  renderHeader();
+  connect();
+}
+
+function showLogin() {
+  auth.token = null;
+  $("app").hidden = true;
+  $("login-view").hidden = false;
+  $("login").focus();
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const { token } = await api("POST", "/auth/login", { login: $("login").value, password: $("password").value });
+    auth.token = token;
+    $("password").value = "";
+    await boot();
+  } catch (error) {
+    $("login-error").textContent = error.message;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/auth/logout");
+  } finally {
+    state.ws?.close(1000);
+    state.ws = null;
+    showLogin();
+  }
+});
+
+async function loadDirectory() {
+  const [users, expertise, channels] = await Promise.all([api("GET", "/users"), api("GET", "/expertise"), api("GET", "/channels")]);
+  state.users = new Map(users.map((u) => [u.id, u]));
+  state.expertise = new Map(expertise.map((e) => [e.id, e]));
+  state.channels = new Map(channels.map((c) => [c.id, c]));
+}
+
+function renderHeader() {
+  fill($("me"), `${state.me.name} (${state.me.login})`);
+  $("admin-link").textContent = state.me.role === "admin" ? "Administration" : "Expertise";
+  $("presence").value = state.me.presence === "away" ? "away" : "online";
+}
+
+// ---- the WebSocket ----
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/ws/agent?token=${encodeURIComponent(auth.token)}`);
+  state.ws = ws;
+  setConnection("Connecting…");
+  ws.addEventListener("open", () => {
+    state.reconnectDelay = 500;
+    setConnection("");
+  });
+  ws.addEventListener("message", (event) => handle(JSON.parse(event.data)));
+  ws.addEventListener("close", (event) => {
+    if (state.ws !== ws) return;
+    for (const { reject } of state.pending.values()) reject(new Error("connection lost"));
+    state.pending.clear();
+    if (event.code === 1008 || event.code === 4001) return showLogin();
+    setConnection("Reconnecting…");
+    setTimeout(() => state.ws === ws && connect(), state.reconnectDelay);
+    state.reconnectDelay = Math.min(state.reconnectDelay * 2, 10000);
+  });
+}
+
+function setConnection(text) {
+  fill($("connection"), text);
+}
+
+/** Sends a command; resolves with its `ack`, rejects with its `error`. */
+function command(frame) {
+  return new Promise((resolve, reject) => {
+    if (state.ws?.readyState !== WebSocket.OPEN) return reject(new Error("not connected"));
+    const ref = `c${state.nextRef++}`;
+    state.pending.set(ref, { resolve, reject });
+    state.ws.send(JSON.stringify({ ...frame, ref }));
+  });
+}
+
+function handle(event) {
+  switch (event.type) {
+    case "hello": {
+      state.me = event.user;
+      renderHeader();
+      for (const c of event.conversations) upsert(c);
+      state.board = event.need_help;
+      // Back after a drop: fetch whatever was missed in the open transcripts.
+      for (const [id, transcript] of state.transcripts) {
+        const after = Math.max(0, ...transcript.keys());
+        command({ type: "resume", conversation_id: id, after_id: after }).catch(() => {});
+      }
+      renderSidebar();
+      renderPane();
+      break;
+    }
+    case "assigned":
+    case "invited": {
+      const c = event.conversation;
+      upsert(c);
+      storeMessages(c.id, c.messages);
+      notify(event.type === "assigned" ? `New conversation with ${title(c)}` : `You were invited to ${title(c)}`);
+      if (state.selected === null) select(c.id);
+      renderSidebar();
+      break;
+    }
+    case "message": {
+      storeMessages(event.conversation_id, [event.message]);
+      const c = state.conversations.get(event.conversation_id);
+      if (c) c.last_message = event.message;
+      state.typing.delete(event.conversation_id);
+      if (event.conversation_id !== state.selected && event.message.author.id !== state.me.id) {
+        if (c) c.unread = (c.unread ?? 0) + 1;
+      }
+      renderSidebar();
+      if (event.conversation_id === state.selected) renderTranscript();
+      break;
+    }
+    case "status":
+      patch(event.conversation_id, { status: event.status });
+      break;
+    case "closed":
+      patch(event.conversation_id, { status: "closed" });
+      break;
+    case "member_joined": {
+      const c = state.conversations.get(event.conversation_id);
+      if (c && !c.member_ids.includes(event.user.id)) patch(c.id, { member_ids: [...c.member_ids, event.user.id] });
+      break;
+    }
+    case "member_left": {
+      const c = state.conversations.get(event.conversation_id);
+      if (c) patch(c.id, { member_ids: c.member_ids.filter((id) => id !== event.user.id) });
+      break;
+    }
+    case "need_help":
+      state.board = event.conversations;
+      renderBoard();
+      if (state.selected !== null && !state.conversations.get(state.selected)?.member_ids.includes(state.me.id)) renderPane();
+      break;
+    case "presence": {
+      const user = state.users.get(event.user_id);
+      if (user) user.presence = event.presence;
+      if (event.user_id === state.me.id) {
+        state.me.presence = event.presence;
+        renderHeader();
+      }
+      break;
+    }
+    case "typing":
+      state.typing.set(event.conversation_id, { name: event.author.name, until: Date.now() + 3000 });
+      if (event.conversation_id === state.selected) renderTyping();
+      setTimeout(renderTyping, 3100);
+      break;
+    case "ack":
+    case "error": {
+      const waiter = state.pending.get(event.ref);
+      state.pending.delete(event.ref);
+      if (event.type === "ack") {
+        if (event.message) storeMessages(event.message.conversation_id, [event.message]);
+        if (event.replay) storeMessages(null, event.replay);
+        waiter?.resolve(event);
+      } else {
+        waiter ? waiter.reject(new Error(event.error.message)) : toast(event.error.message, "error");
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// ---- state helpers ----
+
+function upsert(c) {
+  const known = state.conversations.get(c.id) ?? {};
+  const { messages, ...rest } = c;
+  state.conversations.set(c.id, { ...known, ...rest });
+}
+
+function patch(id, changes) {
+  const c = state.conversations.get(id);
+  if (!c) return;
+  Object.assign(c, changes);
+  renderSidebar();
+  if (id === state.selected) renderPane();
+}
+
+function storeMessages(id, messages) {
+  for (const m of messages ?? []) {
+    const cid = id ?? m.conversation_id;
+    if (!state.transcripts.has(cid)) {
+      if (cid !== state.selected) continue;
+      state.transcripts.set(cid, new Map());
+    }
+    state.transcripts.get(cid).set(m.id, m);
+  }
+}
+
+function userName(id) {
+  return state.users.get(id)?.name ?? `Operator #${id}`;
+}
+
+function title(c) {
+  if (c.kind === "direct") return c.member_ids.filter((id) => id !== state.me.id).map(userName).join(", ") || "Direct";
+  return c.visitor?.name ?? c.visitor_name ?? `Visitor #${c.id}`;
+}
+
+function notify(text) {
+  if (document.hidden || !document.hasFocus()) {
+    state.unseen += 1;
+    document.title = `(${state.unseen}) Switchboard`;
+  }
+  toast(text);
+  try {
+    const audio = new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.value = 0.05;
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.15);
+  } catch {
+    // No sound before the first user gesture: the title badge still shows it.
+  }
+}
+
+window.addEventListener("focus", () => {
+  state.unseen = 0;
+  document.title = "Switchboard";
+});
+
+// ---- sidebar ----
+
+function renderSidebar() {
+  renderBoard();
+  const groups = new Map();
+  const mine = [...state.conversations.values()].filter((c) => c.member_ids?.includes(state.me.id));
+  mine.sort((a, b) => (a.status === "closed") - (b.status === "closed") || b.id - a.id);
+  for (const c of mine) {
+    const key = c.kind === "direct" ? "Direct messages" : state.channels.get(c.channel_id)?.name ?? "Livechat";
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(c);
+  }
+  const sections = [...groups].map(([name, list]) =>
+    el("section", { class: "group" }, el("h2", {}, name), el("ul", { class: "list" }, list.map(conversationItem))),
+  );
+  fill($("channels"), sections.length ? sections : el("p", { class: "empty" }, "No conversations yet."));
+}
+
+function conversationItem(c) {
+  return el(
+    "li",
+    {},
+    el(
+      "button",
+      {
+        type: "button",
+        class: `item${c.id === state.selected ? " selected" : ""}${c.status === "closed" ? " closed" : ""}`,
+        "aria-current": c.id === state.selected ? "true" : undefined,
+        dataset: { conversation: c.id },
+        onclick: () => select(c.id),
+      },
+      el("span", { class: "item-title" }, title(c)),
+      el("span", { class: `badge status-${c.status}` }, STATUS_LABELS[c.status]),
+      c.unread ? el("span", { class: "unread", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
+      c.last_message ? el("span", { class: "snippet" }, c.last_message.body) : null,
+    ),
+  );
+}
+
+function renderBoard() {
+  const items = state.board.map((entry) =>
+    el(
+      "li",
+      {},
+      el(
+        "button",
+        {
+          type: "button",
+          class: `item help${entry.starred ? " starred" : ""}${entry.id === state.selected ? " selected" : ""}`,
+          dataset: { conversation: entry.id, starred: entry.starred },
+          onclick: () => select(entry.id),
+        },
+        entry.starred ? el("span", { class: "star", title: "Relevant to your expertise" }, icon("star", "Relevant to your expertise")) : null,
+        el("span", { class: "item-title" }, entry.visitor_name ?? `Conversation #${entry.id}`),
+        el("span", { class: "tags" }, entry.expertise_ids.map((id) => el("span", { class: "tag" }, state.expertise.get(id)?.name ?? `#${id}`))),
+        entry.last_message ? el("span", { class: "snippet" }, entry.last_message.body) : null,
+      ),
+    ),
+  );
+  fill($("need-help"), items.length ? items : el("li", { class: "empty" }, "Nobody needs help."));
+}
+
+// ---- the conversation pane ----
+
+async function select(id) {
+  state.selected = id;
+  const c = state.conversations.get(id);
+  if (c) c.unread = 0;
+  renderSidebar();
+  try {
+    const view = await api("GET", `/conversations/${id}`);
+    upsert(view);
+    state.transcripts.set(id, new Map(view.messages.map((m) => [m.id, m])));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+  renderPane();
+  $("composer-input")?.focus();
+}
+
+function isMember(c) {
+  return c.member_ids?.includes(state.me.id);
+}
+
+function renderPane() {
+  const c = state.conversations.get(state.selected);
+  const pane = $("pane");
+  if (!c) return fill(pane, el("p", { class: "empty" }, "Select a conversation."));
+  const member = isMember(c);
+  const open = c.status !== "closed";
+  const actions = [];
+  if (c.kind === "livechat" && member && open && SETTABLE.includes(c.status)) {
+    const select = el(
+      "select",
+      { id: "status-select", "aria-label": "Conversation status", onchange: (e) => setStatus(c.id, e.target.value) },
+      SETTABLE.map((s) => el("option", { value: s, selected: s === c.status }, STATUS_LABELS[s])),
+    );
+    actions.push(el("label", { class: "inline" }, "Status ", select));
+  }
+  if (c.status === "need_help" && !member) {
+    actions.push(el("button", { id: "join", type: "button", class: "primary", onclick: () => join(c.id) }, icon("sign-in"), " Join"));
+  }
+  if (member && open) {
+    actions.push(el("button", { id: "invite", type: "button", onclick: () => openInvite(c) }, icon("user-plus"), " Invite People"));
+    actions.push(el("button", { id: "close", type: "button", onclick: () => closeConversation(c.id) }, "Close"));
+  }
+  fill(
+    pane,
+    el(
+      "header",
+      { class: "pane-header" },
+      el("h2", { id: "pane-title" }, title(c)),
+      el("span", { class: `badge status-${c.status}`, id: "pane-status" }, STATUS_LABELS[c.status]),
+      el("div", { class: "actions" }, actions),
+    ),
+    c.kind === "livechat" ? expertiseEditor(c, member && open) : null,
+    el("ol", { id: "transcript", class: "transcript", "aria-label": "Messages" }),
+    el("p", { id: "typing", class: "typing", "aria-live": "polite" }),
+    member && open ? composer(c) : null,
+  );
+  renderTranscript();
+  renderTyping();
+}
+
+function renderTranscript() {
+  const list = $("transcript");
+  if (!list) return;
+  const messages = [...(state.transcripts.get(state.selected)?.values() ?? [])].sort((a, b) => a.id - b.id);
+  fill(
+    list,
+    messages.map((m) =>
+      el(
+        "li",
+        { class: `message from-${m.author.kind}${m.author.id === state.me.id ? " mine" : ""}`, dataset: { id: m.id } },
+        el("span", { class: "author" }, m.author.name),
+        el("time", { datetime: m.created_at }, clock(m.created_at)),
+        el("p", { class: "body" }, m.body),
+        m.answers ? el("ul", { class: "answers", "aria-label": "Choices offered" }, m.answers.map((a) => el("li", {}, a.label))) : null,
+      ),
+    ),
+  );
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderTyping() {
+  const line = $("typing");
+  if (!line) return;
+  const typing = state.typing.get(state.selected);
+  line.textContent = typing && typing.until > Date.now() ? `${typing.name} is typing…` : "";
+}
+
+function expertiseEditor(c, editable) {
+  const tags = c.expertise_ids.map((id) => el("span", { class: "tag" }, state.expertise.get(id)?.name ?? `#${id}`));
+  if (!editable) return el("div", { class: "expertise" }, "Expertise: ", tags.length ? tags : "none");
+  const edit = el("details", { class: "expertise-edit" }, el("summary", {}, "Edit expertise"));
+  const checks = [...state.expertise.values()].map((e) =>
+    el("label", { class: "check" }, el("input", { type: "checkbox", value: e.id, checked: c.expertise_ids.includes(e.id) }), e.name),
+  );
+  const save = el("button", { type: "button", onclick: async () => {
+    const ids = [...edit.querySelectorAll("input:checked")].map((i) => Number(i.value));
+    try {
+      const view = await api("PUT", `/conversations/${c.id}/expertise`, { expertise_ids: ids });
+      upsert(view);
+      renderPane();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  } }, "Save");
+  edit.append(el("div", { class: "checks" }, checks), save);
+  return el("div", { class: "expertise" }, "Expertise: ", tags.length ? tags : "none", " ", edit);
+}
+
+function composer(c) {
+  const input = el("textarea", { id: "composer-input", rows: 2, "aria-label": "Message", placeholder: "Write a message…" });
+  const form = el("form", { class: "composer" }, input, el("button", { type: "submit", class: "primary", "aria-label": "Send" }, icon("send"), " Send"));
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener("input", () => {
+    if (Date.now() - state.lastTyping > 2000) {
+      state.lastTyping = Date.now();
+      command({ type: "typing", conversation_id: c.id }).catch(() => {});
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = input.value.trim();
+    if (!body) return;
+    input.value = "";
+    try {
+      await command({ type: "send", conversation_id: c.id, body });
+      renderTranscript();
+    } catch (error) {
+      input.value = body;
+      toast(error.message, "error");
+    }
+  });
+  return form;
+}
+
+async function setStatus(id, status) {
+  try {
+    await command({ type: "set_status", conversation_id: id, status });
+  } catch (error) {
+    toast(error.message, "error");
+    renderPane();
+  }
+}
+
+async function join(id) {
+  try {
+    const view = await api("POST", `/conversations/${id}/join`);
+    upsert(view);
+    state.transcripts.set(id, new Map(view.messages.map((m) => [m.id, m])));
+    renderSidebar();
+    renderPane();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+async function closeConversation(id) {
+  try {
+    upsert(await api("POST", `/conversations/${id}/close`));
+    renderSidebar();
+    renderPane();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// ---- invite ----
+
+let inviteFor = null;
+
+async function openInvite(c) {
+  inviteFor = c;
+  $("invite-search").value = "";
+  await loadCandidates();
+  $("invite-dialog").showModal();
+  $("invite-search").focus();
+}
+
+async function loadCandidates() {
+  const q = encodeURIComponent($("invite-search").value.trim());
+  const candidates = await api("GET", `/conversations/${inviteFor.id}/invite_candidates?q=${q}`);
+  const items = candidates.map((u) =>
+    el(
+      "li",
+      { class: "candidate" },
+      el(
+        "label",
+        {},
+        el("input", { type: "checkbox", value: u.id, name: "invitee" }),
+        el("span", { class: `dot presence-${u.presence}`, title: u.presence, "aria-label": u.presence }),
+        el("span", { class: "name" }, u.name),
+        u.languages ? el("span", { class: "languages" }, u.languages.join(", ")) : null,
+        u.expertise
+          ? el("span", { class: "expertise-badges" }, icon("graduation-cap", "Expertise"), u.expertise.map((e) => el("span", { class: "tag" }, e.name)))
+          : null,
+      ),
+    ),
+  );
+  fill($("invite-list"), items.length ? items : el("li", { class: "empty" }, "Nobody matches."));
+}
+
+let searchTimer = null;
+$("invite-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(loadCandidates, 200);
+});
+$("invite-cancel").addEventListener("click", () => $("invite-dialog").close());
+$("invite-form").addEventListener("submit", async (e) => {
+  const ids = [...$("invite-list").querySelectorAll("input:checked")].map((i) => Number(i.value));
+  if (!ids.length) return;
+  e.preventDefault();
+  try {
+    upsert(await api("POST", `/conversations/${inviteFor.id}/invite`, { user_ids: ids }));
+    $("invite-dialog").close();
+    renderPane();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+});
+
+// ---- preferences, presence, direct messages ----
+
+$("open-preferences").addEventListener("click", () => {
+  fill(
+    $("preferences-expertise"),
+    [...state.expertise.values()].map((e) =>
+      el("label", { class: "check" }, el("input", { type: "checkbox", value: e.id, checked: state.me.expertise_ids.includes(e.id) }), e.name),
+    ),
+  );
+  $("preferences-languages").value = state.me.languages.join(", ");
+  $("preferences-dialog").showModal();
+});
+$("preferences-cancel").addEventListener("click", () => $("preferences-dialog").close());
+$("preferences-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const expertise_ids = [...$("preferences-expertise").querySelectorAll("input:checked")].map((i) => Number(i.value));
+  const languages = $("preferences-languages").value.split(",").map((s) => s.trim()).filter(Boolean);
+  try {
+    state.me = await api("PATCH", "/me/preferences", { expertise_ids, languages });
+    $("preferences-dialog").close();
+    toast("Preferences saved");
+  } catch (error) {
+    toast(error.message, "error");
+  }
+});
+
+$("presence").addEventListener("change", async (e) => {
+  try {
+    await command({ type: "presence", presence: e.target.value });
+  } catch (error) {
+    toast(error.message, "error");
+  }
+});
+
+$("new-direct").addEventListener("click", async () => {
+  await loadDirectory();
+  const others = [...state.users.values()].filter((u) => u.id !== state.me.id);
+  fill($("direct-user"), others.map((u) => el("option", { value: u.id }, `${u.name} (${u.presence})`)));
+  $("direct-dialog").showModal();
+});
+$("direct-cancel").addEventListener("click", () => $("direct-dialog").close());
+$("direct-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const view = await api("POST", "/direct", { user_id: Number($("direct-user").value) });
+    upsert(view);
+    $("direct-dialog").close();
+    select(view.id);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+});
+
+boot().catch((error) => toast(error.message, "error"));
