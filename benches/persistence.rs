@@ -107,7 +107,13 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV1 {
         country: None,
     };
     let admin = directory.create_operator(admin).unwrap().id;
-    let channel = NewChannel { name: "Website".into(), operator_ids: [admin].into(), max_sessions: None, chatbot_id: None };
+    let channel = NewChannel {
+        name: "Website".into(),
+        operator_ids: [admin].into(),
+        max_sessions: None,
+        chatbot_id: None,
+        options: Default::default(),
+    };
     let channel = directory.create_channel(channel).unwrap().id.0;
     let conversations = (1..=conversations)
         .map(|c| ConversationV1 {
@@ -125,6 +131,9 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV1 {
                 assignment: None,
                 need_help_since_ms: None,
                 bot: None,
+                history: vec![],
+                help_requests: vec![],
+                abandoned: false,
             },
             messages: (1..=per_conversation)
                 .map(|m| message(m, format!("Message {m} of conversation {c}: could you check my last invoice, please?")))

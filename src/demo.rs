@@ -40,8 +40,15 @@ pub fn seed(directory: &mut Directory) -> anyhow::Result<()> {
         directory.update_operator(id, OperatorPatch { expertise_ids: Some(expertise.into_iter().collect()), ..Default::default() })?;
         operator_ids.insert(id);
     }
-    let channel =
-        directory.create_channel(NewChannel { name: "Website".into(), operator_ids, max_sessions: Some(5), chatbot_id: None })?.id;
+    let channel = directory
+        .create_channel(NewChannel {
+            name: "Website".into(),
+            operator_ids,
+            max_sessions: Some(5),
+            chatbot_id: None,
+            options: Default::default(),
+        })?
+        .id;
     let chatbot_id = support_bot(directory, [billing, technical, sales])?;
     directory.update_channel(channel, ChannelPatch { chatbot_id: Some(Some(chatbot_id)), ..Default::default() })?;
     tracing::info!("demo team seeded: alice, bob, carol, dave (password `demo`), channel \"Website\" with the \"Support bot\"");

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use tokio::sync::watch;
 
 use crate::actors::conversation::{
-    Capture, Content, ConversationActor, GetConversation, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Start, Typing,
+    Capture, Content, ConversationActor, GetConversation, GetFacts, GetSummary, Join, PostMessage, Reader, Replay, SetStatus, Start, Typing,
 };
 use crate::actors::operator::{Deliver, ListConversations, SetPresence, Track};
 use crate::actors::router::{ListBoard, ListLive, RefreshBoards};
@@ -20,12 +20,13 @@ use crate::config::WsConfig;
 use crate::domain::chatbot::ScriptRun;
 use crate::domain::conversation::{Conversation, Message, Poster, RequestedStatus, Visitor};
 use crate::domain::operator::{Presence, Role};
+use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::persist::records::{DirectoryV1, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
-use crate::views::{BoardEntry, ConversationSummary, ConversationView, LiveStatus, UserView};
+use crate::views::{BoardEntry, ConversationSummary, ConversationView, LiveStatus, RoutingReport, UserView};
 use crate::ws::protocol::AgentEvent;
 use crate::ws::{timed, ConnectionSlots};
 
@@ -276,6 +277,24 @@ impl Hub {
             Ok(persist::Capture { directory, tokens, conversations, longest_pause })
         };
         Ok(self.core.store.snapshot(capture).await?)
+    }
+
+    /// The routing report over the conversations `scope` covers.
+    pub async fn routing_report(&self, scope: Scope) -> Result<RoutingReport, ApiError> {
+        let live = self.live().await?;
+        let facts = join_all(self.core.conversations().iter().map(|addr| addr.send(GetFacts))).await;
+        let facts: Vec<Facts> =
+            facts.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().filter(|f| scope.covers(f)).collect();
+        let active: HashMap<OperatorId, u32> = live.iter().map(|(&id, l)| (id, l.active_chats)).collect();
+        let directory = self.core.directory.read();
+        Ok(RoutingReport {
+            from: scope.from,
+            to: scope.to,
+            channel_id: scope.channel,
+            conversations: facts.len() as u32,
+            expertise: report::expertise_rows(&facts, &directory),
+            operators: report::operator_rows(&facts, &directory, &active),
+        })
     }
 
     /// Operators' expertise changed: re-send their boards with fresh stars.

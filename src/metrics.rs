@@ -6,6 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::domain::conversation::LeaveReason;
 use std::sync::atomic::AtomicU64;
 
 /// Which WebSocket endpoint a connection came through.
@@ -20,6 +22,34 @@ pub struct RoleLabel {
     pub role: Role,
 }
 
+/// Why the router passed a conversation on.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Reason {
+    Unanswered,
+    Offline,
+}
+
+impl From<LeaveReason> for Reason {
+    fn from(reason: LeaveReason) -> Reason {
+        match reason {
+            LeaveReason::Unanswered => Reason::Unanswered,
+            LeaveReason::Offline => Reason::Offline,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: Reason,
+}
+
+/// Routing outcomes per channel and wanted expertise (`none` when the visitor wanted none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoutingLabels {
+    pub channel: String,
+    pub expertise: String,
+}
+
 /// The server's metrics; cheap to update from any thread (atomics inside).
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +61,12 @@ pub struct Metrics {
     pub messages: Counter,
     /// Event created → written to a recipient's socket.
     pub delivery_latency: Histogram,
+    pub reassignments: Family<ReasonLabel, Counter>,
+    /// Assignments per channel and wanted expertise, and how many went to an operator holding it.
+    pub routed: Family<RoutingLabels, Counter>,
+    pub routed_to_expert: Family<RoutingLabels, Counter>,
+    /// Visitor arrival → operator assigned, per channel and wanted expertise.
+    pub time_to_operator: Family<RoutingLabels, Histogram>,
     /// Set when scraped: how stale a restart from the last snapshot alone would be.
     pub snapshot_age: Gauge<f64, AtomicU64>,
 }
@@ -50,6 +86,11 @@ impl Metrics {
         let messages = Counter::default();
         let delivery_latency = Histogram::new(latency_buckets());
         let snapshot_age = Gauge::<f64, AtomicU64>::default();
+        let reassignments = Family::<ReasonLabel, Counter>::default();
+        let routed = Family::<RoutingLabels, Counter>::default();
+        let routed_to_expert = Family::<RoutingLabels, Counter>::default();
+        let time_to_operator =
+            Family::<RoutingLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16)));
         registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
         registry.register("queue_length", "Conversations waiting for an operator", queue_length.clone());
         registry.register("assignments", "Conversations given to an operator", assignments.clone());
@@ -57,7 +98,24 @@ impl Metrics {
         registry.register("messages", "Chat messages stored", messages.clone());
         registry.register("delivery_latency_seconds", "Event created until written to a socket", delivery_latency.clone());
         registry.register("snapshot_age_seconds", "Time since the last snapshot was written", snapshot_age.clone());
-        Metrics { registry, ws_connections, queue_length, assignments, assignment_latency, messages, delivery_latency, snapshot_age }
+        registry.register("reassignments", "Conversations passed on by the router", reassignments.clone());
+        registry.register("routed", "Assignments per channel and wanted expertise", routed.clone());
+        registry.register("routed_to_expert", "Assignments to an operator holding the wanted expertise", routed_to_expert.clone());
+        registry.register("time_to_operator_seconds", "Visitor arrival until an operator is assigned", time_to_operator.clone());
+        Metrics {
+            registry,
+            ws_connections,
+            queue_length,
+            assignments,
+            assignment_latency,
+            messages,
+            delivery_latency,
+            snapshot_age,
+            reassignments,
+            routed,
+            routed_to_expert,
+            time_to_operator,
+        }
     }
 
     /// The Prometheus text exposition.

@@ -9,6 +9,7 @@ use crate::domain::chatbot::{Answer, Chatbot, StepKind};
 use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Status, Visitor};
 use crate::domain::directory::{Channel, Directory, Expertise};
 use crate::domain::operator::{Operator, Presence, Role};
+use crate::domain::report::{ExpertiseRow, OperatorRow};
 use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, OperatorId, StepId};
 
@@ -81,6 +82,9 @@ pub struct ChannelView {
     pub operator_ids: Vec<OperatorId>,
     pub max_sessions: Option<u32>,
     pub chatbot_id: Option<ChatbotId>,
+    pub expert_wait_s: Option<u32>,
+    pub answer_timeout_s: Option<u32>,
+    pub offline_grace_s: Option<u32>,
 }
 
 impl From<&Channel> for ChannelView {
@@ -91,6 +95,9 @@ impl From<&Channel> for ChannelView {
             operator_ids: channel.operator_ids.iter().copied().collect(),
             max_sessions: channel.max_sessions,
             chatbot_id: channel.chatbot_id,
+            expert_wait_s: channel.options.expert_wait_s,
+            answer_timeout_s: channel.options.answer_timeout_s,
+            offline_grace_s: channel.options.offline_grace_s,
         }
     }
 }
@@ -207,6 +214,18 @@ pub struct BoardEntry {
     pub need_help_since: Option<Timestamp>,
     /// The reader holds at least one of the conversation's expertise.
     pub starred: bool,
+}
+
+/// `GET /api/v1/reports/routing`: per expertise and per operator.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RoutingReport {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub channel_id: Option<ChannelId>,
+    /// Livechats covered.
+    pub conversations: u32,
+    pub expertise: Vec<ExpertiseRow>,
+    pub operators: Vec<OperatorRow>,
 }
 
 /// An operator who could be invited into a conversation.

@@ -12,12 +12,15 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::operator::{Deliver, Track};
-use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, RoutingNeed};
+use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
-    Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, Message as ChatMessage, Poster, RequestedStatus, Status,
+    Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, LeaveReason, Message as ChatMessage, Poster, RequestedStatus,
+    Status,
 };
+use crate::domain::report::Facts;
+use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::persist::records::{ConversationV1, HeaderV1, MessageV1, RecordV1};
 use crate::persist::Captured;
@@ -434,6 +437,37 @@ impl ConversationActor {
         }
     }
 
+    /// `operator` is no longer a member (already done in the domain): tells
+    /// them (with the router's reason, if it took them off) and everyone else.
+    fn farewell(&mut self, operator: OperatorId, reason: Option<LeaveReason>) {
+        let user = UserRef { id: operator, name: self.core.operator_name(operator) };
+        let id = self.conversation.id;
+        let mut told = self.conversation.members().to_vec();
+        told.push(operator);
+        let event = timed(AgentEvent::MemberLeft { conversation_id: id, user: user.clone(), reason });
+        self.defer(move |act| {
+            act.core.operator(operator).do_send(Track { conversation: id, member: false });
+            act.send_to(&told, &event);
+        });
+        let notice = self.system_post(format!("{} left the conversation", user.name));
+        self.publish_message(&notice);
+    }
+
+    /// With `answer_timeout_s` on the channel: if `operator` has written
+    /// nothing by then, ask the router to pass the conversation on.
+    fn arm_answer_timeout(&mut self, operator: OperatorId, at: Timestamp, ctx: &mut Context<Self>) {
+        let timeout =
+            self.conversation.channel_id.and_then(|c| self.core.directory.read().channel(c).and_then(|c| c.options.answer_timeout_s));
+        let Some(timeout) = timeout else { return };
+        ctx.run_later(Duration::from_secs(timeout.into()), move |act, ctx| {
+            let c = &act.conversation;
+            let still_theirs = c.assignment.as_ref().is_some_and(|a| a.operator_id == operator && a.at == at) && c.is_member(operator);
+            if still_theirs && c.status() != Status::Closed && !c.answered_since(operator, at) {
+                ctx.notify(PassOn { from: operator, reason: LeaveReason::Unanswered });
+            }
+        });
+    }
+
     /// Adds `operator` as a member (already done in the domain) and tells
     /// them, the other members and the visitor.
     fn welcome(&mut self, operator: OperatorId, arrival: Arrival) {
@@ -669,19 +703,8 @@ impl Handler<Leave> for ConversationActor {
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
-            let user = UserRef { id: msg.operator, name: act.core.operator_name(msg.operator) };
             act.conversation.leave(msg.operator)?;
-            // The leaver is no longer a member but still hears that they left.
-            let id = act.conversation.id;
-            let mut told = act.conversation.members().to_vec();
-            told.push(msg.operator);
-            let event = timed(AgentEvent::MemberLeft { conversation_id: id, user: user.clone() });
-            act.defer(move |act| {
-                act.core.operator(msg.operator).do_send(Track { conversation: id, member: false });
-                act.send_to(&told, &event);
-            });
-            let notice = act.system_post(format!("{} left the conversation", user.name));
-            act.publish_message(&notice);
+            act.farewell(msg.operator, None);
             act.after_change(before, true);
             Ok(())
         })
@@ -740,12 +763,62 @@ impl Handler<AssignOperator> for ConversationActor {
     fn handle(&mut self, msg: AssignOperator, ctx: &mut Context<Self>) {
         let before = self.conversation.status();
         let operator = msg.assignment.operator_id;
+        let at = msg.assignment.at;
         // A closed conversation refuses; the router frees the capacity when its
         // `ConversationClosed` arrives.
         if self.conversation.assign(msg.assignment).is_ok() {
             self.queue_position = None;
             self.after_change(before, false);
             self.welcome(operator, Arrival::Assigned);
+            self.arm_answer_timeout(operator, at, ctx);
+            self.commit_in_background(None, ctx);
+        }
+    }
+}
+
+/// Route this conversation again away from `from` (who did not answer, or went offline).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PassOn {
+    pub from: OperatorId,
+    pub reason: LeaveReason,
+}
+
+impl Handler<PassOn> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PassOn, ctx: &mut Context<Self>) {
+        let c = &self.conversation;
+        let (Kind::Livechat, Some(channel)) = (c.kind, c.channel_id) else { return };
+        if c.status() == Status::Closed || !c.is_member(msg.from) {
+            return;
+        }
+        let need = RoutingNeed::of(c);
+        let reroute = Reroute { conversation: c.id, addr: ctx.address(), channel, from: msg.from, need, reason: msg.reason };
+        self.core.router().do_send(reroute);
+    }
+}
+
+/// The router's answer to a `Reroute`: `assignment.operator_id` takes over from `from`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reassign {
+    pub from: OperatorId,
+    pub reason: LeaveReason,
+    pub assignment: Assignment,
+}
+
+impl Handler<Reassign> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reassign, ctx: &mut Context<Self>) {
+        let before = self.conversation.status();
+        let (operator, at) = (msg.assignment.operator_id, msg.assignment.at);
+        if self.conversation.reassign(msg.from, msg.assignment).is_ok() {
+            self.farewell(msg.from, Some(msg.reason));
+            self.welcome(operator, Arrival::Assigned);
+            self.after_change(before, true);
+            self.arm_answer_timeout(operator, at, ctx);
             self.commit_in_background(None, ctx);
         }
     }
@@ -893,5 +966,18 @@ impl Handler<Capture> for ConversationActor {
         let started = Instant::now();
         let copy = Captured::new(&self.conversation, self.visitor_token.as_deref());
         MessageResult((copy, started.elapsed()))
+    }
+}
+
+/// What this conversation contributes to the routing report (`None` for a direct one).
+#[derive(Message)]
+#[rtype(result = "Option<Facts>")]
+pub struct GetFacts;
+
+impl Handler<GetFacts> for ConversationActor {
+    type Result = MessageResult<GetFacts>;
+
+    fn handle(&mut self, _: GetFacts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Facts::of(&self.conversation))
     }
 }

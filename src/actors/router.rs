@@ -6,20 +6,22 @@
 //! never sees chat messages: conversations tell it only about membership,
 //! status and board changes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
-use super::conversation::{AssignOperator, ConversationActor, SetQueuePosition};
+use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition};
 use super::operator::Deliver;
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, Need, Pick};
-use crate::domain::conversation::{Assignment, Conversation, Kind, Status};
+use crate::domain::assignment::{pick_operator, Candidate, Need, Pick, Rule};
+use crate::domain::conversation::{Assignment, Conversation, Kind, LeaveReason, Status};
+use crate::domain::directory::RoutingOptions;
 use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
+use crate::metrics::{ReasonLabel, RoutingLabels};
 use crate::views::{BoardEntry, ConversationSummary, LiveStatus};
 use crate::ws::protocol::AgentEvent;
 use crate::ws::timed;
@@ -28,6 +30,9 @@ use crate::ws::timed;
 #[derive(Default)]
 struct Live {
     presence: Presence,
+    /// Bumped on every presence change, so a grace timer knows whether the
+    /// disconnection it was armed for is still the current one.
+    presence_epoch: u64,
     /// Open livechats per channel, for `max_sessions`.
     per_channel: HashMap<ChannelId, u32>,
     /// Open livechats over all channels: the first tie-break.
@@ -84,6 +89,17 @@ pub struct RouterActor {
     /// Conversations with status `need_help`.
     board: BTreeMap<ConversationId, ConversationSummary>,
     last_assignment: u64,
+    /// Queued conversations with a timer armed for the end of their expert wait.
+    expert_timers: HashSet<ConversationId>,
+    me: Option<Addr<RouterActor>>,
+}
+
+/// The outcome of looking for an operator.
+enum Decision {
+    Pick(Pick),
+    NoCandidate,
+    /// Nobody online holds the wanted expertise; the channel waits for an expert this much longer.
+    WaitForExpert(Duration),
 }
 
 impl RouterActor {
@@ -96,6 +112,8 @@ impl RouterActor {
             previous: HashMap::new(),
             board: BTreeMap::new(),
             last_assignment: 0,
+            expert_timers: HashSet::new(),
+            me: None,
         }
     }
 
@@ -146,11 +164,16 @@ impl RouterActor {
         self.core.metrics.queue_length.set(self.queues.values().map(|q| q.len() as i64).sum());
     }
 
-    fn pick(&self, channel: ChannelId, need: &RoutingNeed) -> Option<Pick> {
+    /// The cascade over the channel's candidates, `exclude` left out. `waited`
+    /// is how long a queued conversation has waited: with `expert_wait_s` set,
+    /// it keeps waiting while no candidate holds any of the wanted expertise.
+    fn decide(&self, channel: ChannelId, need: &RoutingNeed, exclude: Option<OperatorId>, waited: Option<Duration>) -> Decision {
         let directory = self.core.directory.read();
-        let channel_def = directory.channel(channel)?;
+        let Some(channel_def) = directory.channel(channel) else {
+            return Decision::NoCandidate;
+        };
         let previous = need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied());
-        let candidates = channel_def.operator_ids.iter().filter_map(|&id| {
+        let candidates = channel_def.operator_ids.iter().filter(|&&id| Some(id) != exclude).filter_map(|&id| {
             let live = self.operators.get(&id)?;
             let load = live.per_channel.get(&channel).copied().unwrap_or(0);
             if live.presence != Presence::Online || channel_def.max_sessions.is_some_and(|max| load >= max) {
@@ -166,8 +189,23 @@ impl RouterActor {
                 last_assigned: live.last_assigned,
             })
         });
-        let need = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
-        pick_operator(&need, candidates)
+        let candidates: Vec<Candidate> = candidates.collect();
+        let wanted = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
+        let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {
+            return Decision::NoCandidate;
+        };
+        let expert_online = candidates.iter().any(|c| !c.expertise.is_disjoint(&need.expertise));
+        match (channel_def.options.expert_wait_s, waited) {
+            (Some(limit), Some(waited)) if !need.expertise.is_empty() && !expert_online => {
+                let limit = Duration::from_secs(limit.into());
+                if waited < limit {
+                    Decision::WaitForExpert(limit - waited)
+                } else {
+                    Decision::Pick(Pick { rule: Rule::ExpertWaitExpired, ..pick })
+                }
+            }
+            _ => Decision::Pick(pick),
+        }
     }
 
     fn add_load(&mut self, operator: OperatorId, channel: ChannelId) {
@@ -185,7 +223,56 @@ impl RouterActor {
         }
     }
 
+    /// The channel's routing options, off when the channel is gone.
+    fn options(&self, channel: ChannelId) -> RoutingOptions {
+        self.core.directory.read().channel(channel).map(|c| c.options).unwrap_or_default()
+    }
+
+    /// An operator's last connection dropped: one timer per distinct
+    /// `offline_grace_s` among their channels.
+    fn arm_grace(&self, operator: OperatorId, epoch: u64) {
+        let graces: BTreeSet<u32> = {
+            let directory = self.core.directory.read();
+            directory.channels().filter(|c| c.operator_ids.contains(&operator)).filter_map(|c| c.options.offline_grace_s).collect()
+        };
+        for grace in graces {
+            if let Some(me) = self.me.clone() {
+                actix_rt::spawn(async move {
+                    actix_rt::time::sleep(Duration::from_secs(grace.into())).await;
+                    me.do_send(GraceOver { operator, epoch, grace });
+                });
+            }
+        }
+    }
+
+    /// Per channel and wanted expertise: assignments, those to an expert, and the wait.
+    fn count_routing(&self, channel: ChannelId, wanted: &BTreeSet<ExpertiseId>, operator: OperatorId, waited: Duration) {
+        let held = self.core.directory.read().operator(operator).map(|op| op.expertise_ids.clone()).unwrap_or_default();
+        let labels = |expertise: String| RoutingLabels { channel: channel.to_string(), expertise };
+        let wanted: Vec<Option<ExpertiseId>> = if wanted.is_empty() { vec![None] } else { wanted.iter().copied().map(Some).collect() };
+        for expertise in wanted {
+            let label = labels(expertise.map_or_else(|| "none".into(), |e| e.to_string()));
+            let metrics = &self.core.metrics;
+            metrics.routed.get_or_create(&label).inc();
+            if expertise.is_some_and(|e| held.contains(&e)) {
+                metrics.routed_to_expert.get_or_create(&label).inc();
+            }
+            metrics.time_to_operator.get_or_create(&label).observe(waited.as_secs_f64());
+        }
+    }
+
+    /// Re-drains `channel` after `delay` (an expert wait running out).
+    fn drain_later(&self, channel: ChannelId, delay: Duration) {
+        if let Some(me) = self.me.clone() {
+            actix_rt::spawn(async move {
+                actix_rt::time::sleep(delay).await;
+                me.do_send(ChannelChanged { channel });
+            });
+        }
+    }
+
     fn assign(&mut self, channel: ChannelId, waiting: Waiting, pick: Pick) {
+        self.expert_timers.remove(&waiting.conversation);
         self.last_assignment += 1;
         self.operators.entry(pick.operator).or_default().last_assigned = self.last_assignment;
         self.add_load(pick.operator, channel);
@@ -195,22 +282,35 @@ impl RouterActor {
         }
         self.core.metrics.assignments.inc();
         self.core.metrics.assignment_latency.observe(waiting.since.elapsed().as_secs_f64());
+        self.count_routing(channel, &waiting.need.expertise, pick.operator, waiting.since.elapsed());
         tracing::debug!(conversation_id = %waiting.conversation, operator_id = %pick.operator, rule = ?pick.rule, "assigned");
         let assignment = Assignment { operator_id: pick.operator, rule: pick.rule, candidates: pick.candidates, at: Timestamp::now() };
         waiting.addr.do_send(AssignOperator { assignment });
     }
 
-    /// Assigns queued conversations of `channel`, oldest first, while candidates remain.
+    /// Assigns queued conversations of `channel` in arrival order while
+    /// candidates remain. A conversation waiting for an expert is stepped over
+    /// (its timer re-drains the channel when the wait runs out), so it never
+    /// holds up the visitors behind it.
     fn drain(&mut self, channel: ChannelId) {
         let mut moved = false;
-        while let Some(front) = self.queues.get(&channel).and_then(|q| q.front()) {
-            let Some(pick) = self.pick(channel, &front.need) else {
-                break;
-            };
-            // unwrap: `front` exists, checked just above.
-            let waiting = self.queues.get_mut(&channel).and_then(|q| q.pop_front()).unwrap();
-            self.assign(channel, waiting, pick);
-            moved = true;
+        let mut i = 0;
+        while let Some(waiting) = self.queues.get(&channel).and_then(|q| q.get(i)) {
+            match self.decide(channel, &waiting.need, None, Some(waiting.since.elapsed())) {
+                Decision::Pick(pick) => {
+                    // unwrap: index `i` exists, checked just above.
+                    let waiting = self.queues.get_mut(&channel).and_then(|q| q.remove(i)).unwrap();
+                    self.assign(channel, waiting, pick);
+                    moved = true;
+                }
+                Decision::WaitForExpert(left) => {
+                    if self.expert_timers.insert(waiting.conversation) {
+                        self.drain_later(channel, left);
+                    }
+                    i += 1;
+                }
+                Decision::NoCandidate => break,
+            }
         }
         if moved {
             self.announce_positions(channel);
@@ -271,6 +371,10 @@ impl RouterActor {
 
 impl Actor for RouterActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
+    }
 }
 
 /// The outcome of a forward: given to an operator at once, queued, or (when
@@ -302,13 +406,13 @@ impl Handler<ForwardToOperator> for RouterActor {
         let waiting = Waiting { conversation, addr: addr.clone(), need, since: Instant::now() };
         if !queue {
             // A non-empty queue means nobody is free, so this cannot jump it.
-            return MessageResult(match self.pick(channel, &waiting.need) {
-                Some(pick) => {
+            return MessageResult(match self.decide(channel, &waiting.need, None, None) {
+                Decision::Pick(pick) => {
                     let operator = pick.operator;
                     self.assign(channel, waiting, pick);
                     Forwarded::Assigned(operator)
                 }
-                None => Forwarded::NoCandidate,
+                Decision::NoCandidate | Decision::WaitForExpert(_) => Forwarded::NoCandidate,
             });
         }
         // Arrival order is conversation order (ids increase as visitors arrive),
@@ -351,6 +455,11 @@ impl Handler<OperatorPresence> for RouterActor {
         if was == msg.presence {
             return;
         }
+        live.presence_epoch += 1;
+        let epoch = live.presence_epoch;
+        if msg.presence == Presence::Offline {
+            self.arm_grace(msg.operator, epoch);
+        }
         // Broadcast before the board push so a newly connected operator is included.
         self.broadcast(AgentEvent::Presence { user_id: msg.operator, presence: msg.presence });
         if msg.presence == Presence::Online {
@@ -362,6 +471,86 @@ impl Handler<OperatorPresence> for RouterActor {
                 self.drain(channel);
             }
         }
+    }
+}
+
+/// An operator's offline grace ran out: if they are still away from the same
+/// disconnection, their livechats on channels with that grace are routed again.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct GraceOver {
+    operator: OperatorId,
+    epoch: u64,
+    grace: u32,
+}
+
+impl Handler<GraceOver> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: GraceOver, _: &mut Context<Self>) {
+        let still_gone =
+            self.operators.get(&msg.operator).is_some_and(|l| l.presence == Presence::Offline && l.presence_epoch == msg.epoch);
+        if !still_gone {
+            return;
+        }
+        let theirs: Vec<ConversationId> = self
+            .open
+            .iter()
+            .filter(|(_, open)| open.members.contains(&msg.operator) && self.options(open.channel).offline_grace_s == Some(msg.grace))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in theirs {
+            if let Some(addr) = self.core.conversation(id) {
+                addr.do_send(PassOn { from: msg.operator, reason: LeaveReason::Offline });
+            }
+        }
+    }
+}
+
+/// Pass an open livechat from `from` to another candidate (rule `reassigned`);
+/// answers whether someone took it (when nobody can, it stays where it is).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Reroute {
+    pub conversation: ConversationId,
+    pub addr: Addr<ConversationActor>,
+    pub channel: ChannelId,
+    pub from: OperatorId,
+    pub need: RoutingNeed,
+    pub reason: LeaveReason,
+}
+
+impl Handler<Reroute> for RouterActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Reroute, _: &mut Context<Self>) -> bool {
+        if !self.open.get(&msg.conversation).is_some_and(|open| open.members.contains(&msg.from)) {
+            return false;
+        }
+        let Decision::Pick(pick) = self.decide(msg.channel, &msg.need, Some(msg.from), None) else {
+            return false;
+        };
+        self.remove_load(msg.from, msg.channel);
+        let newcomer = self.open.get_mut(&msg.conversation).is_some_and(|open| {
+            open.members.remove(&msg.from);
+            open.members.insert(pick.operator)
+        });
+        if newcomer {
+            self.add_load(pick.operator, msg.channel);
+        }
+        self.last_assignment += 1;
+        self.operators.entry(pick.operator).or_default().last_assigned = self.last_assignment;
+        if let Some(key) = msg.need.visitor_key {
+            self.previous.entry(msg.channel).or_default().insert(key, pick.operator);
+        }
+        self.core.metrics.reassignments.get_or_create(&ReasonLabel { reason: msg.reason.into() }).inc();
+        tracing::info!(conversation_id = %msg.conversation, from = %msg.from, to = %pick.operator, reason = ?msg.reason, "reassigned");
+        let assignment =
+            Assignment { operator_id: pick.operator, rule: Rule::Reassigned, candidates: pick.candidates, at: Timestamp::now() };
+        msg.addr.do_send(Reassign { from: msg.from, reason: msg.reason, assignment });
+        // The freed seat may serve the queue (the old operator may be online, merely silent).
+        self.drain(msg.channel);
+        true
     }
 }
 

@@ -27,6 +27,10 @@ pub enum Rule {
     AllExpertise,
     AnyExpertise,
     AnyOperator,
+    /// `expert_wait_s` ran out with no expert available: anyone may take it.
+    ExpertWaitExpired,
+    /// Passed on from an operator who did not answer or went offline.
+    Reassigned,
 }
 
 /// What the visitor brings to the decision.

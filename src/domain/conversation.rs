@@ -120,6 +120,23 @@ pub struct Assignment {
     pub at: Timestamp,
 }
 
+/// Why an operator was taken off a conversation by the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They wrote nothing within the channel's `answer_timeout_s`.
+    Unanswered,
+    /// They stayed disconnected beyond the channel's `offline_grace_s`.
+    Offline,
+}
+
+/// One call for help: when it was made and when someone answered it by joining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HelpRequest {
+    pub at: Timestamp,
+    pub joined_at: Option<Timestamp>,
+}
+
 /// Who is posting: the key under which client `ref`s are remembered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Poster {
@@ -170,6 +187,9 @@ pub struct ConversationParts {
     pub messages: Vec<Message>,
     pub need_help_since: Option<Timestamp>,
     pub bot: Option<ScriptRun>,
+    pub history: Vec<Assignment>,
+    pub help_requests: Vec<HelpRequest>,
+    pub abandoned: bool,
 }
 
 /// The result of a post: the stored message, and whether it was stored by an
@@ -199,6 +219,11 @@ pub struct Conversation {
     refs: HashMap<(Poster, String), MessageId>,
     /// The chatbot script, while the bot talks to the visitor.
     pub bot: Option<ScriptRun>,
+    /// Every assignment, oldest first (the last is `assignment`): the routing report's source.
+    pub history: Vec<Assignment>,
+    pub help_requests: Vec<HelpRequest>,
+    /// Closed by the visitor while waiting in the queue.
+    pub abandoned: bool,
 }
 
 impl Conversation {
@@ -245,6 +270,9 @@ impl Conversation {
             need_help_since: None,
             refs: HashMap::new(),
             bot: None,
+            history: Vec::new(),
+            help_requests: Vec::new(),
+            abandoned: false,
         }
     }
 
@@ -277,6 +305,9 @@ impl Conversation {
             need_help_since: parts.need_help_since,
             refs,
             bot: parts.bot,
+            history: parts.history,
+            help_requests: parts.help_requests,
+            abandoned: parts.abandoned,
         }
     }
 
@@ -341,6 +372,10 @@ impl Conversation {
             return false;
         }
         self.need_help_since = (status == Status::NeedHelp).then(Timestamp::now);
+        if let Some(at) = self.need_help_since {
+            self.help_requests.push(HelpRequest { at, joined_at: None });
+        }
+        self.abandoned = status == Status::Closed && self.status == Status::Queued;
         self.status = status;
         true
     }
@@ -445,6 +480,7 @@ impl Conversation {
             self.members.push(assignment.operator_id);
         }
         self.silence_bot();
+        self.history.push(assignment.clone());
         self.assignment = Some(assignment);
         self.set(Status::InProgress);
         Ok(())
@@ -494,8 +530,28 @@ impl Conversation {
     fn add_member(&mut self, operator: OperatorId) {
         self.members.push(operator);
         if self.status == Status::NeedHelp {
+            if let Some(request) = self.help_requests.last_mut() {
+                request.joined_at = Some(Timestamp::now());
+            }
             self.set(Status::InProgress);
         }
+    }
+
+    /// Passes the conversation from `from` to `assignment.operator_id` (an
+    /// unanswered or disconnected operator's chat, routed again).
+    ///
+    /// # Errors
+    /// `Closed`, or `NotMember` when `from` is no longer in it (nothing to pass on).
+    pub fn reassign(&mut self, from: OperatorId, assignment: Assignment) -> Result<(), ConversationError> {
+        self.check_open()?;
+        self.check_member(from)?;
+        self.members.retain(|&m| m != from);
+        self.assign(assignment)
+    }
+
+    /// Whether `operator` wrote anything since `since`.
+    pub fn answered_since(&self, operator: OperatorId, since: Timestamp) -> bool {
+        self.messages.iter().rev().take_while(|m| m.created_at >= since).any(|m| m.author.id == Some(operator))
     }
 
     /// A member steps out; an open livechat keeps at least one operator.

@@ -32,6 +32,33 @@ pub struct Channel {
     pub max_sessions: Option<u32>,
     /// The script visitors meet first; `None` forwards them to an operator at once.
     pub chatbot_id: Option<ChatbotId>,
+    pub options: RoutingOptions,
+}
+
+/// Routing beyond Odoo, per channel; each is off (`None`) by default, which is Odoo's behaviour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutingOptions {
+    /// Seconds a visitor wanting expertise nobody online holds waits for an expert before anyone may take them.
+    pub expert_wait_s: Option<u32>,
+    /// Seconds the assigned operator has to write something before the conversation is passed on.
+    pub answer_timeout_s: Option<u32>,
+    /// Seconds an operator may stay disconnected before their open livechats are routed again.
+    pub offline_grace_s: Option<u32>,
+}
+
+impl RoutingOptions {
+    /// # Errors
+    /// `Invalid` naming the option set to 0 or beyond a day.
+    pub fn check(&self) -> Result<(), InvalidField> {
+        for (field, value) in
+            [("expert_wait_s", self.expert_wait_s), ("answer_timeout_s", self.answer_timeout_s), ("offline_grace_s", self.offline_grace_s)]
+        {
+            if value.is_some_and(|v| !(1..=86_400).contains(&v)) {
+                return Err(InvalidField::new(field, "must be 1..=86400 seconds, or null for off"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a directory change was refused.
@@ -83,6 +110,9 @@ pub struct ChannelPatch {
     pub operator_ids: Option<BTreeSet<OperatorId>>,
     pub max_sessions: Option<Option<u32>>,
     pub chatbot_id: Option<Option<ChatbotId>>,
+    pub expert_wait_s: Option<Option<u32>>,
+    pub answer_timeout_s: Option<Option<u32>>,
+    pub offline_grace_s: Option<Option<u32>>,
 }
 
 /// The fields of a new channel.
@@ -91,6 +121,7 @@ pub struct NewChannel {
     pub operator_ids: BTreeSet<OperatorId>,
     pub max_sessions: Option<u32>,
     pub chatbot_id: Option<ChatbotId>,
+    pub options: RoutingOptions,
 }
 
 #[derive(Default)]
@@ -330,8 +361,16 @@ impl Directory {
         self.check_operators("operator_ids", &new.operator_ids)?;
         check_max_sessions(new.max_sessions)?;
         self.check_chatbot(new.chatbot_id)?;
+        new.options.check()?;
         let id = ChannelId(self.next_id());
-        let channel = Channel { id, name, operator_ids: new.operator_ids, max_sessions: new.max_sessions, chatbot_id: new.chatbot_id };
+        let channel = Channel {
+            id,
+            name,
+            operator_ids: new.operator_ids,
+            max_sessions: new.max_sessions,
+            chatbot_id: new.chatbot_id,
+            options: new.options,
+        };
         Ok(self.channels.entry(id).or_insert(channel))
     }
 
@@ -358,6 +397,13 @@ impl Directory {
         if let Some(chatbot) = patch.chatbot_id {
             self.check_chatbot(chatbot)?;
         }
+        let current = self.channels[&id].options;
+        let options = RoutingOptions {
+            expert_wait_s: patch.expert_wait_s.unwrap_or(current.expert_wait_s),
+            answer_timeout_s: patch.answer_timeout_s.unwrap_or(current.answer_timeout_s),
+            offline_grace_s: patch.offline_grace_s.unwrap_or(current.offline_grace_s),
+        };
+        options.check()?;
         // unwrap: presence checked above.
         let channel = self.channels.get_mut(&id).unwrap();
         if let Some(name) = name {
@@ -372,6 +418,7 @@ impl Directory {
         if let Some(chatbot) = patch.chatbot_id {
             channel.chatbot_id = chatbot;
         }
+        channel.options = options;
         Ok(channel)
     }
 

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod directory;
 pub mod ids;
 pub mod operator;
+pub mod report;
 pub mod text;
 pub mod time;
 

@@ -23,6 +23,11 @@ impl Timestamp {
         Timestamp(DateTime::from_timestamp_millis(millis).unwrap_or_default())
     }
 
+    /// Parses an RFC 3339 time such as `2026-11-24T18:00:00Z`.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp(t.with_timezone(&Utc)))
+    }
+
     /// Milliseconds from `earlier` to `self`, zero when the clock went backwards.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         (self.0 - earlier.0).num_milliseconds().max(0) as u64

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::extract::{Admin, JsonBody};
 use super::nullable;
 use crate::actors::router::ChannelChanged;
-use crate::domain::directory::{ChannelPatch, NewChannel};
+use crate::domain::directory::{ChannelPatch, NewChannel, RoutingOptions};
 use crate::domain::{ChannelId, ChatbotId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
@@ -22,6 +22,12 @@ pub struct CreateChannel {
     pub max_sessions: Option<u32>,
     /// The script visitors meet first; absent or null = straight to an operator.
     pub chatbot_id: Option<ChatbotId>,
+    /// Wait this long for an expert before anyone may take the visitor (null = off).
+    pub expert_wait_s: Option<u32>,
+    /// Pass the conversation on if the assigned operator writes nothing this long (null = off).
+    pub answer_timeout_s: Option<u32>,
+    /// Route an operator's chats again when they stay disconnected this long (null = off).
+    pub offline_grace_s: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,6 +42,15 @@ pub struct UpdateChannel {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>)]
     pub chatbot_id: Option<Option<ChatbotId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub expert_wait_s: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub answer_timeout_s: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub offline_grace_s: Option<Option<u32>>,
 }
 
 /// Every channel.
@@ -64,6 +79,11 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
         operator_ids: body.operator_ids.into_iter().collect(),
         max_sessions: body.max_sessions,
         chatbot_id: body.chatbot_id,
+        options: RoutingOptions {
+            expert_wait_s: body.expert_wait_s,
+            answer_timeout_s: body.answer_timeout_s,
+            offline_grace_s: body.offline_grace_s,
+        },
     };
     let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.create_channel(new)?))).await?;
     Ok(HttpResponse::Created().json(view))
@@ -84,6 +104,9 @@ pub async fn update(
         operator_ids: body.operator_ids.map(|ids| ids.into_iter().collect()),
         max_sessions: body.max_sessions,
         chatbot_id: body.chatbot_id,
+        expert_wait_s: body.expert_wait_s,
+        answer_timeout_s: body.answer_timeout_s,
+        offline_grace_s: body.offline_grace_s,
     };
     let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;
     hub.core.router().do_send(ChannelChanged { channel: *id });

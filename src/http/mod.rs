@@ -9,6 +9,7 @@ pub mod expertise;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod reports;
 pub mod ui;
 pub mod users;
 pub mod visitor;
@@ -67,7 +68,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/invite", web::post().to(conversations::invite))
                 .route("/conversations/{id}/close", web::post().to(conversations::close))
                 .route("/direct", web::post().to(conversations::direct))
-                .route("/admin/snapshot", web::post().to(ops::snapshot)),
+                .route("/admin/snapshot", web::post().to(ops::snapshot))
+                .route("/reports/routing", web::get().to(reports::routing)),
         )
         .default_service(web::to(not_found));
 }

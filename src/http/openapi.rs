@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, channels, chatbots, conversations, expertise, ops, users, visitor};
+use super::{auth, channels, chatbots, conversations, expertise, ops, reports, users, visitor};
 
 struct BearerAuth;
 
@@ -22,7 +22,7 @@ impl Modify for BearerAuth {
     info(title = "Switchboard", description = "Live chat for small support teams, with expertise-based routing."),
     modifiers(&BearerAuth),
     paths(
-        ops::healthz, ops::metrics, ops::snapshot,
+        ops::healthz, ops::metrics, ops::snapshot, reports::routing,
         crate::ws::operator::agent, crate::ws::visitor::visitor,
         auth::login, auth::logout,
         users::list, users::create, users::get, users::update, users::me, users::preferences, users::presence,

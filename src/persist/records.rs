@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::Rule;
 use crate::domain::chatbot::{Answer, Chatbot, ScriptRun, Step, StepKind};
-use crate::domain::conversation::{Assignment, Author, AuthorKind, Conversation, ConversationParts, Kind, Message, Status, Visitor};
-use crate::domain::directory::{Channel, Directory, DirectoryParts, Expertise};
+use crate::domain::conversation::{
+    Assignment, Author, AuthorKind, Conversation, ConversationParts, HelpRequest, Kind, Message, Status, Visitor,
+};
+use crate::domain::directory::{Channel, Directory, DirectoryParts, Expertise, RoutingOptions};
 use crate::domain::operator::{Operator, Role};
 use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
@@ -65,6 +67,8 @@ stored_enum!(RuleV1 <=> Rule {
     AllExpertise,
     AnyExpertise,
     AnyOperator,
+    ExpertWaitExpired,
+    Reassigned,
 });
 
 fn raw_ids<T>(ids: impl IntoIterator<Item = T>, raw: impl Fn(T) -> u64) -> Vec<u64> {
@@ -90,6 +94,9 @@ pub struct ChannelV1 {
     pub operator_ids: Vec<u64>,
     pub max_sessions: Option<u32>,
     pub chatbot_id: Option<u64>,
+    pub expert_wait_s: Option<u32>,
+    pub answer_timeout_s: Option<u32>,
+    pub offline_grace_s: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,6 +173,11 @@ pub struct HeaderV1 {
     pub assignment: Option<AssignmentV1>,
     pub need_help_since_ms: Option<i64>,
     pub bot: Option<BotRunV1>,
+    /// Every assignment, oldest first.
+    pub history: Vec<AssignmentV1>,
+    /// Calls for help: (asked at, joined at).
+    pub help_requests: Vec<(i64, Option<i64>)>,
+    pub abandoned: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,6 +262,9 @@ impl From<&Directory> for DirectoryV1 {
                     operator_ids: raw_ids(c.operator_ids.iter().copied(), |o| o.0),
                     max_sessions: c.max_sessions,
                     chatbot_id: c.chatbot_id.map(|b| b.0),
+                    expert_wait_s: c.options.expert_wait_s,
+                    answer_timeout_s: c.options.answer_timeout_s,
+                    offline_grace_s: c.options.offline_grace_s,
                 })
                 .collect(),
             chatbots: d.chatbots().map(|c| ChatbotV1::from(&**c)).collect(),
@@ -294,18 +309,33 @@ impl From<&Message> for MessageV1 {
     }
 }
 
+impl From<&Assignment> for AssignmentV1 {
+    fn from(a: &Assignment) -> AssignmentV1 {
+        AssignmentV1 { operator_id: a.operator_id.0, rule: a.rule.into(), candidates: a.candidates, at_ms: a.at.as_millis() }
+    }
+}
+
+impl From<&AssignmentV1> for Assignment {
+    fn from(a: &AssignmentV1) -> Assignment {
+        Assignment {
+            operator_id: OperatorId(a.operator_id),
+            rule: a.rule.into(),
+            candidates: a.candidates,
+            at: Timestamp::from_millis(a.at_ms),
+        }
+    }
+}
+
 impl From<&Conversation> for HeaderV1 {
     fn from(c: &Conversation) -> HeaderV1 {
         HeaderV1 {
             status: c.status().into(),
             expertise_ids: raw_ids(c.expertise_ids.iter().copied(), |e| e.0),
             members: raw_ids(c.members().iter().copied(), |o| o.0),
-            assignment: c.assignment.as_ref().map(|a| AssignmentV1 {
-                operator_id: a.operator_id.0,
-                rule: a.rule.into(),
-                candidates: a.candidates,
-                at_ms: a.at.as_millis(),
-            }),
+            assignment: c.assignment.as_ref().map(AssignmentV1::from),
+            history: c.history.iter().map(AssignmentV1::from).collect(),
+            help_requests: c.help_requests.iter().map(|h| (h.at.as_millis(), h.joined_at.map(Timestamp::as_millis))).collect(),
+            abandoned: c.abandoned,
             need_help_since_ms: c.need_help_since().map(Timestamp::as_millis),
             bot: c.bot.as_ref().map(|b| BotRunV1 {
                 next: b.next as u32,
@@ -404,6 +434,11 @@ impl From<&DirectoryV1> for Directory {
                     operator_ids: set(&c.operator_ids, OperatorId),
                     max_sessions: c.max_sessions,
                     chatbot_id: c.chatbot_id.map(ChatbotId),
+                    options: RoutingOptions {
+                        expert_wait_s: c.expert_wait_s,
+                        answer_timeout_s: c.answer_timeout_s,
+                        offline_grace_s: c.offline_grace_s,
+                    },
                 })
                 .collect(),
             chatbots: d.chatbots.iter().map(Chatbot::from).collect(),
@@ -455,12 +490,14 @@ impl ConversationV1 {
                 country: v.country.clone(),
                 key: v.key.clone(),
             }),
-            assignment: h.assignment.as_ref().map(|a| Assignment {
-                operator_id: OperatorId(a.operator_id),
-                rule: a.rule.into(),
-                candidates: a.candidates,
-                at: Timestamp::from_millis(a.at_ms),
-            }),
+            assignment: h.assignment.as_ref().map(Assignment::from),
+            history: h.history.iter().map(Assignment::from).collect(),
+            help_requests: h
+                .help_requests
+                .iter()
+                .map(|&(at, joined)| HelpRequest { at: Timestamp::from_millis(at), joined_at: joined.map(Timestamp::from_millis) })
+                .collect(),
+            abandoned: h.abandoned,
             created_at: Timestamp::from_millis(self.created_at_ms),
             messages: self.messages.iter().map(|m| m.to_domain(id)).collect(),
             need_help_since: h.need_help_since_ms.map(Timestamp::from_millis),

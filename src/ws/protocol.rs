@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::conversation::{Author, Message, RequestedStatus, Status};
+use crate::domain::conversation::{Author, LeaveReason, Message, RequestedStatus, Status};
 use crate::domain::operator::{Presence, SettablePresence};
 use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
@@ -103,6 +103,9 @@ pub enum AgentEvent {
     MemberLeft {
         conversation_id: ConversationId,
         user: UserRef,
+        /// Set when the router took the conversation from them, and why.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<LeaveReason>,
     },
     Closed {
         conversation_id: ConversationId,

@@ -14,5 +14,6 @@ mod ops;
 mod persistence;
 mod roles;
 mod routing;
+mod routing_options;
 mod support;
 mod websocket;

@@ -1,0 +1,107 @@
+//! `GET /api/v1/reports/routing` (admins): JSON, or CSV with `?format=csv` or `Accept: text/csv`.
+
+use std::fmt::Write as _;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::Admin;
+use crate::domain::report::Scope;
+use crate::domain::text::InvalidField;
+use crate::domain::time::Timestamp;
+use crate::domain::ChannelId;
+use crate::error::{ApiError, ErrorBody};
+use crate::hub::Hub;
+use crate::views::RoutingReport;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportQuery {
+    /// Conversations created at or after this RFC 3339 time.
+    from: Option<String>,
+    /// … and before this one.
+    to: Option<String>,
+    channel_id: Option<ChannelId>,
+    /// `csv` for CSV; JSON otherwise.
+    format: Option<String>,
+}
+
+fn time(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, InvalidField> {
+    value.map(|v| Timestamp::parse(v).ok_or_else(|| InvalidField::new(field, format!("{v:?} is not an RFC 3339 time")))).transpose()
+}
+
+/// The routing report: does skills routing work, per expertise and per operator.
+#[utoipa::path(get, path = "/api/v1/reports/routing", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+    responses((status = 200, body = RoutingReport, description = "JSON, or CSV (`text/csv`) on request"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn routing(
+    hub: web::Data<Hub>,
+    _admin: Admin,
+    req: HttpRequest,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = Scope { from: time("from", query.from.as_deref())?, to: time("to", query.to.as_deref())?, channel: query.channel_id };
+    let report = hub.routing_report(scope).await?;
+    let accepts_csv = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    Ok(match query.format.as_deref() {
+        Some("csv") => csv(&report),
+        Some("json") => HttpResponse::Ok().json(report),
+        Some(other) => return Err(InvalidField::new("format", format!("{other:?} is neither csv nor json")).into()),
+        None if accepts_csv => csv(&report),
+        None => HttpResponse::Ok().json(report),
+    })
+}
+
+const COLUMNS: &str = "section,id,name,conversations,served,served_by_expert,served_by_expert_share,\
+time_to_operator_p50_s,time_to_operator_p90_s,time_to_first_reply_p50_s,time_to_first_reply_p90_s,\
+need_help_requests,time_to_join_p50_s,time_to_join_p90_s,abandoned_in_queue,assignments,reassignments,active_chats";
+
+/// One table: expertise rows fill the routing columns, operator rows the last three.
+fn csv(report: &RoutingReport) -> HttpResponse {
+    let number = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+    let mut out = format!("{COLUMNS}\n");
+    for e in &report.expertise {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "expertise,{},{},{},{},{},{},{},{},{},{},{},{},{},{},,,",
+            e.expertise_id,
+            field(&e.name),
+            e.conversations,
+            e.served,
+            e.served_by_expert,
+            number(e.served_by_expert_share),
+            number(e.time_to_operator_p50_s),
+            number(e.time_to_operator_p90_s),
+            number(e.time_to_first_reply_p50_s),
+            number(e.time_to_first_reply_p90_s),
+            e.need_help_requests,
+            number(e.time_to_join_p50_s),
+            number(e.time_to_join_p90_s),
+            e.abandoned_in_queue,
+        );
+    }
+    for o in &report.operators {
+        let _ = writeln!(
+            out,
+            "operator,{},{},,,,,,,,,,,,,{},{},{}",
+            o.operator_id,
+            field(&o.name),
+            o.assignments,
+            o.reassignments,
+            o.active_chats
+        );
+    }
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"routing-report.csv\""))
+        .body(out)
+}
+
+/// Quotes a CSV field; a leading `=`, `+`, `-` or `@` is defused so a
+/// spreadsheet never runs a name as a formula.
+fn field(text: &str) -> String {
+    let defused = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
+    format!("\"{}\"", defused.replace('"', "\"\""))
+}
