@@ -50,11 +50,12 @@ fn data_dir() -> TempDir {
 }
 
 fn message(id: u64, body: String) -> MessageV1 {
+    let operator = id.is_multiple_of(2);
     MessageV1 {
         id,
-        author_kind: if id % 2 == 0 { AuthorKindV1::Operator } else { AuthorKindV1::Visitor },
-        author_id: (id % 2 == 0).then_some(1),
-        author_name: if id % 2 == 0 { "Administrator".into() } else { "Visitor".into() },
+        author_kind: if operator { AuthorKindV1::Operator } else { AuthorKindV1::Visitor },
+        author_id: operator.then_some(1),
+        author_name: if operator { "Administrator".into() } else { "Visitor".into() },
         body,
         step_id: None,
         answers: None,

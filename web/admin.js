@@ -209,6 +209,12 @@ function channelForm(existing) {
         data.chatbots.map((b) => el("option", { value: b.id, selected: existing?.chatbot_id === b.id }, b.title)),
       ),
     ),
+    el(
+      "fieldset",
+      {},
+      el("legend", {}, "Routing beyond Odoo (empty = off)"),
+      ROUTING_OPTIONS.map(([name, label]) => el("label", {}, label, el("input", { name, type: "number", min: 1, max: 86400, value: existing?.[name] ?? "" }))),
+    ),
     el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
   );
   form.addEventListener("submit", (e) => {
@@ -220,9 +226,96 @@ function channelForm(existing) {
       max_sessions: f.max_sessions.value ? Number(f.max_sessions.value) : null,
       chatbot_id: f.chatbot_id.value ? Number(f.chatbot_id.value) : null,
     };
+    for (const [name] of ROUTING_OPTIONS) body[name] = f[name].value ? Number(f[name].value) : null;
     change(() => (existing ? api("PATCH", `/channels/${existing.id}`, body) : api("POST", "/channels", body)), "channels");
   });
   return form;
+}
+
+const ROUTING_OPTIONS = [
+  ["expert_wait_s", "Wait for an expert up to (seconds), then let anyone take the visitor"],
+  ["answer_timeout_s", "Pass a conversation on when the operator has not answered within (seconds)"],
+  ["offline_grace_s", "Route an operator's chats again when they stay disconnected for (seconds)"],
+];
+
+// ---- routing report ----
+
+const seconds = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(1)} s`);
+const share = (v) => (v === null || v === undefined ? "—" : `${Math.round(v * 100)} %`);
+let charts = [];
+
+function reportSection() {
+  const from = el("input", { type: "datetime-local", name: "from", "aria-label": "From" });
+  const to = el("input", { type: "datetime-local", name: "to", "aria-label": "To" });
+  const channel = el("select", { name: "channel_id", "aria-label": "Channel" }, el("option", { value: "" }, "All channels"), data.channels.map((c) => el("option", { value: c.id }, c.name)));
+  const output = el("div", { id: "report" });
+  const query = () => {
+    const params = new URLSearchParams();
+    if (from.value) params.set("from", new Date(from.value).toISOString());
+    if (to.value) params.set("to", new Date(to.value).toISOString());
+    if (channel.value) params.set("channel_id", channel.value);
+    return params;
+  };
+  const load = async () => {
+    try {
+      drawReport(output, await api("GET", `/reports/routing?${query()}`));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  const download = async () => {
+    const res = await fetch(`/api/v1/reports/routing?${query()}&format=csv`, { headers: { Authorization: `Bearer ${auth.token}` } });
+    const link = el("a", { href: URL.createObjectURL(await res.blob()), download: "routing-report.csv" });
+    link.click();
+    URL.revokeObjectURL(link.href);
+  };
+  setTimeout(load);
+  return [
+    el("form", { class: "editor row", onsubmit: (e) => { e.preventDefault(); load(); } },
+      el("label", { class: "inline" }, "From ", from), el("label", { class: "inline" }, "To ", to), channel,
+      el("button", { type: "submit", class: "primary" }, "Show"), el("button", { type: "button", onclick: download }, "Download CSV")),
+    output,
+  ];
+}
+
+function drawReport(output, report) {
+  charts.forEach((c) => c.destroy());
+  charts = [];
+  const served = el("canvas", { id: "chart-served", "aria-label": "Conversations per expertise, and how many an expert served", role: "img" });
+  const waits = el("canvas", { id: "chart-waits", "aria-label": "Time to operator per expertise, p50 and p90", role: "img" });
+  fill(
+    output,
+    el("p", {}, `${report.conversations} livechats.`),
+    el("div", { class: "row charts" }, el("div", { class: "chart" }, served), el("div", { class: "chart" }, waits)),
+    el("table", { id: "report-expertise" },
+      el("thead", {}, el("tr", {}, ["Expertise", "Conversations", "Served", "By an expert", "To operator p50 / p90", "First reply p50 / p90", "Help requests", "Join p50 / p90", "Abandoned"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, report.expertise.map((e) => el("tr", {},
+        el("td", {}, e.name), el("td", {}, e.conversations), el("td", {}, e.served), el("td", {}, `${e.served_by_expert} (${share(e.served_by_expert_share)})`),
+        el("td", {}, `${seconds(e.time_to_operator_p50_s)} / ${seconds(e.time_to_operator_p90_s)}`),
+        el("td", {}, `${seconds(e.time_to_first_reply_p50_s)} / ${seconds(e.time_to_first_reply_p90_s)}`),
+        el("td", {}, e.need_help_requests), el("td", {}, `${seconds(e.time_to_join_p50_s)} / ${seconds(e.time_to_join_p90_s)}`), el("td", {}, e.abandoned_in_queue))))),
+    el("table", { id: "report-operators" },
+      el("thead", {}, el("tr", {}, ["Operator", "Assignments", "Reassigned away", "Active chats"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, report.operators.map((o) => el("tr", {}, el("td", {}, o.name), el("td", {}, o.assignments), el("td", {}, o.reassignments), el("td", {}, o.active_chats))))),
+  );
+  if (!window.Chart) return;
+  const labels = report.expertise.map((e) => e.name);
+  charts.push(new window.Chart(served, {
+    type: "bar",
+    data: { labels, datasets: [
+      { label: "Conversations", data: report.expertise.map((e) => e.conversations), backgroundColor: "#9db4e8" },
+      { label: "Served by an expert", data: report.expertise.map((e) => e.served_by_expert), backgroundColor: "#2857c7" },
+    ] },
+    options: { animation: false, plugins: { title: { display: true, text: "Skills routing per expertise" } } },
+  }));
+  charts.push(new window.Chart(waits, {
+    type: "bar",
+    data: { labels, datasets: [
+      { label: "p50 (s)", data: report.expertise.map((e) => e.time_to_operator_p50_s), backgroundColor: "#7cc49a" },
+      { label: "p90 (s)", data: report.expertise.map((e) => e.time_to_operator_p90_s), backgroundColor: "#1d7a46" },
+    ] },
+    options: { animation: false, plugins: { title: { display: true, text: "Wait for an operator" } } },
+  }));
 }
 
 // ---- chatbots ----
@@ -321,7 +414,13 @@ function chatbotForm(existing) {
 
 // ---- tabs ----
 
-const SECTIONS = { expertise: ["Expertise", expertiseSection], users: ["Users", usersSection], channels: ["Channels", channelsSection], chatbots: ["Chatbots", chatbotsSection] };
+const SECTIONS = {
+  expertise: ["Expertise", expertiseSection],
+  users: ["Users", usersSection],
+  channels: ["Channels", channelsSection],
+  chatbots: ["Chatbots", chatbotsSection],
+  reports: ["Routing report", reportSection],
+};
 
 function show(name) {
   const visible = me.role === "admin" ? Object.keys(SECTIONS) : ["expertise"];

@@ -27,6 +27,12 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/console.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../web/console.js") },
     Asset { path: "/admin.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../web/admin.js") },
     Asset { path: "/widget.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../web/widget.js") },
+    // Chart.js 4.6.1 (MIT, web/vendor/chart.js-LICENSE.md), for the routing report's charts.
+    Asset {
+        path: "/vendor/chart.umd.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/vendor/chart.umd.min.js"),
+    },
 ];
 
 const DEMO_PAGE: &str = include_str!("../../web/demo.html");

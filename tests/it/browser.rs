@@ -217,6 +217,19 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     }
     wait_text(&chloe, "#pane-status", "In progress").await;
     screenshot(&chloe, "console-joined").await;
+
+    // The routing report page draws the day with the vendored charts.
+    find(&admin, "#tab-reports").await.click().await.unwrap();
+    wait_text(&admin, "#report-expertise", "Billing").await;
+    let drawn: bool = admin
+        .execute("return !!window.Chart && Chart.getChart(document.getElementById('chart-served')) !== undefined;", vec![])
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(drawn, "the served-per-expertise chart is drawn");
+    wait_text(&admin, "#report-operators", "Anna").await;
+    screenshot(&admin, "admin-report").await;
     for browser in [admin, anna, bruno, chloe, visitor] {
         browser.close().await.unwrap();
     }
