@@ -146,6 +146,8 @@ impl Application {
                 .configure(http::configure)
         })
         .listen(listener)?
+        // Chat frames are small and latency-bound: never wait for Nagle's algorithm.
+        .tcp_nodelay(true)
         .workers(config.http.workers)
         .disable_signals()
         .shutdown_timeout(config.http.drain_timeout.as_secs().max(1))

@@ -9,6 +9,7 @@ mod conversations;
 mod crash;
 mod directory;
 mod invite;
+mod loadgen;
 mod looking_for_help;
 mod ops;
 mod persistence;

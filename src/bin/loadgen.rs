@@ -1,0 +1,740 @@
+//! `loadgen`: simulated visitors and operators against a Switchboard server,
+//! plus a WebSocket echo baseline measured with the same client code.
+//!
+//! ```text
+//! loadgen run  --server http://127.0.0.1:8080 --admin-password … --visitors 500 --ramp 10s
+//! loadgen echo-server --bind 127.0.0.1:9001
+//! loadgen echo --url ws://127.0.0.1:9001 --connections 100 --duration 10s
+//! ```
+//!
+//! Traffic goes to loopback only and every run is bounded in time and count.
+//! Latencies go into HDR histograms; a message that was acknowledged to its
+//! sender but never reached the other side is counted as **lost**.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[derive(Parser)]
+#[command(about = "Load generator for Switchboard (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Set up a team through the API and drive visitors and operators against it.
+    Run(RunArgs),
+    /// A minimal WebSocket echo server: the loopback baseline.
+    EchoServer {
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        bind: SocketAddr,
+    },
+    /// Measure round trips against an echo server.
+    Echo(EchoArgs),
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    #[arg(long, env = "SWITCHBOARD_ADMIN_PASSWORD")]
+    admin_password: String,
+    #[arg(long, default_value_t = 20)]
+    operators: usize,
+    /// Visitors in all; they arrive evenly over `--ramp`.
+    #[arg(long, default_value_t = 200)]
+    visitors: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ramp: Duration,
+    /// Hard limit on the whole run (set-up excluded).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Messages each visitor sends (each waits for the operator's reply).
+    #[arg(long, default_value_t = 3)]
+    messages: usize,
+    /// Operators answer each visitor message after this long.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    think: Duration,
+    /// Visitors stay connected, idle, until the end instead of leaving.
+    #[arg(long)]
+    stay: bool,
+    /// Per-operator cap on concurrent conversations.
+    #[arg(long, default_value_t = 1000)]
+    max_sessions: u32,
+    /// Share of conversations an operator flags Looking for help (another joins).
+    #[arg(long, default_value_t = 0.05)]
+    help_rate: f64,
+    /// Report the server's RSS and CPU (a local process).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also measure the echo baseline against this echo server, with the same connection count.
+    #[arg(long)]
+    echo_url: Option<String>,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Names of everything created start with this (several runs can share a server).
+    #[arg(long, default_value = "lg")]
+    prefix: String,
+}
+
+#[derive(Args, Clone)]
+struct EchoArgs {
+    #[arg(long, default_value = "ws://127.0.0.1:9001")]
+    url: String,
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 10s or 250ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit in {text:?} (ms, s, m)")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn loopback_only(url: &str) -> anyhow::Result<()> {
+    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        bail!("loadgen only targets loopback (127.0.0.1), not {host}");
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::EchoServer { bind } => echo_server(bind).await,
+            Command::Echo(args) => {
+                loopback_only(&args.url)?;
+                let rate = echo(&args).await?;
+                println!("echo baseline: {rate:.0} round trips/s over {} connections", args.connections);
+                Ok(())
+            }
+        }
+    })
+}
+
+// ---- the echo baseline ----
+
+async fn echo_server(bind: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(bind).await?;
+    eprintln!("echo server on ws://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+            while let Some(Ok(frame)) = ws.next().await {
+                if frame.is_text() && ws.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Round trips per second: each connection sends a frame and waits for it back.
+async fn echo(args: &EchoArgs) -> anyhow::Result<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + args.duration;
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (mut ws, _) = connect(args.url.clone()).await.context("connecting to the echo server")?;
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let frame = json!({"type": "send", "body": "x".repeat(60)}).to_string();
+            while Instant::now() < deadline {
+                if ws.send(WsMessage::Text(frame.clone())).await.is_err() || ws.next().await.is_none() {
+                    return;
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / args.duration.as_secs_f64())
+}
+
+// ---- the run ----
+
+/// Microsecond histograms up to a minute, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    // unwrap: constant, valid bounds.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+#[derive(Default)]
+struct Counters {
+    sessions: AtomicU64,
+    connected: AtomicU64,
+    queued: AtomicU64,
+    assigned: AtomicU64,
+    delivered: AtomicU64,
+    left: AtomicU64,
+}
+
+struct Shared {
+    started: Instant,
+    counters: Counters,
+    time_to_operator: Mutex<Histogram<u64>>,
+    delivery: Mutex<Histogram<u64>>,
+    errors: Mutex<HashMap<String, u64>>,
+    /// (conversation, message id) acknowledged to its sender, and delivered to the other side.
+    acked: Mutex<HashSet<(u64, u64)>>,
+    delivered: Mutex<HashSet<(u64, u64)>>,
+    /// Operator id → expertise they hold.
+    expertise_of: HashMap<u64, HashSet<u64>>,
+    /// Conversations wanting expertise, and those that got an operator holding it.
+    routed_wanting: AtomicU64,
+    routed_to_expert: AtomicU64,
+    /// Per operator: open conversations now and the most at once.
+    load: Mutex<HashMap<u64, (u32, u32)>>,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    fn error(&self, kind: impl Into<String>) {
+        *self.errors.lock().entry(kind.into()).or_default() += 1;
+    }
+
+    fn record(histogram: &Mutex<Histogram<u64>>, micros: u64) {
+        let _ = histogram.lock().record(micros.max(1));
+    }
+}
+
+/// A message body carrying its send time, so the receiver measures delivery.
+fn stamped(shared: &Shared, text: &str) -> String {
+    format!("{text} t={}", shared.now_us())
+}
+
+fn stamp_of(body: &str) -> Option<u64> {
+    body.rsplit_once(" t=")?.1.parse().ok()
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.base)).timeout(Duration::from_secs(10));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let res = request.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {text}");
+        }
+        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+}
+
+struct Team {
+    admin: String,
+    /// (id, token) per operator.
+    operators: Vec<(u64, String)>,
+    expertise: Vec<u64>,
+    bot_channel: u64,
+    plain_channel: u64,
+    /// The bot's selection step and its answer per expertise.
+    question: u64,
+    answers: Vec<u64>,
+}
+
+/// Expertise, operators (languages and expertise spread over them), a chatbot
+/// that forwards by expertise, and two channels: with and without the bot.
+async fn set_up(api: &Api, args: &RunArgs) -> anyhow::Result<(Team, HashMap<u64, HashSet<u64>>)> {
+    let login = json!({"login": "admin", "password": args.admin_password});
+    let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
+    let p = &args.prefix;
+    let run = std::process::id();
+    let kinds = args.operators.clamp(1, 10);
+    let mut expertise = Vec::new();
+    for i in 0..kinds {
+        let e = api.post("/expertise", Some(&admin), json!({"name": format!("{p}-{run}-topic-{i}")})).await?;
+        expertise.push(e["id"].as_u64().unwrap_or_default());
+    }
+    let languages = ["en", "fr", "de", "es"];
+    let mut operators = Vec::new();
+    let mut holds = HashMap::new();
+    for i in 0..args.operators {
+        let login = format!("{p}-{run}-op-{i}");
+        let body = json!({"login": login, "name": format!("Operator {i}"), "password": "loadgen-pw", "role": "user",
+            "languages": [languages[i % languages.len()]]});
+        let id = api.post("/users", Some(&admin), body).await?["id"].as_u64().unwrap_or_default();
+        let mine: HashSet<u64> = [expertise[i % kinds]].into_iter().chain((i % 3 == 0).then(|| expertise[(i + 1) % kinds])).collect();
+        api.call(reqwest::Method::PATCH, &format!("/users/{id}"), Some(&admin), Some(json!({"expertise_ids": mine}))).await?;
+        let token = api.post("/auth/login", None, json!({"login": login, "password": "loadgen-pw"})).await?["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        operators.push((id, token));
+        holds.insert(id, mine);
+    }
+    let answers: Vec<Value> = (0..kinds).map(|i| json!({"id": 100 + i, "label": format!("Topic {i}")})).collect();
+    let mut steps = vec![
+        json!({"id": 1, "type": "text", "message": "Hello from the load test bot"}),
+        json!({"id": 2, "type": "question_selection", "message": "Which topic?", "answers": answers}),
+    ];
+    for (i, e) in expertise.iter().enumerate() {
+        steps.push(json!({"id": 10 + i, "type": "forward_operator", "message": "Connecting you", "only_if_answer_ids": [100 + i], "expertise_ids": [e]}));
+    }
+    let chatbot =
+        api.post("/chatbots", Some(&admin), json!({"title": format!("{p} bot"), "steps": steps})).await?["id"].as_u64().unwrap_or_default();
+    let ids: Vec<u64> = operators.iter().map(|(id, _)| *id).collect();
+    let channel = |name: &str, bot: Option<u64>| json!({"name": format!("{p}-{run}-{name}"), "operator_ids": ids, "max_sessions": args.max_sessions, "chatbot_id": bot});
+    let bot_channel = api.post("/channels", Some(&admin), channel("bot", Some(chatbot))).await?["id"].as_u64().unwrap_or_default();
+    let plain_channel = api.post("/channels", Some(&admin), channel("plain", None)).await?["id"].as_u64().unwrap_or_default();
+    let answers = (0..kinds).map(|i| 100 + i as u64).collect();
+    Ok((Team { admin, operators, expertise, bot_channel, plain_channel, question: 2, answers }, holds))
+}
+
+/// A WebSocket with Nagle's algorithm off, as a latency-sensitive client should be.
+async fn connect(
+    url: String,
+) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+    tokio_tungstenite::connect_async_with_config(url, None, true).await
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(base: &str, path: &str) -> String {
+    format!("{}{path}", base.replacen("http://", "ws://", 1))
+}
+
+/// An operator: takes assignments, answers every visitor message after the
+/// think time, sometimes asks for help, joins others' calls for help.
+async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, args: RunArgs, deadline: Instant) {
+    let Ok((ws, _)) = connect(ws_url(&base, &format!("/ws/agent?token={token}"))).await else {
+        shared.error("operator connect");
+        return;
+    };
+    let (mut tx, mut rx) = ws.split();
+    let (out, mut outbox) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        while let Some(frame) = outbox.recv().await {
+            if tx.send(WsMessage::Text(frame.to_string())).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut seq = 0u64;
+    let mut mine: HashSet<u64> = HashSet::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+        let WsMessage::Text(text) = frame else { continue };
+        let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
+        match event["type"].as_str().unwrap_or_default() {
+            "assigned" | "invited" => {
+                let conversation = event["conversation"]["id"].as_u64().unwrap_or_default();
+                if event["type"] == "assigned" && mine.insert(conversation) {
+                    let mut load = shared.load.lock();
+                    let entry = load.entry(id).or_default();
+                    entry.0 += 1;
+                    entry.1 = entry.1.max(entry.0);
+                }
+            }
+            "closed" | "member_left" if event["type"] == "closed" || event["user"]["id"] == id => {
+                let conversation = event["conversation_id"].as_u64().unwrap_or_default();
+                if mine.remove(&conversation) {
+                    if let Some(entry) = shared.load.lock().get_mut(&id) {
+                        entry.0 = entry.0.saturating_sub(1);
+                    }
+                }
+            }
+            // Only the assigned operator answers; one who joined to help stays quiet.
+            "message"
+                if event["message"]["author"]["kind"] == "visitor"
+                    && mine.contains(&event["conversation_id"].as_u64().unwrap_or_default()) =>
+            {
+                let conversation = event["conversation_id"].as_u64().unwrap_or_default();
+                let body = event["message"]["body"].as_str().unwrap_or_default().to_owned();
+                if let Some(sent) = stamp_of(&body) {
+                    Shared::record(&shared.delivery, shared.now_us().saturating_sub(sent));
+                    shared.delivered.lock().insert((conversation, event["message"]["id"].as_u64().unwrap_or_default()));
+                    shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                let (out, shared, think) = (out.clone(), shared.clone(), args.think);
+                seq += 1;
+                let help = (seq as f64 * args.help_rate).fract() + args.help_rate >= 1.0 && args.help_rate > 0.0;
+                tokio::spawn(async move {
+                    tokio::time::sleep(think).await;
+                    let reply = stamped(&shared, &format!("re: {}", body.split(" t=").next().unwrap_or_default()));
+                    let _ =
+                        out.send(json!({"type": "send", "ref": format!("o{id}-{seq}"), "conversation_id": conversation, "body": reply}));
+                    if help {
+                        let _ = out.send(json!({"type": "set_status", "ref": format!("h{id}-{seq}"), "conversation_id": conversation, "status": "need_help"}));
+                    }
+                });
+            }
+            "need_help" => {
+                // Help the oldest call that is not ours.
+                if let Some(entry) = event["conversations"]
+                    .as_array()
+                    .and_then(|b| b.iter().find(|e| !e["operator_ids"].as_array().is_some_and(|m| m.contains(&json!(id)))))
+                {
+                    let _ = out.send(json!({"type": "join", "ref": format!("j{id}-{}", entry["id"]), "conversation_id": entry["id"]}));
+                }
+            }
+            "ack" if event["message"].is_object() => {
+                let m = &event["message"];
+                shared.acked.lock().insert((m["conversation_id"].as_u64().unwrap_or_default(), m["id"].as_u64().unwrap_or_default()));
+            }
+            "error" => {
+                let code = event["error"]["code"].as_str().unwrap_or("error");
+                // Expected races, by design: two operators joining the same call (one
+                // gets 409), a call for help on a conversation its visitor just left.
+                if !(code == "conflict" && event["ref"].as_str().is_some_and(|r| r.starts_with(['j', 'h']))) {
+                    shared.error(format!("operator {code}"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A visitor: opens a session (bot channel: answers the topic question;
+/// plain channel: names the expertise), waits for an operator, exchanges
+/// messages, then leaves (or stays until the end with `--stay`).
+async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, args: RunArgs, deadline: Instant) {
+    let started = Instant::now();
+    let topic = n % team.expertise.len();
+    let with_bot = n % 10 < 7;
+    let body = if with_bot {
+        json!({"visitor_name": format!("V{n}")})
+    } else {
+        json!({"visitor_name": format!("V{n}"), "expertise_ids": [team.expertise[topic]]})
+    };
+    let channel = if with_bot { team.bot_channel } else { team.plain_channel };
+    let opened = match api.post(&format!("/channels/{channel}/sessions"), None, body).await {
+        Ok(opened) => opened,
+        Err(e) => return shared.error(format!("session: {}", e.to_string().chars().take(60).collect::<String>())),
+    };
+    shared.counters.sessions.fetch_add(1, Ordering::Relaxed);
+    let conversation = opened["conversation_id"].as_u64().unwrap_or_default();
+    let token = opened["visitor_token"].as_str().unwrap_or_default().to_owned();
+    let Ok((ws, _)) = connect(ws_url(&api.base, &format!("/ws/visitor?token={token}"))).await else {
+        return shared.error("visitor connect");
+    };
+    shared.counters.connected.fetch_add(1, Ordering::Relaxed);
+    let (mut tx, mut rx) = ws.split();
+    let mut sent = 0;
+    let mut replies = 0;
+    let mut queued = false;
+    let got_operator = |operator: u64| {
+        Shared::record(&shared.time_to_operator, started.elapsed().as_micros() as u64);
+        shared.counters.assigned.fetch_add(1, Ordering::Relaxed);
+        shared.routed_wanting.fetch_add(1, Ordering::Relaxed);
+        if shared.expertise_of.get(&operator).is_some_and(|held| held.contains(&team.expertise[topic])) {
+            shared.routed_to_expert.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let send = |text: String, i: usize| json!({"type": "send", "ref": format!("v{n}-{i}"), "body": text}).to_string();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+        let WsMessage::Text(text) = frame else { continue };
+        let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
+        let mut next = None;
+        match event["type"].as_str().unwrap_or_default() {
+            "hello" if with_bot => {
+                let answer = json!({"type": "answer", "ref": format!("a{n}"), "step_id": team.question, "answer_id": team.answers[topic]});
+                next = Some(answer.to_string());
+            }
+            // Without a bot the router decided during the session request: the greeting names the operator.
+            "hello" => {
+                if let Some(operator) = event["conversation"]["operator"]["id"].as_u64() {
+                    got_operator(operator);
+                    sent += 1;
+                    next = Some(send(stamped(&shared, &format!("hello {n}")), sent));
+                }
+            }
+            "status" if event["status"] == "queued" && !queued => {
+                queued = true;
+                shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            "member_joined" if sent == 0 => {
+                got_operator(event["user"]["id"].as_u64().unwrap_or_default());
+                sent += 1;
+                next = Some(send(stamped(&shared, &format!("hello {n}")), sent));
+            }
+            "message" if event["message"]["author"]["kind"] == "operator" => {
+                if let Some(at) = event["message"]["body"].as_str().and_then(stamp_of) {
+                    Shared::record(&shared.delivery, shared.now_us().saturating_sub(at));
+                    shared.delivered.lock().insert((conversation, event["message"]["id"].as_u64().unwrap_or_default()));
+                    shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    replies += 1;
+                    if sent < args.messages {
+                        sent += 1;
+                        next = Some(send(stamped(&shared, &format!("message {sent} from {n}")), sent));
+                    } else if replies >= args.messages && !args.stay {
+                        break;
+                    }
+                }
+            }
+            // Chat messages only: a bot answer reaches the operator inside `assigned`, not as a message.
+            "ack" if event["message"].is_object() && event["ref"].as_str().is_some_and(|r| r.starts_with('v')) => {
+                shared.acked.lock().insert((conversation, event["message"]["id"].as_u64().unwrap_or_default()));
+            }
+            "error" => shared.error(format!("visitor {}", event["error"]["code"].as_str().unwrap_or("error"))),
+            _ => {}
+        }
+        if let Some(frame) = next {
+            if tx.send(WsMessage::Text(frame)).await.is_err() {
+                return shared.error("visitor send");
+            }
+        }
+    }
+    if Instant::now() < deadline {
+        let _ = api.post("/visitor/leave", Some(&token), json!({})).await;
+        shared.counters.left.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// (RSS bytes, CPU seconds) of a local process, from /proc.
+fn process_usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((rss_kib * 1024, ticks / 100.0))
+}
+
+#[derive(Serialize)]
+struct Percentiles {
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    samples: u64,
+}
+
+impl From<&Histogram<u64>> for Percentiles {
+    fn from(h: &Histogram<u64>) -> Percentiles {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Percentiles {
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+            samples: h.len(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report {
+    visitors: usize,
+    operators: usize,
+    wall_s: f64,
+    sessions: u64,
+    sessions_per_s: f64,
+    connected: u64,
+    queued: u64,
+    assigned: u64,
+    time_to_operator: Percentiles,
+    delivery: Percentiles,
+    delivered: u64,
+    delivered_per_s: f64,
+    acknowledged: u64,
+    lost: u64,
+    errors: HashMap<String, u64>,
+    share_to_expert: Option<f64>,
+    capacity_violations: u32,
+    server_rss_mb: Option<f64>,
+    server_cpu_percent: Option<f64>,
+    echo_baseline_per_s: Option<f64>,
+    percent_of_echo: Option<f64>,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    loopback_only(&args.server)?;
+    let api = Arc::new(Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() });
+    let echo_baseline = match &args.echo_url {
+        Some(url) => {
+            loopback_only(url)?;
+            let echo_args = EchoArgs { url: url.clone(), connections: args.visitors.min(1000), duration: Duration::from_secs(5) };
+            Some(echo(&echo_args).await?)
+        }
+        None => None,
+    };
+    eprintln!("setting up {} operators…", args.operators);
+    let (team, holds) = set_up(&api, &args).await?;
+    let team = Arc::new(team);
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        counters: Counters::default(),
+        time_to_operator: Mutex::new(histogram()),
+        delivery: Mutex::new(histogram()),
+        errors: Mutex::new(HashMap::new()),
+        acked: Mutex::new(HashSet::new()),
+        delivered: Mutex::new(HashSet::new()),
+        expertise_of: holds,
+        routed_wanting: AtomicU64::new(0),
+        routed_to_expert: AtomicU64::new(0),
+        load: Mutex::new(HashMap::new()),
+    });
+    let usage_before = args.server_pid.and_then(process_usage);
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut tasks = Vec::new();
+    for (id, token) in team.operators.clone() {
+        tasks.push(tokio::spawn(operator(shared.clone(), api.base.clone(), id, token, args.clone(), deadline)));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let progress = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let c = &shared.counters;
+                let delivered = c.delivered.load(Ordering::Relaxed);
+                eprint!(
+                    "\r t={:>4.0}s sessions={} connected={} queued={} assigned={} left={} msgs/s={} errors={}   ",
+                    shared.started.elapsed().as_secs_f64(),
+                    c.sessions.load(Ordering::Relaxed),
+                    c.connected.load(Ordering::Relaxed),
+                    c.queued.load(Ordering::Relaxed),
+                    c.assigned.load(Ordering::Relaxed),
+                    c.left.load(Ordering::Relaxed),
+                    delivered - last,
+                    shared.errors.lock().values().sum::<u64>(),
+                );
+                last = delivered;
+            }
+        })
+    };
+    let interval = args.ramp.div_f64(args.visitors.max(1) as f64);
+    let mut visitors = Vec::with_capacity(args.visitors);
+    for n in 0..args.visitors {
+        // Open loop: arrivals follow the schedule whatever the server does.
+        let due = start + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        visitors.push(tokio::spawn(visitor(shared.clone(), api.clone(), team.clone(), n, args.clone(), deadline)));
+    }
+    for v in visitors {
+        let _ = v.await;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    // Stragglers: give in-flight deliveries a moment before counting losses.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    progress.abort();
+    eprintln!();
+    let usage_after = args.server_pid.and_then(process_usage);
+    let c = &shared.counters;
+    let acked = shared.acked.lock().clone();
+    let delivered = shared.delivered.lock().clone();
+    let lost = acked.difference(&delivered).count() as u64;
+    let max_sessions = args.max_sessions;
+    let report = Report {
+        visitors: args.visitors,
+        operators: args.operators,
+        wall_s: wall,
+        sessions: c.sessions.load(Ordering::Relaxed),
+        sessions_per_s: c.sessions.load(Ordering::Relaxed) as f64 / args.ramp.as_secs_f64().min(wall).max(0.001),
+        connected: c.connected.load(Ordering::Relaxed),
+        queued: c.queued.load(Ordering::Relaxed),
+        assigned: c.assigned.load(Ordering::Relaxed),
+        time_to_operator: Percentiles::from(&*shared.time_to_operator.lock()),
+        delivery: Percentiles::from(&*shared.delivery.lock()),
+        delivered: c.delivered.load(Ordering::Relaxed),
+        delivered_per_s: c.delivered.load(Ordering::Relaxed) as f64 / wall,
+        acknowledged: acked.len() as u64,
+        lost,
+        errors: shared.errors.lock().clone(),
+        share_to_expert: {
+            let wanting = shared.routed_wanting.load(Ordering::Relaxed);
+            (wanting > 0).then(|| shared.routed_to_expert.load(Ordering::Relaxed) as f64 / wanting as f64)
+        },
+        capacity_violations: shared.load.lock().values().filter(|(_, most)| *most > max_sessions).count() as u32,
+        server_rss_mb: usage_after.map(|(rss, _)| rss as f64 / 1e6),
+        server_cpu_percent: usage_before.zip(usage_after).map(|((_, a), (_, b))| (b - a) / wall * 100.0),
+        echo_baseline_per_s: echo_baseline,
+        percent_of_echo: echo_baseline.map(|e| c.delivered.load(Ordering::Relaxed) as f64 / wall / e * 100.0),
+    };
+    for task in tasks {
+        task.abort();
+    }
+    print_report(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    let _ = api.post("/auth/logout", Some(&team.admin), json!({})).await;
+    if report.lost > 0 {
+        bail!("{} acknowledged messages were never delivered", report.lost);
+    }
+    Ok(())
+}
+
+fn print_report(r: &Report) {
+    let p = |x: &Percentiles| {
+        format!(
+            "p50 {:.2} / p95 {:.2} / p99 {:.2} / p99.9 {:.2} / max {:.2} ms ({} samples)",
+            x.p50_ms, x.p95_ms, x.p99_ms, x.p999_ms, x.max_ms, x.samples
+        )
+    };
+    println!("| figure | value |\n|---|---|");
+    println!("| visitors / operators | {} / {} |", r.visitors, r.operators);
+    println!("| sessions opened | {} ({:.0}/s) |", r.sessions, r.sessions_per_s);
+    println!("| connected / queued at some point / got an operator | {} / {} / {} |", r.connected, r.queued, r.assigned);
+    println!("| time to operator | {} |", p(&r.time_to_operator));
+    println!("| delivery latency | {} |", p(&r.delivery));
+    println!("| delivered messages | {} ({:.0}/s over {:.1} s) |", r.delivered, r.delivered_per_s, r.wall_s);
+    println!("| acknowledged / lost | {} / **{}** |", r.acknowledged, r.lost);
+    println!(
+        "| routed to an operator holding the wanted expertise | {} |",
+        r.share_to_expert.map_or("—".into(), |s| format!("{:.1} %", s * 100.0))
+    );
+    println!("| capacity violations | {} |", r.capacity_violations);
+    println!("| errors | {} |", if r.errors.is_empty() { "none".into() } else { format!("{:?}", r.errors) });
+    if let (Some(rss), Some(cpu)) = (r.server_rss_mb, r.server_cpu_percent) {
+        println!("| server RSS / CPU | {rss:.0} MB / {cpu:.0} % |");
+    }
+    if let (Some(echo), Some(pct)) = (r.echo_baseline_per_s, r.percent_of_echo) {
+        println!("| echo baseline (same run) | {echo:.0} round trips/s; delivered/s = {pct:.0} % of it |");
+    }
+}

@@ -1,0 +1,51 @@
+//! A small loadgen run against a real server, so the harness cannot rot:
+//! every visitor reaches an operator and nothing acknowledged is lost.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::TestServer;
+
+#[actix_rt::test]
+async fn a_small_loadgen_run_loses_nothing() {
+    let s = TestServer::start().await;
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let server = s.url("");
+    let path = report.path().to_owned();
+    let output = actix_rt::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["run", "--server", &server, "--admin-password", "admin-pass"])
+            .args(["--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"])
+            .arg("--json")
+            .arg(&path)
+            .output()
+            .expect("loadgen runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "loadgen failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(report["sessions"], 120, "{report}");
+    assert_eq!(report["assigned"], 120, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    // Two visitor messages and two operator replies per visitor, each acknowledged and delivered.
+    assert_eq!(report["acknowledged"], 480, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["capacity_violations"], 0);
+    assert!(report["delivery"]["samples"].as_u64().unwrap() >= 480, "{report}");
+    assert!(report["wall_s"].as_f64().unwrap() < Duration::from_secs(30).as_secs_f64());
+    // Loopback only.
+    let refused = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--server", "http://example.com:8080", "--admin-password", "x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
+}
