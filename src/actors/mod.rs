@@ -5,7 +5,7 @@
 //!   assignment decision is made here, one at a time.
 //!   Accepts: `ForwardToOperator`, `OperatorPresence`, `MembersChanged`,
 //!   `ConversationClosed`, `BoardChanged`, `RefreshBoards`, `ChannelChanged`,
-//!   `ForgetExpertise`, `ListLive`, `ListBoard`.
+//!   `ForgetExpertise`, `ListLive`, `ListBoard`, `Reroute`, and its own `GraceOver`.
 //! - `ConversationActor` (one per conversation, spread over the actor
 //!   arbiters): transcript, members, status, fan-out to the visitor's sessions
 //!   and to members' operator actors.
@@ -13,7 +13,7 @@
 //!   Accepts: `Start`, `PostMessage`, `GetConversation`, `GetVisitorConversation`,
 //!   `GetSummary`, `SetStatus`, `SetExpertise`, `Join`, `Invite`, `Leave`,
 //!   `Close`, `AssignOperator`, `SetQueuePosition`, `AttachVisitor`, `Replay`,
-//!   `Typing`, `ForgetExpertise`, `Capture`.
+//!   `Typing`, `ForgetExpertise`, `Capture`, `PassOn`, `Reassign`, `GetFacts`.
 //! - `OperatorActor` (one per operator): presence, the operator's sessions
 //!   (tabs) and the events pushed to them, the conversations they belong to.
 //!   Accepts: `Connect`, `Disconnect`, `SetPresence`, `Deliver`, `Track`,

@@ -24,7 +24,7 @@ use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::metrics::{ReasonLabel, RoutingLabels};
 use crate::views::{BoardEntry, ConversationSummary, LiveStatus};
 use crate::ws::protocol::AgentEvent;
-use crate::ws::timed;
+use crate::ws::{timed, Timed};
 
 /// What the router knows of an operator beyond their profile.
 #[derive(Default)]
@@ -92,7 +92,11 @@ pub struct RouterActor {
     /// Queued conversations with a timer armed for the end of their expert wait.
     expert_timers: HashSet<ConversationId>,
     me: Option<Addr<RouterActor>>,
+    board_push_pending: bool,
 }
+
+/// How long board changes are gathered before one push: short enough to feel live.
+const BOARD_PUSH_DELAY: Duration = Duration::from_millis(25);
 
 /// The outcome of looking for an operator.
 enum Decision {
@@ -114,6 +118,7 @@ impl RouterActor {
             last_assignment: 0,
             expert_timers: HashSet::new(),
             me: None,
+            board_push_pending: false,
         }
     }
 
@@ -348,14 +353,30 @@ impl RouterActor {
     /// Pushes each connected operator (of `only`, or all) their own board.
     fn push_boards(&self, only: Option<&[OperatorId]>) {
         let directory = self.core.directory.read();
+        // Stars depend only on the operator's expertise: one event (serialised
+        // once) per distinct expertise set, however many operators share it.
+        let mut boards: HashMap<Option<&BTreeSet<ExpertiseId>>, Arc<Timed<AgentEvent>>> = HashMap::new();
         for entry in self.core.registry.operators.iter() {
             let id = *entry.key();
             let connected = self.operators.get(&id).is_some_and(|l| l.presence != Presence::Offline);
             if !connected || only.is_some_and(|only| !only.contains(&id)) {
                 continue;
             }
-            let conversations = self.board_for(directory.operator(id).map(|op| &op.expertise_ids));
-            entry.value().do_send(Deliver(timed(AgentEvent::NeedHelp { conversations })));
+            let expertise = directory.operator(id).map(|op| &op.expertise_ids);
+            let board = boards.entry(expertise).or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(expertise) }));
+            entry.value().do_send(Deliver(board.clone()));
+        }
+    }
+
+    /// Pushes every board once, shortly: changes that come in a burst (a
+    /// busy team flagging and joining) cost one push per operator, not one per change.
+    fn push_boards_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.board_push_pending {
+            self.board_push_pending = true;
+            ctx.run_later(BOARD_PUSH_DELAY, |act, _| {
+                act.board_push_pending = false;
+                act.push_boards(None);
+            });
         }
     }
 
@@ -599,7 +620,7 @@ pub struct ConversationClosed {
 impl Handler<ConversationClosed> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ConversationClosed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ConversationClosed, ctx: &mut Context<Self>) {
         if let Some(channel) = msg.channel {
             let queue = self.queues.entry(channel).or_default();
             if let Some(i) = queue.iter().position(|w| w.conversation == msg.conversation) {
@@ -615,7 +636,7 @@ impl Handler<ConversationClosed> for RouterActor {
             self.drain(open.channel);
         }
         if self.board.remove(&msg.conversation).is_some() {
-            self.push_boards(None);
+            self.push_boards_soon(ctx);
         }
     }
 }
@@ -631,7 +652,7 @@ pub struct BoardChanged {
 impl Handler<BoardChanged> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: BoardChanged, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: BoardChanged, ctx: &mut Context<Self>) {
         let changed = match msg.entry {
             Some(entry) => {
                 self.board.insert(msg.conversation, entry);
@@ -640,7 +661,7 @@ impl Handler<BoardChanged> for RouterActor {
             None => self.board.remove(&msg.conversation).is_some(),
         };
         if changed {
-            self.push_boards(None);
+            self.push_boards_soon(ctx);
         }
     }
 }

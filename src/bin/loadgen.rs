@@ -407,11 +407,9 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                 });
             }
             "need_help" => {
-                // Help the oldest call that is not ours.
-                if let Some(entry) = event["conversations"]
-                    .as_array()
-                    .and_then(|b| b.iter().find(|e| !e["operator_ids"].as_array().is_some_and(|m| m.contains(&json!(id)))))
-                {
+                // Like a person: answer the oldest call that is ours to answer (starred: our expertise).
+                let ours = |e: &&Value| e["starred"] == true && !e["operator_ids"].as_array().is_some_and(|m| m.contains(&json!(id)));
+                if let Some(entry) = event["conversations"].as_array().and_then(|board| board.iter().find(ours)) {
                     let _ = out.send(json!({"type": "join", "ref": format!("j{id}-{}", entry["id"]), "conversation_id": entry["id"]}));
                 }
             }

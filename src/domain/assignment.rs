@@ -65,18 +65,18 @@ pub struct Pick {
     pub candidates: u32,
 }
 
-/// The best cascade level `candidate` reaches for `need`.
-fn level(need: &Need, candidate: &Candidate) -> Rule {
+/// The best cascade level `candidate` reaches for `need`, whose language is
+/// already reduced to its primary subtag (done once per decision, not per candidate).
+fn level(need: &Need, lang: Option<&str>, candidate: &Candidate) -> Rule {
     if need.previous == Some(candidate.id) {
         return Rule::PreviousOperator;
     }
+    // One lookup per wanted expertise (1–3) beats set algebra on every candidate.
     let wanted = need.expertise;
-    let all = !wanted.is_empty() && wanted.is_subset(candidate.expertise);
-    let any = !wanted.is_empty() && !wanted.is_disjoint(candidate.expertise);
-    let same_lang = need.lang.is_some_and(|lang| {
-        let lang = primary_language(lang);
-        candidate.languages.iter().any(|l| primary_language(l).eq_ignore_ascii_case(lang))
-    });
+    let held = wanted.iter().filter(|e| candidate.expertise.contains(e)).count();
+    let all = !wanted.is_empty() && held == wanted.len();
+    let any = held > 0;
+    let same_lang = lang.is_some_and(|lang| candidate.languages.iter().any(|l| primary_language(l).eq_ignore_ascii_case(lang)));
     let same_country = need.country.is_some_and(|c| candidate.country.is_some_and(|cc| cc.eq_ignore_ascii_case(c)));
     match (same_lang, same_country, all, any) {
         (true, _, true, _) => Rule::LangAllExpertise,
@@ -96,11 +96,12 @@ fn level(need: &Need, candidate: &Candidate) -> Rule {
 /// Within the best level: fewest active chats, then longest since the last
 /// assignment, then lowest id. One pass, no allocation.
 pub fn pick_operator<'a>(need: &Need, candidates: impl IntoIterator<Item = Candidate<'a>>) -> Option<Pick> {
+    let lang = need.lang.map(primary_language);
     let mut n_candidates = 0u32;
     let mut best: Option<(Rule, u32, u64, OperatorId)> = None;
     for candidate in candidates {
         n_candidates += 1;
-        let key = (level(need, &candidate), candidate.active_chats, candidate.last_assigned, candidate.id);
+        let key = (level(need, lang, &candidate), candidate.active_chats, candidate.last_assigned, candidate.id);
         if best.is_none_or(|b| key < b) {
             best = Some(key);
         }

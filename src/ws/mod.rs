@@ -10,11 +10,12 @@ pub mod protocol;
 pub mod visitor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use bytestring::ByteString;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,11 +33,21 @@ use protocol::{Frame, RefOnly, Reply, MAX_REF_CHARS};
 pub struct Timed<E> {
     pub event: E,
     pub created: Instant,
+    /// The JSON text, made by the first session that writes it and shared by
+    /// the others: an event fanned out to a hundred tabs is serialised once.
+    json: OnceLock<ByteString>,
+}
+
+impl<E: Serialize> Timed<E> {
+    pub fn json(&self) -> ByteString {
+        // unwrap: our event types serialise infallibly (no maps with non-string keys).
+        self.json.get_or_init(|| serde_json::to_string(&self.event).unwrap().into()).clone()
+    }
 }
 
 /// Wraps `event` for delivery to any number of sessions.
 pub fn timed<E>(event: E) -> Arc<Timed<E>> {
-    Arc::new(Timed { event, created: Instant::now() })
+    Arc::new(Timed { event, created: Instant::now(), json: OnceLock::new() })
 }
 
 /// The feeding half of one session's outbound queue.
@@ -207,7 +218,10 @@ struct Gone;
 /// `limit` is treated as gone, so a stalled reader can never pin the session.
 async fn write<T: Serialize>(socket: &mut actix_ws::Session, value: &T, limit: Duration) -> Result<(), Gone> {
     // unwrap: our event and reply types serialise infallibly (no maps with non-string keys).
-    let text = serde_json::to_string(value).unwrap();
+    write_text(socket, serde_json::to_string(value).unwrap().into(), limit).await
+}
+
+async fn write_text(socket: &mut actix_ws::Session, text: ByteString, limit: Duration) -> Result<(), Gone> {
     match tokio::time::timeout(limit, socket.text(text)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(actix_ws::Closed)) | Err(_) => Err(Gone),
@@ -235,7 +249,7 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
                 let Some(timed) = queued else { break close(CloseCode::Away, "session replaced") };
                 // A full queue signals `kill` while we may be stuck writing: race the two.
                 tokio::select! {
-                    res = write(&mut socket, &timed.event, limit) => if res.is_err() { break None },
+                    res = write_text(&mut socket, timed.json(), limit) => if res.is_err() { break None },
                     () = rx.kill.notified() => break close(CloseCode::Policy, "too slow: outbound queue full"),
                 }
                 metrics.delivery_latency.observe(timed.created.elapsed().as_secs_f64());

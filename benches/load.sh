@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Load benchmarks of issue "loadgen": server and loadgen as separate release
+# processes on loopback, durability on (--fsync always). Usage:
+#   bash benches/load.sh [quick]
+# Each scenario starts a fresh server on a fresh data dir; results are the
+# loadgen report tables (also written as JSON under target/load/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --bin switchboard --bin loadgen
+out=target/load; mkdir -p "$out"
+scale=1; [ "${1:-}" = quick ] && scale=10
+server_pid=""
+start_server() {
+  rm -rf "$out/data"
+  SWITCHBOARD_ADMIN_PASSWORD=bench ./target/release/switchboard --data-dir "$out/data" --bind 127.0.0.1:18090 \
+    --max-connections 60000 > "$out/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:18090/healthz > /dev/null && return; sleep 0.1; done
+  echo "server did not start" >&2; exit 1
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" || true; }
+run() {
+  local name=$1; shift
+  echo; echo "### $name"; echo; echo "\`loadgen run $*\`"; echo
+  ./target/release/loadgen run --server http://127.0.0.1:18090 --admin-password bench --server-pid "$server_pid" \
+    --json "$out/$name.json" "$@" 2> "$out/$name.progress"
+}
+./target/release/loadgen echo-server --bind 127.0.0.1:19090 > /dev/null 2>&1 &
+echo_pid=$!
+trap 'kill $echo_pid 2>/dev/null || true; [ -n "$server_pid" ] && kill $server_pid 2>/dev/null || true' EXIT
+
+start_server
+run throughput --operators 100 --visitors $((2000 / scale)) --ramp 2s --messages 40 --think 0ms --duration 40s \
+  --echo-url ws://127.0.0.1:19090
+stop_server
+
+start_server
+run time-to-operator --operators 100 --visitors $((3000 / scale)) --ramp $((30 / scale))s --messages 1 --think 10ms --duration 60s
+stop_server
+
+start_server
+idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$server_pid/status)
+run hold-10k --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 1 --think 10ms --stay --duration 60s
+echo; echo "server RSS before the visitors: $((idle_rss / 1024)) MB"
+stop_server

@@ -1,0 +1,53 @@
+//! One routing decision (`pick_operator`) over 1,000 candidates:
+//! `cargo bench --bench routing`. Target ≤ 10 µs.
+
+use std::collections::BTreeSet;
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use switchboard::domain::assignment::{pick_operator, Candidate, Need};
+use switchboard::domain::{ExpertiseId, OperatorId};
+
+struct Operator {
+    languages: Vec<String>,
+    country: Option<&'static str>,
+    expertise: BTreeSet<ExpertiseId>,
+}
+
+/// 1,000 operators over 4 languages, 5 countries and 10 expertise (1–2 each).
+fn team() -> Vec<Operator> {
+    let languages = ["en", "fr", "de", "es"];
+    let countries = ["BE", "FR", "DE", "ES", "US"];
+    (0..1000u64)
+        .map(|i| Operator {
+            languages: vec![languages[(i % 4) as usize].to_owned()],
+            country: Some(countries[(i % 5) as usize]),
+            expertise: [ExpertiseId(i % 10), ExpertiseId((i / 10) % 10)].into_iter().collect(),
+        })
+        .collect()
+}
+
+fn decision(c: &mut Criterion) {
+    let team = team();
+    let mut group = c.benchmark_group("pick_operator, 1000 candidates");
+    for wanted in 1..=3u64 {
+        let expertise: BTreeSet<ExpertiseId> = (0..wanted).map(|e| ExpertiseId(e * 3 + 1)).collect();
+        let need = Need { previous: None, lang: Some("de"), country: Some("ES"), expertise: &expertise };
+        group.bench_with_input(BenchmarkId::new("wanted expertise", wanted), &need, |b, need| {
+            b.iter(|| {
+                let candidates = team.iter().enumerate().map(|(i, o)| Candidate {
+                    id: OperatorId(i as u64 + 1),
+                    languages: &o.languages,
+                    country: o.country,
+                    expertise: &o.expertise,
+                    active_chats: (i % 7) as u32,
+                    last_assigned: (i * 31 % 1000) as u64,
+                });
+                black_box(pick_operator(black_box(need), candidates))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision);
+criterion_main!(benches);
