@@ -46,8 +46,11 @@ pub struct WsConfig {
     pub client_timeout: Duration,
     pub max_frame_bytes: usize,
     /// Events buffered per connection; a client that lets it fill is too slow and is disconnected
-    /// so that it can never stall an actor.
-    pub outbound_queue: usize,
+    /// so that it can never stall an actor. An operator's console receives every event of all
+    /// their conversations and the board (a burst of assignments can be hundreds of events),
+    /// a visitor's widget those of one conversation, so the two get different room.
+    pub agent_queue: usize,
+    pub visitor_queue: usize,
     /// Open WebSocket connections above which upgrades get 503 `over_capacity`.
     pub max_connections: usize,
 }
@@ -139,7 +142,8 @@ impl Config {
                 heartbeat_interval: Duration::from_secs(10),
                 client_timeout: Duration::from_secs(30),
                 max_frame_bytes: cli.max_body_bytes,
-                outbound_queue: 256,
+                agent_queue: 8192,
+                visitor_queue: 256,
                 max_connections: cli.max_connections,
             },
             limits: Limits { max_message_chars: cli.max_message_chars, bot_input_pause: Duration::from_secs(cli.bot_input_pause_s) },
@@ -170,7 +174,8 @@ impl Config {
                 heartbeat_interval: Duration::from_millis(500),
                 client_timeout: Duration::from_secs(2),
                 max_frame_bytes: 64 * 1024,
-                outbound_queue: 256,
+                agent_queue: 8192,
+                visitor_queue: 256,
                 max_connections: 1000,
             },
             limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300) },

@@ -360,7 +360,22 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
     });
     let mut seq = 0u64;
     let mut mine: HashSet<u64> = HashSet::new();
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+    loop {
+        let frame = match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(end) => {
+                let why = match end {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "stream ended".into(),
+                };
+                return shared.error(format!("operator disconnected: {why}"));
+            }
+        };
+        if let WsMessage::Close(reason) = &frame {
+            return shared
+                .error(format!("operator closed by server: {}", reason.as_ref().map(|r| r.reason.to_string()).unwrap_or_default()));
+        }
         let WsMessage::Text(text) = frame else { continue };
         let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
         match event["type"].as_str().unwrap_or_default() {

@@ -148,7 +148,11 @@ impl<E> SessionIo<E> {
         let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role }).clone();
         let slot = hub.slots.acquire(gauge)?;
         let (response, socket, stream) = actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let (tx, rx) = session_channel(hub.ws.outbound_queue);
+        let capacity = match role {
+            Role::Agent => hub.ws.agent_queue,
+            Role::Visitor => hub.ws.visitor_queue,
+        };
+        let (tx, rx) = session_channel(capacity);
         let io = SessionIo {
             socket,
             stream,

@@ -188,7 +188,7 @@ async fn a_silent_client_is_disconnected() {
 #[actix_rt::test]
 async fn a_client_too_slow_to_drain_its_queue_is_disconnected() {
     let s = TestServer::start_with(|c| {
-        c.ws.outbound_queue = 4;
+        c.ws.agent_queue = 4;
         c.ws.client_timeout = Duration::from_secs(30);
     })
     .await;
