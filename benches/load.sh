@@ -13,7 +13,7 @@ server_pid=""
 start_server() {
   rm -rf "$out/data"
   SWITCHBOARD_ADMIN_PASSWORD=bench ./target/release/switchboard --data-dir "$out/data" --bind 127.0.0.1:18090 \
-    --max-connections 60000 > "$out/server.log" 2>&1 &
+    --max-connections 60000 --visitor-sessions-per-minute 0 > "$out/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:18090/healthz > /dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; exit 1

@@ -1,7 +1,7 @@
 //! Credentials: argon2 password hashes, random bearer tokens, and the login throttle.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -55,13 +55,21 @@ struct Failures {
     window_start: Instant,
 }
 
+/// A token in force: whom it stands for and when it was last used.
+struct Session {
+    principal: Principal,
+    last_used: Mutex<Instant>,
+}
+
 /// Tokens in force and the login throttle.
 pub struct Auth {
-    tokens: DashMap<String, Principal>,
+    tokens: DashMap<String, Session>,
     /// Verified against when a login is unknown, so the answer takes as long
     /// as for a known login and timing does not reveal which logins exist.
     dummy_hash: String,
     failures: Mutex<HashMap<String, Failures>>,
+    /// Visitor sessions opened per IP in the current minute.
+    sessions: Mutex<HashMap<String, Failures>>,
     config: AuthConfig,
 }
 
@@ -81,7 +89,7 @@ impl Auth {
     pub fn new(config: AuthConfig) -> Auth {
         // unwrap: a fixed, valid password.
         let dummy_hash = hash_password("no such user").unwrap();
-        Auth { tokens: DashMap::new(), dummy_hash, failures: Mutex::new(HashMap::new()), config }
+        Auth { tokens: DashMap::new(), dummy_hash, failures: Mutex::new(HashMap::new()), sessions: Mutex::new(HashMap::new()), config }
     }
 
     pub fn dummy_hash(&self) -> &str {
@@ -90,28 +98,49 @@ impl Auth {
 
     pub fn issue(&self, principal: Principal) -> String {
         let token = new_token();
-        self.tokens.insert(token.clone(), principal);
+        self.restore(token.clone(), principal);
         token
     }
 
+    /// Whom `token` stands for; a token unused for longer than the idle
+    /// timeout is gone. Using a token keeps it alive.
     pub fn resolve(&self, token: &str) -> Option<Principal> {
-        self.tokens.get(token).map(|p| *p)
+        let session = self.tokens.get(token)?;
+        let mut last_used = session.last_used.lock();
+        if last_used.elapsed() > self.config.token_idle_timeout {
+            drop(last_used);
+            drop(session);
+            self.tokens.remove(token);
+            return None;
+        }
+        *last_used = Instant::now();
+        Some(session.principal)
     }
 
     pub fn revoke(&self, token: &str) {
         self.tokens.remove(token);
     }
 
-    /// Puts back a token recovered from disk.
+    /// Revokes every token of `operator` (their password changed); returns them.
+    pub fn revoke_operator(&self, operator: OperatorId) -> Vec<String> {
+        let theirs: Vec<String> =
+            self.tokens.iter().filter(|e| e.principal == Principal::Operator(operator)).map(|e| e.key().clone()).collect();
+        for token in &theirs {
+            self.tokens.remove(token);
+        }
+        theirs
+    }
+
+    /// Puts back a token recovered from disk; its idle time starts now.
     pub fn restore(&self, token: String, principal: Principal) {
-        self.tokens.insert(token, principal);
+        self.tokens.insert(token, Session { principal, last_used: Mutex::new(Instant::now()) });
     }
 
     /// Operator tokens in force, for a snapshot (visitor tokens are stored with their conversation).
     pub fn operator_tokens(&self) -> Vec<(String, u64)> {
         self.tokens
             .iter()
-            .filter_map(|entry| match *entry.value() {
+            .filter_map(|entry| match entry.principal {
                 Principal::Operator(id) => Some((entry.key().clone(), id.0)),
                 Principal::Visitor(_) => None,
             })
@@ -149,6 +178,24 @@ impl Auth {
         }
     }
 
+    /// Counts a visitor session opened from `ip`, so one client cannot fill the
+    /// server's memory with conversations. `Err(seconds to wait)` past the limit.
+    pub fn count_session(&self, ip: &str) -> Result<(), u64> {
+        let limit = self.config.visitor_sessions_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let window = Duration::from_secs(60);
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|_, f| f.window_start.elapsed() < window);
+        let seen = sessions.entry(ip.to_owned()).or_insert(Failures { count: 0, window_start: Instant::now() });
+        if seen.count >= limit {
+            return Err(window.saturating_sub(seen.window_start.elapsed()).as_secs().max(1));
+        }
+        seen.count += 1;
+        Ok(())
+    }
+
     /// A success forgives the login's failures (not the IP's).
     pub fn record_success(&self, attempt: &LoginAttempt) {
         self.failures.lock().remove(&attempt.login_key);
@@ -172,7 +219,12 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_revocable() {
-        let auth = Auth::new(AuthConfig { max_login_failures: 2, login_window: Duration::from_secs(60) });
+        let auth = Auth::new(AuthConfig {
+            max_login_failures: 2,
+            login_window: Duration::from_secs(60),
+            token_idle_timeout: Duration::from_secs(3600),
+            visitor_sessions_per_minute: 0,
+        });
         let a = auth.issue(Principal::Operator(OperatorId(1)));
         let b = auth.issue(Principal::Operator(OperatorId(1)));
         assert_ne!(a, b);
@@ -184,7 +236,12 @@ mod tests {
 
     #[test]
     fn throttle_blocks_after_the_allowed_failures() {
-        let auth = Auth::new(AuthConfig { max_login_failures: 2, login_window: Duration::from_secs(60) });
+        let auth = Auth::new(AuthConfig {
+            max_login_failures: 2,
+            login_window: Duration::from_secs(60),
+            token_idle_timeout: Duration::from_secs(3600),
+            visitor_sessions_per_minute: 0,
+        });
         let attempt = LoginAttempt::new("ann", Some("1.2.3.4"));
         assert!(auth.check_throttle(&attempt).is_ok());
         auth.record_failure(&attempt);

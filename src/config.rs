@@ -53,6 +53,9 @@ pub struct WsConfig {
     pub visitor_queue: usize,
     /// Open WebSocket connections above which upgrades get 503 `over_capacity`.
     pub max_connections: usize,
+    /// Browser origins (`https://support.example.com`) allowed to open an operator
+    /// console socket besides the server's own; other browser pages get 403.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +81,10 @@ pub struct AuthConfig {
     /// before further attempts get 429 until the window ends.
     pub max_login_failures: u32,
     pub login_window: Duration,
+    /// A token unused this long stops working (operators log in again, widgets start a new chat).
+    pub token_idle_timeout: Duration,
+    /// Visitor sessions one IP may open per minute; 0 = unlimited.
+    pub visitor_sessions_per_minute: u32,
 }
 
 /// Switchboard: live chat for small support teams, with expertise-based routing.
@@ -108,6 +115,15 @@ struct Cli {
     /// Largest HTTP request body and WebSocket frame, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     max_body_bytes: usize,
+    /// Other origins allowed to open operator WebSockets (comma-separated), besides the server's own.
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Visitor sessions one IP address may open per minute (0 = no limit, e.g. for load tests).
+    #[arg(long, env = "SWITCHBOARD_VISITOR_SESSIONS_PER_MINUTE", default_value_t = 60)]
+    visitor_sessions_per_minute: u32,
+    /// Hours a token may go unused before it stops working.
+    #[arg(long, env = "SWITCHBOARD_TOKEN_IDLE_HOURS", default_value_t = 12)]
+    token_idle_hours: u64,
     /// Seconds between snapshots of the whole state (0 = only on demand and at shutdown).
     #[arg(long, env = "SWITCHBOARD_SNAPSHOT_INTERVAL_S", default_value_t = 60)]
     snapshot_interval_s: u64,
@@ -145,9 +161,15 @@ impl Config {
                 agent_queue: 8192,
                 visitor_queue: 256,
                 max_connections: cli.max_connections,
+                allowed_origins: cli.allowed_origins,
             },
             limits: Limits { max_message_chars: cli.max_message_chars, bot_input_pause: Duration::from_secs(cli.bot_input_pause_s) },
-            auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
+            auth: AuthConfig {
+                max_login_failures: 5,
+                login_window: Duration::from_secs(60),
+                token_idle_timeout: Duration::from_secs(cli.token_idle_hours * 3600),
+                visitor_sessions_per_minute: cli.visitor_sessions_per_minute,
+            },
             data_dir: cli.data_dir,
             persistence: PersistConfig {
                 snapshot_interval: (cli.snapshot_interval_s > 0).then(|| Duration::from_secs(cli.snapshot_interval_s)),
@@ -177,9 +199,15 @@ impl Config {
                 agent_queue: 8192,
                 visitor_queue: 256,
                 max_connections: 1000,
+                allowed_origins: Vec::new(),
             },
             limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300) },
-            auth: AuthConfig { max_login_failures: 5, login_window: Duration::from_secs(60) },
+            auth: AuthConfig {
+                max_login_failures: 5,
+                login_window: Duration::from_secs(60),
+                token_idle_timeout: Duration::from_secs(3600),
+                visitor_sessions_per_minute: 0,
+            },
             data_dir,
             persistence: PersistConfig { snapshot_interval: None, fsync: FsyncMode::Always, fsync_interval: Duration::from_millis(50) },
             admin_password: Some("admin-pass".into()),

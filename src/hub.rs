@@ -261,6 +261,19 @@ impl Hub {
         Ok(())
     }
 
+    /// Revokes every token of `operator`, for good.
+    ///
+    /// # Errors
+    /// `Unavailable` when it cannot be stored.
+    pub async fn revoke_operator_tokens(&self, operator: OperatorId) -> Result<(), ApiError> {
+        let revoked = self.auth.revoke_operator(operator);
+        let stored = revoked.into_iter().map(|token| self.core.store.journal.append(&RecordV1::TokenRevoked { token }));
+        for result in join_all(stored).await {
+            result?;
+        }
+        Ok(())
+    }
+
     /// Writes a snapshot of the whole state; see `persist` for why the copy
     /// can be taken actor by actor while chat goes on.
     ///

@@ -94,9 +94,14 @@ async fn operator_patch(body: UpdateUser) -> Result<OperatorPatch, ApiError> {
 /// Applies a validated patch and refreshes stars if the operator's expertise changed.
 async fn apply_patch(hub: &Hub, id: OperatorId, patch: OperatorPatch) -> Result<UserView, ApiError> {
     let expertise_changed = patch.expertise_ids.is_some();
+    let password_changed = patch.password_hash.is_some();
     hub.core.change_directory(|d| Ok(d.update_operator(id, patch).map(drop)?)).await?;
     if expertise_changed {
         hub.expertise_changed(vec![id]);
+    }
+    if password_changed {
+        // Whoever learned the old password is logged out everywhere.
+        hub.revoke_operator_tokens(id).await?;
     }
     hub.user(id).await
 }

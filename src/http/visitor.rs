@@ -1,7 +1,7 @@
 //! The visitor's side: open a session on a channel, read it, write, leave.
 //! Only these endpoints accept a visitor token, and only for its own conversation.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -35,12 +35,16 @@ pub struct SessionOpened {
 
 /// Open a visitor session; without a chatbot it is forwarded to an operator at once.
 #[utoipa::path(post, path = "/api/v1/channels/{id}/sessions", tag = "visitor", params(("id" = u64, Path)), request_body = OpenSession,
-    responses((status = 201, body = SessionOpened), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 201, body = SessionOpened), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 429, description = "Too many sessions from this address", body = ErrorBody)))]
 pub async fn open(
+    req: HttpRequest,
     hub: web::Data<Hub>,
     channel: web::Path<ChannelId>,
     JsonBody(body): JsonBody<OpenSession>,
 ) -> Result<HttpResponse, ApiError> {
+    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    hub.auth.count_session(&ip).map_err(ApiError::TooManyRequests)?;
     let new = NewVisitor {
         visitor_name: body.visitor_name,
         lang: body.lang,

@@ -73,6 +73,23 @@ async fn hello(hub: &Hub, caller: &Caller) -> Result<AgentEvent, ApiError> {
     Ok(AgentEvent::Hello { user, conversations, need_help })
 }
 
+/// A browser page may open an operator socket only from the server's own
+/// origin or a configured one: another site must not ride on a stolen token
+/// inside a victim's browser. Clients that send no `Origin` (not browsers) pass.
+///
+/// # Errors
+/// `Forbidden` for any other origin.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let own = origin.split_once("://").is_some_and(|(_, host)| host == req.connection_info().host());
+    if own || allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("origin {origin} may not open an operator connection (see --allowed-origins)")))
+    }
+}
+
 /// Upgrades an operator's connection: registers the tab with their
 /// `OperatorActor` (making them online), then greets with `hello`.
 ///
@@ -87,6 +104,7 @@ pub async fn agent(
     hub: web::Data<Hub>,
     query: web::Query<AgentQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, &hub.ws.allowed_origins)?;
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let caller = hub.operator_caller(token)?;
     let (response, io, tx) = SessionIo::open(&hub, Role::Agent, &req, body)?;

@@ -16,5 +16,6 @@ mod persistence;
 mod roles;
 mod routing;
 mod routing_options;
+mod security;
 mod support;
 mod websocket;
