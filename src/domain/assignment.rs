@@ -113,6 +113,7 @@ pub fn pick_operator<'a>(need: &Need, candidates: impl IntoIterator<Item = Candi
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
     struct Op {
         id: u64,
         languages: Vec<String>,
@@ -218,5 +219,75 @@ mod tests {
             last_assigned: 0,
         });
         assert_eq!(pick_operator(&need(None, None, &none), candidates).unwrap().candidates, 2);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// API.md's cascade, written out literally as ten filters: the
+        /// reference `pick_operator` must agree with.
+        fn reference(need: &Need, ops: &[Op]) -> Option<(u64, Rule)> {
+            let lang = |o: &Op| need.lang.is_some_and(|l| o.languages.iter().any(|x| primary_language(x) == primary_language(l)));
+            let country = |o: &Op| need.country.is_some_and(|c| o.country == Some(c));
+            let all = |o: &Op| !need.expertise.is_empty() && need.expertise.iter().all(|e| o.expertise.contains(e));
+            let any = |o: &Op| need.expertise.iter().any(|e| o.expertise.contains(e));
+            type Fits<'a> = Box<dyn Fn(&Op) -> bool + 'a>;
+            let levels: [(Rule, Fits); 10] = [
+                (Rule::PreviousOperator, Box::new(|o: &Op| need.previous == Some(OperatorId(o.id)))),
+                (Rule::LangAllExpertise, Box::new(|o: &Op| lang(o) && all(o))),
+                (Rule::LangAnyExpertise, Box::new(|o: &Op| lang(o) && any(o))),
+                (Rule::Lang, Box::new(lang)),
+                (Rule::CountryAllExpertise, Box::new(|o: &Op| country(o) && all(o))),
+                (Rule::CountryAnyExpertise, Box::new(|o: &Op| country(o) && any(o))),
+                (Rule::Country, Box::new(country)),
+                (Rule::AllExpertise, Box::new(all)),
+                (Rule::AnyExpertise, Box::new(any)),
+                (Rule::AnyOperator, Box::new(|_: &Op| true)),
+            ];
+            levels
+                .iter()
+                .find_map(|(rule, fits)| ops.iter().filter(|o| fits(o)).min_by_key(|o| (o.active, o.last, o.id)).map(|o| (o.id, *rule)))
+        }
+
+        fn operators() -> impl Strategy<Value = Vec<Op>> {
+            let one = (
+                prop::collection::vec(prop::sample::select(vec!["en", "fr", "de", "en-gb"]), 0..3),
+                prop::option::of(prop::sample::select(vec!["BE", "FR", "DE"])),
+                prop::collection::btree_set(1u64..6, 0..4),
+                0u32..4,
+                0u64..5,
+            );
+            prop::collection::vec(one, 0..12).prop_map(|ops| {
+                ops.into_iter()
+                    .enumerate()
+                    .map(|(i, (langs, country, expertise, active, last))| {
+                        let mut o = op(i as u64 + 1, &langs, country, &expertise.into_iter().collect::<Vec<_>>());
+                        o.active = active;
+                        o.last = last;
+                        o
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// The pick is a candidate, from the first non-empty cascade level, with the documented tie-break.
+            #[test]
+            fn pick_follows_the_documented_cascade(
+                ops in operators(),
+                previous in prop::option::of(1u64..14),
+                lang in prop::option::of(prop::sample::select(vec!["en", "fr", "de", "en-us"])),
+                country in prop::option::of(prop::sample::select(vec!["BE", "FR", "DE"])),
+                wanted in prop::collection::btree_set(1u64..6, 0..3),
+            ) {
+                let wanted: BTreeSet<ExpertiseId> = wanted.into_iter().map(ExpertiseId).collect();
+                let need = Need { previous: previous.map(OperatorId), lang, country, expertise: &wanted };
+                prop_assert_eq!(pick(&need, &ops), reference(&need, &ops));
+            }
+        }
     }
 }

@@ -693,4 +693,99 @@ mod tests {
         c.leave(ANN).unwrap();
         assert_eq!(c.members(), [BOB]);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        enum Command {
+            VisitorPost,
+            OperatorPost(u64),
+            SetStatus(u64, RequestedStatus),
+            Join(u64),
+            Invite(u64, u64),
+            Leave(u64),
+            Close,
+            Assign(u64),
+            Enqueue,
+        }
+
+        fn command() -> impl Strategy<Value = Command> {
+            let op = 1u64..4;
+            let requested = prop::sample::select(vec![RequestedStatus::InProgress, RequestedStatus::Waiting, RequestedStatus::NeedHelp]);
+            prop_oneof![
+                Just(Command::VisitorPost),
+                op.clone().prop_map(Command::OperatorPost),
+                (op.clone(), requested).prop_map(|(o, r)| Command::SetStatus(o, r)),
+                op.clone().prop_map(Command::Join),
+                (op.clone(), op.clone()).prop_map(|(a, b)| Command::Invite(a, b)),
+                op.clone().prop_map(Command::Leave),
+                Just(Command::Close),
+                op.prop_map(Command::Assign),
+                Just(Command::Enqueue),
+            ]
+        }
+
+        fn apply(c: &mut Conversation, command: &Command) {
+            let author = |kind| Author { kind, id: None, name: "x".into() };
+            let _ = match *command {
+                Command::VisitorPost => c.post(Poster::Visitor, author(AuthorKind::Visitor), "hi", None, 100).map(drop),
+                Command::OperatorPost(o) => {
+                    c.post(Poster::Operator(OperatorId(o)), author(AuthorKind::Operator), "hello", None, 100).map(drop)
+                }
+                Command::SetStatus(o, r) => c.set_status(OperatorId(o), r).map(drop),
+                Command::Join(o) => c.join(OperatorId(o)),
+                Command::Invite(by, o) => c.invite(OperatorId(by), &[OperatorId(o)]).map(drop),
+                Command::Leave(o) => c.leave(OperatorId(o)),
+                Command::Close => c.close(),
+                Command::Assign(o) => {
+                    c.assign(Assignment { operator_id: OperatorId(o), rule: Rule::AnyOperator, candidates: 1, at: Timestamp::now() })
+                }
+                Command::Enqueue => {
+                    c.enqueue();
+                    Ok(())
+                }
+            };
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the commands, the conversation stays within API.md's state machine.
+            #[test]
+            fn any_command_sequence_keeps_the_documented_states(commands in prop::collection::vec(command(), 0..40)) {
+                let mut c = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new(), None);
+                for command in &commands {
+                    let before = c.status();
+                    let messages_before = c.messages().len();
+                    apply(&mut c, command);
+                    let after = c.status();
+                    // Closed is final, and a closed conversation takes no message.
+                    if before == Status::Closed {
+                        prop_assert_eq!(after, Status::Closed);
+                        prop_assert_eq!(c.messages().len(), messages_before);
+                    }
+                    // `need_help` and its timestamp go together.
+                    prop_assert_eq!(after == Status::NeedHelp, c.need_help_since().is_some());
+                    // Operator-side statuses need an operator in the conversation.
+                    if matches!(after, Status::InProgress | Status::Waiting | Status::NeedHelp) {
+                        prop_assert!(!c.members().is_empty(), "{:?} without members", after);
+                    }
+                    // A visitor message ends `waiting`, never `need_help`.
+                    if matches!(command, Command::VisitorPost) && before == Status::Waiting {
+                        prop_assert_eq!(after, Status::InProgress);
+                    }
+                    if matches!(command, Command::VisitorPost) && before == Status::NeedHelp {
+                        prop_assert_eq!(after, Status::NeedHelp);
+                    }
+                    // Ids stay 1, 2, 3, …
+                    for (i, m) in c.messages().iter().enumerate() {
+                        prop_assert_eq!(m.id, MessageId(i as u64 + 1));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -515,3 +515,45 @@ impl ConversationV1 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::conversation::{Poster, RequestedStatus};
+    use crate::persist::{decode, encode};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// A conversation → record → bincode → record → conversation → record is the identity.
+        #[test]
+        fn a_conversation_survives_the_round_trip(
+            posts in prop::collection::vec((any::<bool>(), "\\PC{1,40}", prop::option::of("[a-z0-9]{1,8}")), 0..30),
+            assigned in any::<bool>(),
+            help in any::<bool>(),
+            lang in prop::option::of("[a-z]{2}"),
+        ) {
+            let visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()) };
+            let mut c = Conversation::livechat(ConversationId(7), ChannelId(3), visitor, [ExpertiseId(2)].into(), None);
+            let ann = OperatorId(5);
+            if assigned {
+                c.assign(Assignment { operator_id: ann, rule: Rule::LangAllExpertise, candidates: 2, at: Timestamp::now() }).unwrap();
+            }
+            for (from_visitor, body, client_ref) in posts {
+                let (poster, kind) = if from_visitor || !assigned { (Poster::Visitor, AuthorKind::Visitor) } else { (Poster::Operator(ann), AuthorKind::Operator) };
+                let author = Author { kind, id: (kind == AuthorKind::Operator).then_some(ann), name: "n".into() };
+                let _ = c.post(poster, author, &body, client_ref, 4000);
+            }
+            if assigned && help {
+                c.set_status(ann, RequestedStatus::NeedHelp).unwrap();
+            }
+            let record = ConversationV1::new(&c, Some("token"));
+            let decoded: ConversationV1 = decode(&encode(&record)).unwrap();
+            prop_assert_eq!(&decoded, &record);
+            let again = ConversationV1::new(&decoded.to_domain(), Some("token"));
+            prop_assert_eq!(again, record);
+        }
+    }
+}

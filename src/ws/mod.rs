@@ -298,19 +298,30 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
 }
 
 /// Parses and executes one text frame, answering with `ack` or `error`.
-async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mut H, text: &str, limit: Duration) -> Result<(), Gone> {
-    let frame = match serde_json::from_str::<Frame<H::Command>>(text) {
+/// Parses and checks a client frame, or gives the `error` reply for it (with
+/// the frame's `ref` when one could be read), so a bad frame never ends the session.
+pub fn decode<C: DeserializeOwned>(text: &str) -> Result<Frame<C>, Box<Reply>> {
+    let frame = match serde_json::from_str::<Frame<C>>(text) {
         Ok(frame) => frame,
         Err(e) => {
-            let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+            let reference =
+                serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference).filter(|r| r.chars().count() <= MAX_REF_CHARS);
             let error = ApiError::BadRequest(format!("malformed frame: {e}"));
-            return write(socket, &Reply::Error { reference, error: error.detail() }, limit).await;
+            return Err(Box::new(Reply::Error { reference, error: error.detail() }));
         }
     };
     if frame.reference.as_ref().is_some_and(|r| r.chars().count() > MAX_REF_CHARS) {
         let error = ApiError::BadRequest(format!("`ref` must be at most {MAX_REF_CHARS} characters"));
-        return write(socket, &Reply::Error { reference: None, error: error.detail() }, limit).await;
+        return Err(Box::new(Reply::Error { reference: None, error: error.detail() }));
     }
+    Ok(frame)
+}
+
+async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mut H, text: &str, limit: Duration) -> Result<(), Gone> {
+    let frame = match decode::<H::Command>(text) {
+        Ok(frame) => frame,
+        Err(reply) => return write(socket, &*reply, limit).await,
+    };
     match handler.handle(frame.command, frame.reference.as_deref()).await {
         Ok(ack) => {
             for event in &ack.replay {
@@ -339,5 +350,78 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), rx.kill.notified()).await.expect("kill signalled");
         drop(rx);
         assert!(!tx.deliver(&event), "a closed session refuses too");
+    }
+
+    mod decoding {
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::super::protocol::{AgentCommand, Reply, VisitorCommand};
+        use super::super::{decode, MAX_REF_CHARS};
+
+        /// JSON shaped like our frames (known keys, any values), which reaches deeper than random text.
+        fn frame_like() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                ".{0,80}".prop_map(Value::from),
+                prop::sample::select(vec!["send", "answer", "typing", "join", "resume", "presence", "set_status", "online", "need_help"])
+                    .prop_map(Value::from),
+            ];
+            let value = leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map(".{0,8}", inner, 0..4).prop_map(|m| json!(m))
+                ]
+            });
+            let keys = prop::sample::select(vec![
+                "type",
+                "ref",
+                "body",
+                "conversation_id",
+                "step_id",
+                "answer_id",
+                "after_id",
+                "status",
+                "presence",
+                "x",
+            ]);
+            prop::collection::btree_map(keys, value, 0..6).prop_map(|m| json!(m))
+        }
+
+        fn check(text: &str) {
+            for result in [decode::<AgentCommand>(text).map(|f| f.reference), decode::<VisitorCommand>(text).map(|f| f.reference)] {
+                match result.map_err(|reply| *reply) {
+                    Ok(reference) => assert!(reference.is_none_or(|r| r.chars().count() <= MAX_REF_CHARS)),
+                    Err(Reply::Error { reference, error }) => {
+                        assert_eq!(error.code, "bad_request");
+                        assert!(reference.is_none_or(|r| r.chars().count() <= MAX_REF_CHARS));
+                    }
+                    Err(Reply::Ack { .. }) => panic!("a decode error is never an ack"),
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any text at all: an answer, never a panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in ".{0,300}") {
+                check(&text);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+                check(&String::from_utf8_lossy(&bytes));
+            }
+
+            #[test]
+            fn frame_shaped_json_never_panics(value in frame_like()) {
+                check(&value.to_string());
+            }
+        }
     }
 }
