@@ -49,10 +49,60 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
-/// Failed attempts of one key (a login or an IP) in the current window.
-struct Failures {
+/// Events of one key (a login, an IP) in its current window.
+struct Window {
     count: u32,
-    window_start: Instant,
+    start: Instant,
+}
+
+/// Counts events per key within a fixed window: the one rate-limit mechanism,
+/// behind both the login throttle and the visitor session limit.
+struct WindowCounts {
+    window: Duration,
+    counts: Mutex<HashMap<String, Window>>,
+}
+
+impl WindowCounts {
+    fn new(window: Duration) -> WindowCounts {
+        WindowCounts { window, counts: Mutex::new(HashMap::new()) }
+    }
+
+    fn locked(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Window>> {
+        let mut counts = self.counts.lock();
+        counts.retain(|_, w| w.start.elapsed() < self.window);
+        counts
+    }
+
+    fn wait(&self, window: &Window) -> u64 {
+        self.window.saturating_sub(window.start.elapsed()).as_secs().max(1)
+    }
+
+    /// `Err(seconds to wait)` when `key` has reached `limit` in its window.
+    fn check(&self, key: &str, limit: u32) -> Result<(), u64> {
+        match self.locked().get(key) {
+            Some(w) if w.count >= limit => Err(self.wait(w)),
+            _ => Ok(()),
+        }
+    }
+
+    fn add(&self, key: &str) {
+        self.locked().entry(key.to_owned()).or_insert(Window { count: 0, start: Instant::now() }).count += 1;
+    }
+
+    /// Checks and counts in one step.
+    fn take(&self, key: &str, limit: u32) -> Result<(), u64> {
+        let mut counts = self.locked();
+        let w = counts.entry(key.to_owned()).or_insert(Window { count: 0, start: Instant::now() });
+        if w.count >= limit {
+            return Err(self.wait(w));
+        }
+        w.count += 1;
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        self.counts.lock().remove(key);
+    }
 }
 
 /// A token in force: whom it stands for and when it was last used.
@@ -67,9 +117,9 @@ pub struct Auth {
     /// Verified against when a login is unknown, so the answer takes as long
     /// as for a known login and timing does not reveal which logins exist.
     dummy_hash: String,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: WindowCounts,
     /// Visitor sessions opened per IP in the current minute.
-    sessions: Mutex<HashMap<String, Failures>>,
+    sessions: WindowCounts,
     config: AuthConfig,
 }
 
@@ -89,7 +139,13 @@ impl Auth {
     pub fn new(config: AuthConfig) -> Auth {
         // unwrap: a fixed, valid password.
         let dummy_hash = hash_password("no such user").unwrap();
-        Auth { tokens: DashMap::new(), dummy_hash, failures: Mutex::new(HashMap::new()), sessions: Mutex::new(HashMap::new()), config }
+        Auth {
+            tokens: DashMap::new(),
+            dummy_hash,
+            failures: WindowCounts::new(config.login_window),
+            sessions: WindowCounts::new(Duration::from_secs(60)),
+            config,
+        }
     }
 
     pub fn dummy_hash(&self) -> &str {
@@ -158,47 +214,30 @@ impl Auth {
 
     /// `Err(seconds to wait)` when either key has used up its failures in the current window.
     pub fn check_throttle(&self, attempt: &LoginAttempt) -> Result<(), u64> {
-        let mut failures = self.failures.lock();
-        let window = self.config.login_window;
-        failures.retain(|_, f| f.window_start.elapsed() < window);
         for key in [&attempt.login_key, &attempt.ip_key] {
-            if let Some(f) = failures.get(key.as_str()) {
-                if f.count >= self.limit(key) {
-                    return Err(window.saturating_sub(f.window_start.elapsed()).as_secs().max(1));
-                }
-            }
+            self.failures.check(key, self.limit(key))?;
         }
         Ok(())
     }
 
     pub fn record_failure(&self, attempt: &LoginAttempt) {
-        let mut failures = self.failures.lock();
         for key in [&attempt.login_key, &attempt.ip_key] {
-            failures.entry(key.clone()).or_insert(Failures { count: 0, window_start: Instant::now() }).count += 1;
+            self.failures.add(key);
         }
     }
 
     /// Counts a visitor session opened from `ip`, so one client cannot fill the
     /// server's memory with conversations. `Err(seconds to wait)` past the limit.
     pub fn count_session(&self, ip: &str) -> Result<(), u64> {
-        let limit = self.config.visitor_sessions_per_minute;
-        if limit == 0 {
-            return Ok(());
+        match self.config.visitor_sessions_per_minute {
+            0 => Ok(()),
+            limit => self.sessions.take(ip, limit),
         }
-        let window = Duration::from_secs(60);
-        let mut sessions = self.sessions.lock();
-        sessions.retain(|_, f| f.window_start.elapsed() < window);
-        let seen = sessions.entry(ip.to_owned()).or_insert(Failures { count: 0, window_start: Instant::now() });
-        if seen.count >= limit {
-            return Err(window.saturating_sub(seen.window_start.elapsed()).as_secs().max(1));
-        }
-        seen.count += 1;
-        Ok(())
     }
 
     /// A success forgives the login's failures (not the IP's).
     pub fn record_success(&self, attempt: &LoginAttempt) {
-        self.failures.lock().remove(&attempt.login_key);
+        self.failures.forget(&attempt.login_key);
     }
 }
 

@@ -51,6 +51,17 @@ async function change(action, section) {
   }
 }
 
+/** A table row's Edit (opens `form()` in the editor) and Delete buttons. */
+function rowActions(editor, form, path, section) {
+  return el(
+    "td",
+    {},
+    el("button", { type: "button", onclick: () => fill($(editor), form()) }, "Edit"),
+    " ",
+    el("button", { type: "button", onclick: () => change(() => api("DELETE", path), section) }, "Delete"),
+  );
+}
+
 // ---- expertise ----
 
 function expertiseSection() {
@@ -62,13 +73,7 @@ function expertiseSection() {
       el("td", {}, e.name),
       el("td", {}, e.operator_ids.map(userName).join(", ") || "—"),
       admin
-        ? el(
-            "td",
-            {},
-            el("button", { type: "button", onclick: () => fill($("expertise-editor"), expertiseForm(e)) }, "Edit"),
-            " ",
-            el("button", { type: "button", onclick: () => change(() => api("DELETE", `/expertise/${e.id}`), "expertise") }, "Delete"),
-          )
+        ? rowActions("expertise-editor", () => expertiseForm(e), `/expertise/${e.id}`, "expertise")
         : null,
     ),
   );
@@ -175,13 +180,7 @@ function channelsSection() {
       el("td", {}, c.max_sessions ?? "unlimited"),
       el("td", {}, data.chatbots.find((b) => b.id === c.chatbot_id)?.title ?? "—"),
       el("td", {}, el("a", { href: `/demo?channel=${c.id}` }, "Try it")),
-      el(
-        "td",
-        {},
-        el("button", { type: "button", onclick: () => fill($("channel-editor"), channelForm(c)) }, "Edit"),
-        " ",
-        el("button", { type: "button", onclick: () => change(() => api("DELETE", `/channels/${c.id}`), "channels") }, "Delete"),
-      ),
+      rowActions("channel-editor", () => channelForm(c), `/channels/${c.id}`, "channels"),
     ),
   );
   return [
@@ -327,13 +326,7 @@ function chatbotsSection() {
       {},
       el("td", {}, b.title),
       el("td", {}, `${b.steps.length} steps`),
-      el(
-        "td",
-        {},
-        el("button", { type: "button", onclick: () => fill($("chatbot-editor"), chatbotForm(b)) }, "Edit"),
-        " ",
-        el("button", { type: "button", onclick: () => change(() => api("DELETE", `/chatbots/${b.id}`), "chatbots") }, "Delete"),
-      ),
+      rowActions("chatbot-editor", () => chatbotForm(b), `/chatbots/${b.id}`, "chatbots"),
     ),
   );
   return [

@@ -78,6 +78,13 @@ pub type Reply<T> = ResponseActFuture<ConversationActor, Result<T, CommandError>
 /// other message until it completes, so the script never interleaves.
 type BotTurn = ResponseActFuture<ConversationActor, ()>;
 
+/// A command's answer: its refusal if refused, else its value once stored.
+fn answer<T>(result: Result<T, ConversationError>, stored: Result<(), StoreError>) -> Result<T, CommandError> {
+    let value = result?;
+    stored?;
+    Ok(value)
+}
+
 fn turn_done() -> BotTurn {
     Box::pin(fut::ready(()))
 }
@@ -184,11 +191,7 @@ impl ConversationActor {
     /// Answers `result` once the change is durable; a refusal is answered at once.
     fn reply<T: 'static>(&mut self, result: Result<T, ConversationError>) -> Reply<T> {
         let stored = self.commit();
-        Box::pin(stored.map(move |stored, _, _| {
-            let value = result?;
-            stored?;
-            Ok(value)
-        }))
+        Box::pin(stored.map(move |stored, _, _| answer(result, stored)))
     }
 
     /// As [`Self::reply`], after a chatbot turn that waits on the router; the
@@ -209,15 +212,7 @@ impl ConversationActor {
                 let _ = tx.send(stored);
             }));
         }));
-        Box::pin(
-            async move {
-                let stored = rx.await.unwrap_or(Err(StoreError::Stopped));
-                let value = result?;
-                stored?;
-                Ok(value)
-            }
-            .into_actor(self),
-        )
+        Box::pin(async move { answer(result, rx.await.unwrap_or(Err(StoreError::Stopped))) }.into_actor(self))
     }
 
     /// Applies a command and replies once its change is durable.
