@@ -83,6 +83,12 @@ async fn both_branches_of_a_selection_follow_their_conditions() {
     // The question was answered: answering it again is a conflict, an unknown answer a bad request.
     widget.send(json!({"type": "answer", "ref": "a2", "step_id": 2, "answer_id": 10})).await;
     assert_eq!(widget.next_of("error").await["error"]["code"], "conflict");
+    // A malformed answer frame gets an error and the connection stays usable.
+    widget.send(json!({"type": "answer", "ref": "a3", "step_id": "two"})).await;
+    let malformed = widget.next_of("error").await;
+    assert_eq!((malformed["ref"].clone(), malformed["error"]["code"].clone()), (json!("a3"), json!("bad_request")));
+    widget.send(json!({"type": "typing", "ref": "t1"})).await;
+    assert_eq!(widget.next_of("ack").await["ref"], "t1");
 
     // Branch "Billing", typed as text (case-insensitive); nobody is online, so the script goes on.
     let (_, visitor) = s.visit(channel, json!({})).await;
