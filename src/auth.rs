@@ -8,6 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use subtle::ConstantTimeEq;
 
 use crate::config::AuthConfig;
 use crate::domain::text::InvalidField;
@@ -22,15 +23,15 @@ pub enum Principal {
 }
 
 /// Longest password accepted: argon2 cost grows with input, so cap it.
-const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Hashes `password` with argon2id and a random salt.
 ///
 /// # Errors
 /// `InvalidField` for an empty or oversized password.
 pub fn hash_password(password: &str) -> Result<String, InvalidField> {
-    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-        return Err(InvalidField::new("password", format!("must be 1..={MAX_PASSWORD_BYTES} bytes")));
+    if password.is_empty() || password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(InvalidField::new("password", format!("must be 1..={MAX_PASSWORD_CHARS} characters")));
     }
     let salt = SaltString::generate(&mut OsRng);
     // unwrap: hashing only fails on invalid parameters, and the defaults are valid.
@@ -105,14 +106,34 @@ impl WindowCounts {
     }
 }
 
+/// How many leading characters of a token are its lookup key.
+///
+/// The map is searched by this key (64 bits: guessing one is as hopeless as
+/// guessing a token), and the whole token is then compared in constant time.
+/// Keying the map by the full token would let a hash-map string comparison,
+/// which stops at the first differing byte, time how much of a guess is right.
+const TOKEN_KEY_CHARS: usize = 16;
+
+fn key_of(token: &str) -> Option<&str> {
+    token.get(..TOKEN_KEY_CHARS)
+}
+
 /// A token in force: whom it stands for and when it was last used.
 struct Session {
+    token: String,
     principal: Principal,
     last_used: Mutex<Instant>,
 }
 
+impl Session {
+    fn new(token: String, principal: Principal) -> Session {
+        Session { token, principal, last_used: Mutex::new(Instant::now()) }
+    }
+}
+
 /// Tokens in force and the login throttle.
 pub struct Auth {
+    /// By `key_of(token)`.
     tokens: DashMap<String, Session>,
     /// Verified against when a login is unknown, so the answer takes as long
     /// as for a known login and timing does not reveal which logins exist.
@@ -153,20 +174,30 @@ impl Auth {
     }
 
     pub fn issue(&self, principal: Principal) -> String {
-        let token = new_token();
-        self.restore(token.clone(), principal);
-        token
+        loop {
+            let token = new_token();
+            if let dashmap::Entry::Vacant(slot) = self.tokens.entry(token[..TOKEN_KEY_CHARS].to_owned()) {
+                slot.insert(Session::new(token.clone(), principal));
+                return token;
+            }
+        }
+    }
+
+    /// The session `token` opens, compared in constant time.
+    fn find(&self, token: &str) -> Option<dashmap::mapref::one::Ref<'_, String, Session>> {
+        let session = self.tokens.get(key_of(token)?)?;
+        bool::from(session.token.as_bytes().ct_eq(token.as_bytes())).then_some(session)
     }
 
     /// Whom `token` stands for; a token unused for longer than the idle
     /// timeout is gone. Using a token keeps it alive.
     pub fn resolve(&self, token: &str) -> Option<Principal> {
-        let session = self.tokens.get(token)?;
+        let session = self.find(token)?;
         let mut last_used = session.last_used.lock();
         if last_used.elapsed() > self.config.token_idle_timeout {
             drop(last_used);
             drop(session);
-            self.tokens.remove(token);
+            self.revoke(token);
             return None;
         }
         *last_used = Instant::now();
@@ -174,22 +205,26 @@ impl Auth {
     }
 
     pub fn revoke(&self, token: &str) {
-        self.tokens.remove(token);
+        if let Some(key) = key_of(token) {
+            self.tokens.remove_if(key, |_, session| bool::from(session.token.as_bytes().ct_eq(token.as_bytes())));
+        }
     }
 
     /// Revokes every token of `operator` (their password changed); returns them.
     pub fn revoke_operator(&self, operator: OperatorId) -> Vec<String> {
         let theirs: Vec<String> =
-            self.tokens.iter().filter(|e| e.principal == Principal::Operator(operator)).map(|e| e.key().clone()).collect();
+            self.tokens.iter().filter(|e| e.principal == Principal::Operator(operator)).map(|e| e.token.clone()).collect();
         for token in &theirs {
-            self.tokens.remove(token);
+            self.revoke(token);
         }
         theirs
     }
 
     /// Puts back a token recovered from disk; its idle time starts now.
     pub fn restore(&self, token: String, principal: Principal) {
-        self.tokens.insert(token, Session { principal, last_used: Mutex::new(Instant::now()) });
+        if let Some(key) = key_of(&token) {
+            self.tokens.insert(key.to_owned(), Session::new(token, principal));
+        }
     }
 
     /// Operator tokens in force, for a snapshot (visitor tokens are stored with their conversation).
@@ -197,7 +232,7 @@ impl Auth {
         self.tokens
             .iter()
             .filter_map(|entry| match entry.principal {
-                Principal::Operator(id) => Some((entry.key().clone(), id.0)),
+                Principal::Operator(id) => Some((entry.token.clone(), id.0)),
                 Principal::Visitor(_) => None,
             })
             .collect()
@@ -254,6 +289,23 @@ mod tests {
         assert!(!verify_password(&hash, "s3cret!"));
         assert!(!verify_password("not a hash", "s3cret"));
         assert!(hash_password("").is_err());
+    }
+
+    #[test]
+    fn a_token_is_checked_whole_not_by_its_lookup_key() {
+        let config = AuthConfig {
+            max_login_failures: 2,
+            login_window: Duration::from_secs(60),
+            token_idle_timeout: Duration::from_secs(3600),
+            visitor_sessions_per_minute: 0,
+        };
+        let auth = Auth::new(config);
+        let token = auth.issue(Principal::Operator(OperatorId(1)));
+        let forged = format!("{}{}", &token[..TOKEN_KEY_CHARS], "0".repeat(token.len() - TOKEN_KEY_CHARS));
+        assert_eq!(auth.resolve(&forged), None);
+        auth.revoke(&forged);
+        assert_eq!(auth.resolve(&token), Some(Principal::Operator(OperatorId(1))), "a forged token revokes nothing");
+        assert_eq!(auth.resolve(&token[..10]), None);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct NewVisitor {
 }
 
 /// Longest `visitor_key`: an opaque id, not a place to store data.
-const MAX_VISITOR_KEY_CHARS: usize = 128;
+pub const MAX_VISITOR_KEY_CHARS: usize = 128;
 
 pub struct Hub {
     pub core: Arc<Core>,

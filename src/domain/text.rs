@@ -25,11 +25,15 @@ impl InvalidField {
 /// Longest name (user, expertise, channel, visitor) in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// Trims `value` and checks it holds 1..=`max` characters.
+/// Every character `str::trim` removes (Unicode `White_Space`), spelled out so
+/// the OpenAPI document's patterns match this code exactly: regex engines
+/// disagree about what `\s` covers.
+pub const WHITESPACE: &str = "\t\n\u{b}\u{c}\r \u{85}\u{a0}\u{1680}\u{2000}\u{2001}\u{2002}\u{2003}\u{2004}\u{2005}\u{2006}\u{2007}\u{2008}\u{2009}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+
+/// Checks `value` holds at most `max` characters, not all whitespace, and trims it.
 pub fn bounded(field: impl Into<Cow<'static, str>>, value: &str, max: usize) -> Result<String, InvalidField> {
     let trimmed = value.trim();
-    let n_chars = trimmed.chars().count();
-    if n_chars == 0 || n_chars > max {
+    if trimmed.is_empty() || value.chars().count() > max {
         return Err(InvalidField::new(field, format!("must be 1..={max} characters")));
     }
     Ok(trimmed.to_owned())
@@ -41,8 +45,9 @@ pub fn name(field: impl Into<Cow<'static, str>>, value: &str) -> Result<String, 
 }
 
 /// A language code such as `en` or `pt-BR`, normalised to lower case.
+/// (Codes are not trimmed: `" en"` is a typo worth reporting.)
 pub fn language(field: &'static str, value: &str) -> Result<String, InvalidField> {
-    let code = value.trim().to_ascii_lowercase();
+    let code = value.to_ascii_lowercase();
     let mut parts = code.split('-');
     let primary_ok = parts.next().is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()));
     let rest_ok = parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -66,7 +71,7 @@ pub fn languages(values: &[String]) -> Result<Vec<String>, InvalidField> {
 
 /// An ISO 3166 alpha-2 country code, normalised to upper case.
 pub fn country(value: &str) -> Result<String, InvalidField> {
-    let code = value.trim().to_ascii_uppercase();
+    let code = value.to_ascii_uppercase();
     if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(InvalidField::new("country", format!("{value:?} is not an ISO 3166 alpha-2 code like \"BE\"")));
     }
@@ -88,6 +93,13 @@ mod tests {
         assert!(name("name", "   ").is_err());
         assert!(name("name", &"x".repeat(101)).is_err());
         assert!(name("name", &"é".repeat(100)).is_ok());
+        assert!(name("name", &format!(" {} ", "x".repeat(99))).is_err(), "the limit counts what was sent");
+    }
+
+    #[test]
+    fn whitespace_lists_exactly_what_trim_removes() {
+        let expected: String = (0..=char::MAX as u32).filter_map(char::from_u32).filter(|c| c.is_whitespace()).collect();
+        assert_eq!(WHITESPACE, expected);
     }
 
     #[test]
@@ -95,6 +107,7 @@ mod tests {
         assert_eq!(language("lang", "EN").unwrap(), "en");
         assert_eq!(language("lang", "pt-BR").unwrap(), "pt-br");
         assert!(language("lang", "english!").is_err());
+        assert!(language("lang", " en").is_err());
         assert_eq!(country("be").unwrap(), "BE");
         assert!(country("BEL").is_err());
         assert_eq!(languages(&["en".into(), "EN".into(), "fr".into()]).unwrap(), vec!["en", "fr"]);

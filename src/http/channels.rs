@@ -15,6 +15,7 @@ use crate::views::ChannelView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateChannel {
+    #[schema(schema_with = super::schema::name)]
     pub name: String,
     #[serde(default)]
     pub operator_ids: Vec<OperatorId>,
@@ -32,6 +33,7 @@ pub struct CreateChannel {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateChannel {
+    #[schema(schema_with = super::schema::name_or_null)]
     pub name: Option<String>,
     pub operator_ids: Option<Vec<OperatorId>>,
     /// `null` = unlimited.

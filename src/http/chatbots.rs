@@ -13,12 +13,14 @@ use crate::views::ChatbotView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateChatbot {
+    #[schema(schema_with = super::schema::name)]
     pub title: String,
     pub steps: Vec<StepInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateChatbot {
+    #[schema(schema_with = super::schema::name_or_null)]
     pub title: Option<String>,
     /// Replaces the whole script; ids given are kept. Running conversations keep their version.
     pub steps: Option<Vec<StepInput>>,

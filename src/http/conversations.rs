@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::AnyOfBuilder;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::extract::JsonBody;
 use crate::actors::conversation::{Close, Closer, Content, GetSummary, Invite, Leave, SetExpertise};
@@ -33,6 +35,7 @@ pub struct ExpertiseBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InviteBody {
+    #[schema(min_items = 1)]
     pub user_ids: Vec<OperatorId>,
 }
 
@@ -54,11 +57,32 @@ pub struct CandidatesQuery {
 }
 
 /// Either list `GET /conversations` can answer.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ConversationList {
     Board(Vec<BoardEntry>),
     Mine(Vec<ConversationSummary>),
+}
+
+/// Written by hand because the derive says `oneOf`, and an empty list matches
+/// both shapes: `anyOf` is what the body really promises.
+impl utoipa::PartialSchema for ConversationList {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Vec::<BoardEntry>::schema())
+            .item(Vec::<ConversationSummary>::schema())
+            .description(Some("The Looking-for-help board (`?status=need_help`), or the caller's conversations."))
+            .into()
+    }
+}
+
+impl ToSchema for ConversationList {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((BoardEntry::name().into(), BoardEntry::schema()));
+        schemas.push((ConversationSummary::name().into(), ConversationSummary::schema()));
+        BoardEntry::schemas(schemas);
+        ConversationSummary::schemas(schemas);
+    }
 }
 
 /// Most invite candidates returned: enough to pick from, small enough to render.

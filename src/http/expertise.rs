@@ -16,6 +16,7 @@ use crate::views::ExpertiseView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateExpertise {
+    #[schema(schema_with = super::schema::name)]
     pub name: String,
     #[serde(default)]
     pub operator_ids: Vec<OperatorId>,
@@ -23,6 +24,7 @@ pub struct CreateExpertise {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateExpertise {
+    #[schema(schema_with = super::schema::name_or_null)]
     pub name: Option<String>,
     /// Replaces the holders.
     pub operator_ids: Option<Vec<OperatorId>>,

@@ -97,8 +97,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             // No body reads as `{}`: optional-only requests need none, and a missing
             // required field is then reported by name.
             let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
+            // serde also reads a struct from an array of its fields in order
+            // (`[null, null]`); every body of this API is an object.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::BadRequest("invalid JSON body: expected a JSON object".into()));
+            }
             let de = &mut serde_json::Deserializer::from_slice(body);
-            serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
+            let first = serde_path_to_error::deserialize(de);
+            let retried = first.as_ref().err().and_then(|_| {
+                let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                integral_floats_to_integers(&mut value).then(|| serde_path_to_error::deserialize(value))
+            });
+            retried.unwrap_or(first).map(JsonBody).map_err(|e| {
                 let path = e.path().to_string();
                 match path.as_str() {
                     "." => ApiError::BadRequest(format!("invalid JSON body: {}", e.inner())),
@@ -106,5 +116,30 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
             })
         })
+    }
+}
+
+/// Rewrites numbers like `3.0` as `3`, returning whether any changed.
+///
+/// JSON Schema counts `3.0` as an integer and clients whose numbers are all
+/// floats (JavaScript, Python's `float`) send it; serde's integer types refuse
+/// it, so a body that failed to parse gets this second chance.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::{Number, Value};
+    match value {
+        Value::Number(n) => {
+            let integral = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0);
+            const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+            const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+            let converted = integral.and_then(|f| match f {
+                f if (0.0..TWO_POW_64).contains(&f) => Some(Number::from(f as u64)),
+                f if (-TWO_POW_63..0.0).contains(&f) => Some(Number::from(f as i64)),
+                _ => None,
+            });
+            converted.map(|c| *n = c).is_some()
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
     }
 }

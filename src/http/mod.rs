@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod reports;
+pub mod schema;
 pub mod ui;
 pub mod users;
 pub mod visitor;
@@ -30,46 +31,47 @@ pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result
     Option::<T>::deserialize(de).map(Some)
 }
 
-/// Registers every route.
+/// Registers every route. Each path is one `resource`, so a known path with the wrong
+/// method answers 405 with an `Allow` header rather than 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/api/openapi.json", web::get().to(openapi::document))
-        .route("/ws/agent", web::get().to(crate::ws::operator::agent))
-        .route("/ws/visitor", web::get().to(crate::ws::visitor::visitor))
+    cfg.service(web::resource("/healthz").get(ops::healthz))
+        .service(web::resource("/metrics").get(ops::metrics))
+        .service(web::resource("/api/openapi.json").get(openapi::document))
+        .service(web::resource("/ws/agent").get(crate::ws::operator::agent))
+        .service(web::resource("/ws/visitor").get(crate::ws::visitor::visitor))
         .configure(ui::configure)
         .service(
             web::scope("/api/v1")
-                .route("/auth/login", web::post().to(auth::login))
-                .route("/auth/logout", web::post().to(auth::logout))
+                .service(web::resource("/auth/login").post(auth::login))
+                .service(web::resource("/auth/logout").post(auth::logout))
                 .service(web::resource("/users").get(users::list).post(users::create))
                 .service(web::resource("/users/{id}").get(users::get).patch(users::update))
-                .route("/me", web::get().to(users::me))
-                .route("/me/preferences", web::patch().to(users::preferences))
-                .route("/me/presence", web::put().to(users::presence))
+                .service(web::resource("/me").get(users::me))
+                .service(web::resource("/me/preferences").patch(users::preferences))
+                .service(web::resource("/me/presence").put(users::presence))
                 .service(web::resource("/expertise").get(expertise::list).post(expertise::create))
                 .service(web::resource("/expertise/{id}").get(expertise::get).patch(expertise::update).delete(expertise::delete))
                 .service(web::resource("/channels").get(channels::list).post(channels::create))
                 .service(web::resource("/channels/{id}").get(channels::get).patch(channels::update).delete(channels::delete))
                 .service(web::resource("/chatbots").get(chatbots::list).post(chatbots::create))
                 .service(web::resource("/chatbots/{id}").get(chatbots::get).patch(chatbots::update).delete(chatbots::delete))
-                .route("/channels/{id}/sessions", web::post().to(visitor::open))
-                .route("/visitor/conversation", web::get().to(visitor::conversation))
-                .route("/visitor/messages", web::post().to(visitor::post_message))
-                .route("/visitor/leave", web::post().to(visitor::leave))
-                .route("/conversations", web::get().to(conversations::list))
-                .route("/conversations/{id}", web::get().to(conversations::get))
-                .route("/conversations/{id}/messages", web::post().to(conversations::post_message))
-                .route("/conversations/{id}/status", web::put().to(conversations::set_status))
-                .route("/conversations/{id}/expertise", web::put().to(conversations::set_expertise))
-                .route("/conversations/{id}/join", web::post().to(conversations::join))
-                .route("/conversations/{id}/leave", web::post().to(conversations::leave))
-                .route("/conversations/{id}/invite_candidates", web::get().to(conversations::invite_candidates))
-                .route("/conversations/{id}/invite", web::post().to(conversations::invite))
-                .route("/conversations/{id}/close", web::post().to(conversations::close))
-                .route("/direct", web::post().to(conversations::direct))
-                .route("/admin/snapshot", web::post().to(ops::snapshot))
-                .route("/reports/routing", web::get().to(reports::routing)),
+                .service(web::resource("/channels/{id}/sessions").post(visitor::open))
+                .service(web::resource("/visitor/conversation").get(visitor::conversation))
+                .service(web::resource("/visitor/messages").post(visitor::post_message))
+                .service(web::resource("/visitor/leave").post(visitor::leave))
+                .service(web::resource("/conversations").get(conversations::list))
+                .service(web::resource("/conversations/{id}").get(conversations::get))
+                .service(web::resource("/conversations/{id}/messages").post(conversations::post_message))
+                .service(web::resource("/conversations/{id}/status").put(conversations::set_status))
+                .service(web::resource("/conversations/{id}/expertise").put(conversations::set_expertise))
+                .service(web::resource("/conversations/{id}/join").post(conversations::join))
+                .service(web::resource("/conversations/{id}/leave").post(conversations::leave))
+                .service(web::resource("/conversations/{id}/invite_candidates").get(conversations::invite_candidates))
+                .service(web::resource("/conversations/{id}/invite").post(conversations::invite))
+                .service(web::resource("/conversations/{id}/close").post(conversations::close))
+                .service(web::resource("/direct").post(conversations::direct))
+                .service(web::resource("/admin/snapshot").post(ops::snapshot))
+                .service(web::resource("/reports/routing").get(reports::routing)),
         )
         .default_service(web::to(not_found));
 }

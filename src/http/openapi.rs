@@ -2,7 +2,10 @@
 //! annotations so it cannot drift from the code.
 
 use actix_web::HttpResponse;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{auth, channels, chatbots, conversations, expertise, ops, reports, users, visitor};
@@ -17,10 +20,53 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Rules that hold for every operation, stated once here instead of in 45 annotations.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_ref() else { return };
+        let components = components.clone();
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                document_bad_request(op);
+                if let Some(body) = op.request_body.as_mut() {
+                    mark_optional_when_empty_is_valid(body, &components);
+                }
+            }
+        }
+    }
+}
+
+/// Any operation answers 400 to a path id that is not a number, a bad query or malformed JSON.
+fn document_bad_request(op: &mut Operation) {
+    op.responses.responses.entry("400".into()).or_insert_with(|| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        ResponseBuilder::new().description("Malformed request").content("application/json", content).build().into()
+    });
+}
+
+/// An empty body reads as `{}` (see `JsonBody`), so a body whose fields are all
+/// optional may be left out; the document should say so.
+fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Components) {
+    let all_optional = body.content.values().all(|content| {
+        let schema = match &content.schema {
+            Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().and_then(|name| components.schemas.get(name)),
+            Some(inline) => Some(inline),
+            None => None,
+        };
+        matches!(schema, Some(RefOr::T(Schema::Object(object))) if object.required.is_empty())
+    });
+    if all_optional {
+        body.required = Some(Required::False);
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard", description = "Live chat for small support teams, with expertise-based routing."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Conventions),
     paths(
         ops::healthz, ops::metrics, ops::snapshot, reports::routing,
         crate::ws::operator::agent, crate::ws::visitor::visitor,

@@ -19,12 +19,22 @@ use crate::views::RoutingReport;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ReportQuery {
     /// Conversations created at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// … and before this one.
+    #[param(format = DateTime)]
     to: Option<String>,
     channel_id: Option<ChannelId>,
-    /// `csv` for CSV; JSON otherwise.
-    format: Option<String>,
+    /// `csv` for CSV, `json` for JSON; absent = by the `Accept` header.
+    #[param(inline)]
+    format: Option<ReportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Csv,
+    Json,
 }
 
 fn time(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, InvalidField> {
@@ -33,7 +43,8 @@ fn time(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, I
 
 /// The routing report: does skills routing work, per expertise and per operator.
 #[utoipa::path(get, path = "/api/v1/reports/routing", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, body = RoutingReport, description = "JSON, or CSV (`text/csv`) on request"), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "JSON, or CSV (`text/csv`) on request",
+                content((RoutingReport = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn routing(
     hub: web::Data<Hub>,
@@ -44,10 +55,9 @@ pub async fn routing(
     let scope = Scope { from: time("from", query.from.as_deref())?, to: time("to", query.to.as_deref())?, channel: query.channel_id };
     let report = hub.routing_report(scope).await?;
     let accepts_csv = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
-    Ok(match query.format.as_deref() {
-        Some("csv") => csv(&report),
-        Some("json") => HttpResponse::Ok().json(report),
-        Some(other) => return Err(InvalidField::new("format", format!("{other:?} is neither csv nor json")).into()),
+    Ok(match query.format {
+        Some(ReportFormat::Csv) => csv(&report),
+        Some(ReportFormat::Json) => HttpResponse::Ok().json(report),
         None if accepts_csv => csv(&report),
         None => HttpResponse::Ok().json(report),
     })

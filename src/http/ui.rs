@@ -44,9 +44,9 @@ const PAGE_POLICY: &str =
 /// Registers a route per embedded file.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for asset in ASSETS {
-        cfg.route(asset.path, web::get().to(move || async move { serve(asset) }));
+        cfg.service(web::resource(asset.path).get(move || async move { serve(asset) }));
     }
-    cfg.route("/demo", web::get().to(demo));
+    cfg.service(web::resource("/demo").get(demo));
 }
 
 fn serve(asset: &Asset) -> HttpResponse {

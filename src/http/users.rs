@@ -19,14 +19,19 @@ use crate::views::UserView;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUser {
+    #[schema(schema_with = super::schema::login)]
     pub login: String,
+    #[schema(schema_with = super::schema::name)]
     pub name: String,
+    #[schema(schema_with = super::schema::password)]
     pub password: String,
     /// Defaults to `user`.
     #[serde(default = "default_role")]
     pub role: Role,
     #[serde(default)]
+    #[schema(schema_with = super::schema::language_list)]
     pub languages: Vec<String>,
+    #[schema(schema_with = super::schema::country_or_null)]
     pub country: Option<String>,
 }
 
@@ -36,13 +41,16 @@ fn default_role() -> Role {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateUser {
+    #[schema(schema_with = super::schema::name_or_null)]
     pub name: Option<String>,
+    #[schema(schema_with = super::schema::password_or_null)]
     pub password: Option<String>,
     pub role: Option<Role>,
+    #[schema(schema_with = super::schema::language_list_or_null)]
     pub languages: Option<Vec<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::country_or_null)]
     pub country: Option<Option<String>>,
     pub expertise_ids: Option<Vec<ExpertiseId>>,
 }
@@ -50,9 +58,10 @@ pub struct UpdateUser {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdatePreferences {
     pub expertise_ids: Option<Vec<ExpertiseId>>,
+    #[schema(schema_with = super::schema::language_list_or_null)]
     pub languages: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::country_or_null)]
     pub country: Option<Option<String>>,
 }
 
@@ -62,14 +71,13 @@ pub struct PresenceRequest {
 }
 
 /// Longest login name.
-const MAX_LOGIN_CHARS: usize = 100;
+pub const MAX_LOGIN_CHARS: usize = 100;
 
 fn check_login(login: &str) -> Result<String, ApiError> {
-    let login = text::bounded("login", login, MAX_LOGIN_CHARS)?;
     if login.chars().any(char::is_whitespace) {
         return Err(ApiError::BadRequest("`login` must not contain spaces".into()));
     }
-    Ok(login)
+    Ok(text::bounded("login", login, MAX_LOGIN_CHARS)?)
 }
 
 async fn hash(password: String) -> Result<String, ApiError> {

@@ -16,13 +16,17 @@ use crate::views::VisitorConversationView;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OpenSession {
+    #[schema(schema_with = super::schema::name_or_null)]
     pub visitor_name: Option<String>,
+    #[schema(schema_with = super::schema::language_or_null)]
     pub lang: Option<String>,
+    #[schema(schema_with = super::schema::country_or_null)]
     pub country: Option<String>,
     /// Wanted expertise: routing prefers operators holding it.
     #[serde(default)]
     pub expertise_ids: Vec<ExpertiseId>,
     /// A stable anonymous id kept by the widget; same key = same visitor (routing rule 1).
+    #[schema(schema_with = super::schema::visitor_key_or_null)]
     pub visitor_key: Option<String>,
 }
 

@@ -8,6 +8,7 @@ mod chatbot;
 mod conversations;
 mod crash;
 mod directory;
+mod fuzz;
 mod invite;
 mod loadgen;
 mod looking_for_help;

@@ -1,0 +1,78 @@
+//! JSON Schemas of the text rules in `domain::text`, for request fields in the
+//! OpenAPI document (`#[schema(schema_with = …)]`).
+//!
+//! They state the rules exactly — a value the schema allows is accepted, one it
+//! forbids is refused — so a client generated from the document, or a fuzzer
+//! such as schemathesis, meets no surprise 400.
+
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+
+use super::users::MAX_LOGIN_CHARS;
+use crate::auth::MAX_PASSWORD_CHARS;
+use crate::domain::text::{MAX_NAME_CHARS, WHITESPACE};
+use crate::hub::MAX_VISITOR_KEY_CHARS;
+
+const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
+const COUNTRY_PATTERN: &str = "^[A-Za-z]{2}$";
+
+fn text(max_chars: usize, pattern: Option<String>, nullable: bool) -> RefOr<Schema> {
+    let kind: SchemaType = if nullable { [Type::String, Type::Null].into_iter().collect() } else { Type::String.into() };
+    ObjectBuilder::new().schema_type(kind).min_length(Some(1)).max_length(Some(max_chars)).pattern(pattern).into()
+}
+
+/// At least one character that is not whitespace (names are trimmed).
+fn not_blank() -> Option<String> {
+    Some(format!("[^{WHITESPACE}]"))
+}
+
+fn languages(nullable: bool) -> RefOr<Schema> {
+    let kind: SchemaType = if nullable { [Type::Array, Type::Null].into_iter().collect() } else { Type::Array.into() };
+    ArrayBuilder::new().schema_type(kind).items(language()).into()
+}
+
+pub fn name() -> RefOr<Schema> {
+    text(MAX_NAME_CHARS, not_blank(), false)
+}
+
+pub fn name_or_null() -> RefOr<Schema> {
+    text(MAX_NAME_CHARS, not_blank(), true)
+}
+
+pub fn login() -> RefOr<Schema> {
+    text(MAX_LOGIN_CHARS, Some(format!("^[^{WHITESPACE}]*$")), false)
+}
+
+pub fn password() -> RefOr<Schema> {
+    text(MAX_PASSWORD_CHARS, None, false)
+}
+
+pub fn password_or_null() -> RefOr<Schema> {
+    text(MAX_PASSWORD_CHARS, None, true)
+}
+
+pub fn visitor_key_or_null() -> RefOr<Schema> {
+    text(MAX_VISITOR_KEY_CHARS, not_blank(), true)
+}
+
+pub fn language() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(LANGUAGE_PATTERN)).into()
+}
+
+pub fn language_or_null() -> RefOr<Schema> {
+    let kind: SchemaType = [Type::String, Type::Null].into_iter().collect();
+    ObjectBuilder::new().schema_type(kind).pattern(Some(LANGUAGE_PATTERN)).into()
+}
+
+pub fn language_list() -> RefOr<Schema> {
+    languages(false)
+}
+
+pub fn language_list_or_null() -> RefOr<Schema> {
+    languages(true)
+}
+
+pub fn country_or_null() -> RefOr<Schema> {
+    let kind: SchemaType = [Type::String, Type::Null].into_iter().collect();
+    ObjectBuilder::new().schema_type(kind).pattern(Some(COUNTRY_PATTERN)).into()
+}
