@@ -100,7 +100,7 @@ struct Cli {
     /// Seed a sample team: operators alice, bob, carol, dave (password `demo`) and a "Website" channel.
     #[arg(long, env = "SWITCHBOARD_DEMO")]
     demo: bool,
-    /// Password of the `admin` user created on first start (default: random, printed once).
+    /// Password of the `admin` user created on first start (default: random, written to `<data-dir>/initial-admin-password`).
     #[arg(long = "admin-password", env = "SWITCHBOARD_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
     /// HTTP worker threads (default: number of cores).

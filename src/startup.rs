@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix::Actor;
@@ -27,6 +28,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::{self, Store};
+use crate::telemetry::RequestSpan;
 use crate::ws::ConnectionSlots;
 use crate::{demo, http, shutdown};
 
@@ -39,8 +41,14 @@ pub struct Application {
     hub: web::Data<Hub>,
 }
 
-/// Creates the `admin` user; with no configured password, a random one is logged once.
-fn seed_admin(directory: &mut Directory, password: Option<String>) -> anyhow::Result<()> {
+/// The file a generated admin password is written to, inside the data directory.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Creates the `admin` user. With no configured password a random one is
+/// written to `INITIAL_PASSWORD_FILE` (readable by the owner only) and the log
+/// says where: a password must never be in the logs, which often end up in a
+/// shared log store.
+fn seed_admin(directory: &mut Directory, password: Option<String>, data_dir: &Path) -> anyhow::Result<()> {
     let (password, generated) = match password {
         Some(p) => (p, false),
         None => {
@@ -60,9 +68,22 @@ fn seed_admin(directory: &mut Directory, password: Option<String>) -> anyhow::Re
     };
     directory.create_operator(admin).context("creating the admin user")?;
     if generated {
-        tracing::warn!("first start: created user `admin` with password {password} (set SWITCHBOARD_ADMIN_PASSWORD to choose it)");
+        let path = data_dir.join(INITIAL_PASSWORD_FILE);
+        write_private(&path, &password).with_context(|| format!("writing {}", path.display()))?;
+        tracing::warn!(
+            "first start: created user `admin`; its password is in {} (or set SWITCHBOARD_ADMIN_PASSWORD to choose it)",
+            path.display()
+        );
     }
     Ok(())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    writeln!(file, "{contents}")?;
+    file.sync_all()
 }
 
 impl Application {
@@ -83,7 +104,7 @@ impl Application {
         let fresh = state.directory.is_none();
         let mut directory = state.directory.as_ref().map(Directory::from).unwrap_or_default();
         if fresh {
-            seed_admin(&mut directory, config.admin_password.clone())?;
+            seed_admin(&mut directory, config.admin_password.clone(), dir)?;
             if config.demo {
                 demo::seed(&mut directory)?;
             }
@@ -142,7 +163,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(http::path_error))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
                 .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(http::configure)
         })
         .listen(listener)?

@@ -4,14 +4,13 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::support::ServerProcess;
 
 /// Kills per run; each cycle runs a few hundred milliseconds of load.
 const KILLS: usize = 20;
@@ -29,44 +28,9 @@ impl Rng {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(dir: &TempDir) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["--bind", "127.0.0.1:0", "--snapshot-interval-s", "1", "--workers", "2"])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("SWITCHBOARD_ADMIN_PASSWORD", "crash-pass")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keep draining the log, or the server would block on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-                }
-                if line.contains("ERROR") || line.contains("WARN") {
-                    eprintln!("server: {line}");
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server says where it listens");
-        Server { child, base: format!("http://{addr}") }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("the killed server is reaped");
-    }
+fn crash_server(dir: &TempDir) -> ServerProcess {
+    let args = ["--snapshot-interval-s", "1", "--workers", "2"];
+    ServerProcess::start(dir.path(), &args, &[("SWITCHBOARD_ADMIN_PASSWORD", "crash-pass"), ("RUST_LOG", "info")])
 }
 
 /// Everything the server acknowledged.
@@ -95,7 +59,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     let http = reqwest::Client::new();
     let acked = Rc::new(RefCell::new(Acked::default()));
 
-    let server = Server::start(&dir);
+    let server = crash_server(&dir);
     let login = json!({"login": "admin", "password": "crash-pass"});
     let admin =
         post(&http, format!("{}/api/v1/auth/login", server.base), "", login).await.expect("login")["token"].as_str().unwrap().to_owned();
@@ -137,7 +101,7 @@ async fn every_acknowledged_write_survives_sigkill() {
             let _ = actix_rt::time::timeout(Duration::from_secs(5), task).await;
         }
 
-        let restarted = Server::start(&dir);
+        let restarted = crash_server(&dir);
         let expected = std::mem::take(&mut *acked.borrow_mut());
         verify(&http, &restarted.base, &admin, &visitors, &expected, cycle).await;
         *acked.borrow_mut() = expected;

@@ -83,3 +83,74 @@ async fn pages_forbid_inline_script() {
         assert!(!res.text().await.unwrap().contains("<script>"), "no inline script in {page}");
     }
 }
+
+/// Runs the real binary at `RUST_LOG=debug` through logins (right and wrong),
+/// a password change, console and widget WebSockets (whose URLs carry tokens),
+/// a forged token and a logout; no password or token may appear in its log.
+#[actix_rt::test]
+async fn no_secret_reaches_the_log() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = crate::support::ServerProcess::start(dir.path(), &["--workers", "1"], &[("RUST_LOG", "debug")]);
+    let password_file = dir.path().join("initial-admin-password");
+    let admin_password = std::fs::read_to_string(&password_file).expect("the generated password is in the data dir");
+    let admin_password = admin_password.trim().to_owned();
+    assert_eq!(std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>| {
+        let mut req = http.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let res = req.send().await.expect("the server answers");
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let login = |login: &'static str, password: String| {
+        call(reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"login": login, "password": password})))
+    };
+
+    let mut secrets = vec![admin_password.clone(), "wrong-Secret-1".to_owned(), "ann-Secret-22".to_owned(), "ann-Secret-333".to_owned()];
+    let (status, _) = login("admin", "wrong-Secret-1".into()).await;
+    assert_eq!(status, 401);
+    let admin = login("admin", admin_password).await.1["token"].as_str().unwrap().to_owned();
+    let body = json!({"login": "ann", "name": "Ann", "password": "ann-Secret-22"});
+    let (status, ann) = call(reqwest::Method::POST, "/api/v1/users", Some(&admin), Some(body)).await;
+    assert_eq!(status, 201);
+    let ann_id = ann["id"].as_u64().unwrap();
+    let first = login("ann", "ann-Secret-22".into()).await.1["token"].as_str().unwrap().to_owned();
+    let body = json!({"password": "ann-Secret-333"});
+    assert_eq!(call(reqwest::Method::PATCH, &format!("/api/v1/users/{ann_id}"), Some(&admin), Some(body)).await.0, 200);
+    let ann_token = login("ann", "ann-Secret-333".into()).await.1["token"].as_str().unwrap().to_owned();
+    let forged = "f".repeat(64);
+    assert_eq!(call(reqwest::Method::GET, "/api/v1/me", Some(&forged), None).await.0, 401);
+
+    let body = json!({"name": "Web", "operator_ids": [ann_id]});
+    let channel = call(reqwest::Method::POST, "/api/v1/channels", Some(&admin), Some(body)).await.1["id"].as_u64().unwrap();
+    let (_, session) = call(reqwest::Method::POST, &format!("/api/v1/channels/{channel}/sessions"), None, Some(json!({}))).await;
+    let visitor = session["visitor_token"].as_str().unwrap().to_owned();
+    let ws = base.replace("http://", "ws://");
+    let (mut console, _) = tokio_tungstenite::connect_async(format!("{ws}/ws/agent?token={ann_token}")).await.expect("console socket");
+    let (mut widget, _) = tokio_tungstenite::connect_async(format!("{ws}/ws/visitor?token={visitor}")).await.expect("widget socket");
+    let refused = tokio_tungstenite::connect_async(format!("{ws}/ws/agent?token={forged}")).await;
+    assert!(refused.is_err(), "a forged token opens no console");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = futures_util::SinkExt::close(&mut console).await;
+    let _ = futures_util::SinkExt::close(&mut widget).await;
+    assert_eq!(call(reqwest::Method::POST, "/api/v1/auth/logout", Some(&admin), None).await.0, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    secrets.extend([admin, first, ann_token, forged, visitor]);
+    let log = server.log();
+    assert!(log.contains("/ws/agent") && log.contains("initial-admin-password"), "the log records requests:\n{log}");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "secret {secret:?} is in the log:\n{log}");
+    }
+}

@@ -355,3 +355,68 @@ impl WsClient {
         let _ = self.stream.close(None).await;
     }
 }
+
+/// The real `switchboard` binary as a child process on 127.0.0.1:0, for tests
+/// that kill it or read its log. Dropping it kills it.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+    log: std::sync::Arc<parking_lot::Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `--data-dir dir`, `args` and `env`; returns once it listens.
+    pub fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--bind", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let log = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        // Keep draining the log, or the server would block on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+                if line.contains("ERROR") || line.contains("WARN") {
+                    eprintln!("server: {line}");
+                }
+                let mut log = kept.lock();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server says where it listens");
+        ServerProcess { child, base: format!("http://{addr}"), log }
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().clone()
+    }
+
+    /// `SIGKILL`, then reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the killed server is reaped");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
