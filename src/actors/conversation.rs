@@ -22,7 +22,7 @@ use crate::domain::conversation::{
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
-use crate::persist::records::{ConversationV1, HeaderV1, MessageV1, RecordV1};
+use crate::persist::records::Journaled;
 use crate::persist::Captured;
 use crate::persist::StoreError;
 use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
@@ -42,8 +42,8 @@ pub struct ConversationActor {
     /// The visitor's bearer token, stored with the conversation so a widget
     /// finds it again after a restart.
     visitor_token: Option<String>,
-    /// What the journal already holds; `None` until the conversation's first record.
-    journaled: Option<Journaled>,
+    /// What the journal already holds of the conversation.
+    journaled: Journaled,
     /// Number of the last record sent to the journal, and of the last known durable.
     journal_seq: u64,
     durable_seq: u64,
@@ -51,11 +51,6 @@ pub struct ConversationActor {
     /// order, tagged with that record's number (`PENDING`: not committed yet).
     /// Nobody hears of a message that a crash could still take back.
     outbox: VecDeque<(u64, Effect)>,
-}
-
-struct Journaled {
-    messages: usize,
-    header: HeaderV1,
 }
 
 type Effect = Box<dyn FnOnce(&mut ConversationActor)>;
@@ -104,7 +99,7 @@ enum Arrival {
 impl ConversationActor {
     /// `restored`: the conversation comes from disk, so the journal already has it.
     pub fn new(conversation: Conversation, core: Arc<Core>, visitor_token: Option<String>, restored: bool) -> ConversationActor {
-        let journaled = restored.then(|| Journaled { messages: conversation.messages().len(), header: HeaderV1::from(&conversation) });
+        let journaled = if restored { Journaled::holding(&conversation) } else { Journaled::Nothing };
         ConversationActor {
             conversation,
             core,
@@ -127,18 +122,7 @@ impl ConversationActor {
     /// Journals what changed since the last record (nothing if nothing did);
     /// resolves once it is durable, after releasing the notifications it covers.
     fn commit(&mut self) -> ResponseActFuture<Self, Result<(), StoreError>> {
-        let header = HeaderV1::from(&self.conversation);
-        let count = self.conversation.messages().len();
-        let record = match &self.journaled {
-            None => Some(RecordV1::ConversationStarted(Box::new(ConversationV1::new(&self.conversation, self.visitor_token.as_deref())))),
-            Some(j) if j.messages == count && j.header == header => None,
-            Some(j) => Some(RecordV1::ConversationChanged {
-                id: self.conversation.id.0,
-                header: (j.header != header).then(|| header.clone()),
-                messages: self.conversation.messages()[j.messages..].iter().map(|m| MessageV1::from(&**m)).collect(),
-            }),
-        };
-        self.journaled = Some(Journaled { messages: count, header });
+        let record = self.journaled.catch_up(&self.conversation, self.visitor_token.as_deref());
         let durable = record.map(|record| {
             self.journal_seq += 1;
             self.core.store.journal.append(&record)
@@ -868,7 +852,10 @@ impl Handler<AttachVisitor> for ConversationActor {
         // exactly the events that came after it, none twice.
         let session = msg.session;
         self.once_durable(move |act| {
-            act.visitors.retain(|s| !s.same_session(&session));
+            // Sessions that ended are dropped here too: an idle conversation
+            // gets no event to find them by, and a widget reconnecting on every
+            // page load would otherwise pile them up.
+            act.visitors.retain(|s| !s.is_closed() && !s.same_session(&session));
             act.visitors.push(session);
             greeting
         })

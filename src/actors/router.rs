@@ -17,7 +17,7 @@ use super::operator::Deliver;
 use super::Core;
 use crate::domain::assignment::{pick_operator, Candidate, Need, Pick, Rule};
 use crate::domain::conversation::{Assignment, Conversation, Kind, LeaveReason, Status};
-use crate::domain::directory::RoutingOptions;
+use crate::domain::directory::{Channel, Directory, RoutingOptions};
 use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
@@ -39,6 +39,47 @@ struct Live {
     active_chats: u32,
     /// Sequence number of the last assignment (0 = never): the second tie-break.
     last_assigned: u64,
+}
+
+impl Live {
+    fn add_load(&mut self, channel: ChannelId) {
+        *self.per_channel.entry(channel).or_default() += 1;
+        self.active_chats += 1;
+    }
+
+    fn remove_load(&mut self, channel: ChannelId) {
+        if let Some(load) = self.per_channel.get_mut(&channel) {
+            *load = load.saturating_sub(1);
+        }
+        self.active_chats = self.active_chats.saturating_sub(1);
+    }
+}
+
+/// The operators of `channel` who may take one more of its conversations:
+/// online, under the channel's `max_sessions`, and not `exclude`.
+fn candidates<'a>(
+    directory: &'a Directory,
+    channel: &Channel,
+    operators: &HashMap<OperatorId, Live>,
+    exclude: Option<OperatorId>,
+) -> Vec<Candidate<'a>> {
+    let candidate = |id: OperatorId| {
+        let live = operators.get(&id)?;
+        let load = live.per_channel.get(&channel.id).copied().unwrap_or(0);
+        if live.presence != Presence::Online || channel.max_sessions.is_some_and(|max| load >= max) {
+            return None;
+        }
+        let operator = directory.operator(id)?;
+        Some(Candidate {
+            id,
+            languages: &operator.languages,
+            country: operator.country.as_deref(),
+            expertise: &operator.expertise_ids,
+            active_chats: live.active_chats,
+            last_assigned: live.last_assigned,
+        })
+    };
+    channel.operator_ids.iter().filter(|&&id| Some(id) != exclude).filter_map(|&id| candidate(id)).collect()
 }
 
 /// What routing needs to know about the visitor.
@@ -178,23 +219,7 @@ impl RouterActor {
             return Decision::NoCandidate;
         };
         let previous = need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied());
-        let candidates = channel_def.operator_ids.iter().filter(|&&id| Some(id) != exclude).filter_map(|&id| {
-            let live = self.operators.get(&id)?;
-            let load = live.per_channel.get(&channel).copied().unwrap_or(0);
-            if live.presence != Presence::Online || channel_def.max_sessions.is_some_and(|max| load >= max) {
-                return None;
-            }
-            let operator = directory.operator(id)?;
-            Some(Candidate {
-                id,
-                languages: &operator.languages,
-                country: operator.country.as_deref(),
-                expertise: &operator.expertise_ids,
-                active_chats: live.active_chats,
-                last_assigned: live.last_assigned,
-            })
-        });
-        let candidates: Vec<Candidate> = candidates.collect();
+        let candidates = candidates(&directory, channel_def, &self.operators, exclude);
         let wanted = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
         let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {
             return Decision::NoCandidate;
@@ -214,17 +239,12 @@ impl RouterActor {
     }
 
     fn add_load(&mut self, operator: OperatorId, channel: ChannelId) {
-        let live = self.operators.entry(operator).or_default();
-        *live.per_channel.entry(channel).or_default() += 1;
-        live.active_chats += 1;
+        self.operators.entry(operator).or_default().add_load(channel);
     }
 
     fn remove_load(&mut self, operator: OperatorId, channel: ChannelId) {
         if let Some(live) = self.operators.get_mut(&operator) {
-            if let Some(load) = live.per_channel.get_mut(&channel) {
-                *load = load.saturating_sub(1);
-            }
-            live.active_chats = live.active_chats.saturating_sub(1);
+            live.remove_load(channel);
         }
     }
 
@@ -744,5 +764,101 @@ impl Handler<ListBoard> for RouterActor {
     fn handle(&mut self, msg: ListBoard, _: &mut Context<Self>) -> Self::Result {
         let directory = self.core.directory.read();
         MessageResult(self.board_for(directory.operator(msg.operator).map(|op| &op.expertise_ids)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::directory::{NewChannel, NewOperator};
+    use crate::domain::operator::Role;
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        /// A visitor (language, country) asks for an operator.
+        Route(Option<&'static str>, Option<&'static str>),
+        /// The `n`-th open conversation ends.
+        Close(usize),
+        Presence(usize, Presence),
+    }
+
+    fn event(operators: usize) -> impl Strategy<Value = Event> {
+        let presence = prop::sample::select(vec![Presence::Online, Presence::Away, Presence::Offline]);
+        prop_oneof![
+            4 => (prop::option::of(prop::sample::select(vec!["en", "fr"])), prop::option::of(prop::sample::select(vec!["BE", "FR"])))
+                .prop_map(|(lang, country)| Event::Route(lang, country)),
+            2 => (0..64usize).prop_map(Event::Close),
+            1 => (0..operators, presence).prop_map(|(i, p)| Event::Presence(i, p)),
+        ]
+    }
+
+    fn setting() -> impl Strategy<Value = (Vec<(bool, bool)>, Option<u32>, Vec<Event>)> {
+        (1..8usize, prop::option::of(1..4u32))
+            .prop_flat_map(|(n, max)| (prop::collection::vec(any::<(bool, bool)>(), n), Just(max), prop::collection::vec(event(n), 0..80)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Over any sequence of requests, closings and presence changes, the
+        /// router's choice is always an online operator of the channel below
+        /// `max_sessions`, so no operator ever holds more than `max_sessions`.
+        #[test]
+        fn routing_never_exceeds_capacity_nor_picks_an_absent_operator((profiles, max, events) in setting()) {
+            let mut directory = Directory::default();
+            let mut ids = BTreeSet::new();
+            for (i, (french, belgian)) in profiles.iter().enumerate() {
+                let new = NewOperator {
+                    login: format!("op{i}"),
+                    name: format!("Op {i}"),
+                    password_hash: String::new(),
+                    role: Role::User,
+                    languages: vec![if *french { "fr" } else { "en" }.to_owned()],
+                    country: belgian.then(|| "BE".to_owned()),
+                };
+                ids.insert(directory.create_operator(new).unwrap().id);
+            }
+            let new = NewChannel { name: "Web".into(), operator_ids: ids.clone(), max_sessions: max, chatbot_id: None, options: RoutingOptions::default() };
+            let channel = directory.create_channel(new).unwrap().clone();
+            let ids: Vec<OperatorId> = ids.into_iter().collect();
+            let mut live: HashMap<OperatorId, Live> = ids.iter().map(|&id| (id, Live::default())).collect();
+            let mut open: Vec<OperatorId> = Vec::new();
+            let nobody = BTreeSet::new();
+            for event in events {
+                match event {
+                    Event::Route(lang, country) => {
+                        let found = candidates(&directory, &channel, &live, None);
+                        let need = Need { previous: None, lang, country, expertise: &nobody };
+                        if let Some(pick) = pick_operator(&need, found.iter().copied()) {
+                            let chosen = &live[&pick.operator];
+                            prop_assert_eq!(chosen.presence, Presence::Online);
+                            prop_assert!(max.is_none_or(|m| chosen.per_channel.get(&channel.id).copied().unwrap_or(0) < m));
+                            live.get_mut(&pick.operator).unwrap().add_load(channel.id);
+                            open.push(pick.operator);
+                        } else {
+                            // Nobody picked only when nobody online has room.
+                            let room = ids.iter().any(|id| {
+                                let l = &live[id];
+                                l.presence == Presence::Online && max.is_none_or(|m| l.per_channel.get(&channel.id).copied().unwrap_or(0) < m)
+                            });
+                            prop_assert!(!room);
+                        }
+                    }
+                    Event::Close(n) if !open.is_empty() => {
+                        let operator = open.remove(n % open.len());
+                        live.get_mut(&operator).unwrap().remove_load(channel.id);
+                    }
+                    Event::Close(_) => {}
+                    Event::Presence(i, presence) => live.get_mut(&ids[i]).unwrap().presence = presence,
+                }
+                for (id, l) in &live {
+                    let load = l.per_channel.get(&channel.id).copied().unwrap_or(0);
+                    prop_assert!(max.is_none_or(|m| load <= m), "{:?} holds {} > {:?}", id, load, max);
+                    prop_assert_eq!(load as usize, open.iter().filter(|&&o| o == *id).count());
+                }
+            }
+        }
     }
 }

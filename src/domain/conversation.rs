@@ -592,13 +592,13 @@ impl Conversation {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const ANN: OperatorId = OperatorId(1);
     const BOB: OperatorId = OperatorId(2);
 
-    fn visitor() -> Visitor {
+    pub(crate) fn visitor() -> Visitor {
         Visitor { name: "V".into(), lang: None, country: None, key: None }
     }
 
@@ -694,13 +694,14 @@ mod tests {
         assert_eq!(c.members(), [BOB]);
     }
 
-    mod properties {
+    /// Random command sequences, shared with the journal replay property in `persist`.
+    pub(crate) mod properties {
         use proptest::prelude::*;
 
         use super::*;
 
         #[derive(Clone, Debug)]
-        enum Command {
+        pub(crate) enum Command {
             VisitorPost,
             OperatorPost(u64),
             SetStatus(u64, RequestedStatus),
@@ -712,7 +713,7 @@ mod tests {
             Enqueue,
         }
 
-        fn command() -> impl Strategy<Value = Command> {
+        pub(crate) fn command() -> impl Strategy<Value = Command> {
             let op = 1u64..4;
             let requested = prop::sample::select(vec![RequestedStatus::InProgress, RequestedStatus::Waiting, RequestedStatus::NeedHelp]);
             prop_oneof![
@@ -728,7 +729,7 @@ mod tests {
             ]
         }
 
-        fn apply(c: &mut Conversation, command: &Command) {
+        pub(crate) fn apply(c: &mut Conversation, command: &Command) {
             let author = |kind| Author { kind, id: None, name: "x".into() };
             let _ = match *command {
                 Command::VisitorPost => c.post(Poster::Visitor, author(AuthorKind::Visitor), "hi", None, 100).map(drop),

@@ -359,3 +359,124 @@ impl Store {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::journal::{segment_path, FsyncMode};
+    use super::records::Journaled;
+    use super::*;
+    use crate::domain::conversation::tests::properties::{apply, command, Command};
+    use crate::domain::conversation::tests::visitor;
+    use crate::domain::{ChannelId, ConversationId};
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Conversation(usize, Command),
+        Issue(usize, u64),
+        Revoke(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..3usize, command()).prop_map(|(i, c)| Step::Conversation(i, c)),
+            1 => (0..4usize, 1..4u64).prop_map(|(t, o)| Step::Issue(t, o)),
+            1 => (0..4usize).prop_map(Step::Revoke),
+        ]
+    }
+
+    /// The state recovery must give back.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Expected {
+        tokens: HashMap<String, u64>,
+        conversations: BTreeMap<u64, ConversationV1>,
+    }
+
+    /// Plays `steps` on live conversations, journaling each change as the actor
+    /// does; returns the records and the state after each (`[0]` = empty).
+    fn play(steps: &[Step]) -> (Vec<RecordV1>, Vec<Expected>) {
+        let mut live: Vec<Option<(Conversation, Journaled)>> = vec![None, None, None];
+        let mut now = Expected::default();
+        let (mut records, mut expected) = (Vec::new(), vec![now.clone()]);
+        let visitor_token = |i: usize| format!("visitor-{i}");
+        for step in steps {
+            let record = match step {
+                Step::Conversation(i, command) => {
+                    let (c, journaled) = live[*i].get_or_insert_with(|| {
+                        let id = ConversationId(*i as u64 + 1);
+                        (Conversation::livechat(id, ChannelId(1), visitor(), BTreeSet::new(), None), Journaled::Nothing)
+                    });
+                    apply(c, command);
+                    let record = journaled.catch_up(c, Some(&visitor_token(*i)));
+                    now.conversations.insert(c.id.0, ConversationV1::new(c, Some(&visitor_token(*i))));
+                    record
+                }
+                Step::Issue(t, operator_id) => {
+                    now.tokens.insert(format!("token-{t}"), *operator_id);
+                    Some(RecordV1::TokenIssued { token: format!("token-{t}"), operator_id: *operator_id })
+                }
+                Step::Revoke(t) => {
+                    now.tokens.remove(&format!("token-{t}"));
+                    Some(RecordV1::TokenRevoked { token: format!("token-{t}") })
+                }
+            };
+            if let Some(record) = record {
+                records.push(record);
+                expected.push(now.clone());
+            }
+        }
+        (records, expected)
+    }
+
+    /// Writes `records` through the real journal writer; returns the segment's bytes.
+    fn journal_bytes(records: &[RecordV1]) -> Vec<u8> {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (journal, writer) = Journal::start(dir.path(), 1, FsyncMode::Batch, Duration::from_millis(1)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            for record in records {
+                journal.append(record).await.unwrap();
+            }
+        });
+        drop(journal);
+        writer.join().unwrap();
+        fs::read(segment_path(dir.path(), 1)).unwrap()
+    }
+
+    fn recover_prefix(bytes: &[u8]) -> Expected {
+        let dir = tempfile::TempDir::new().unwrap();
+        fs::write(segment_path(dir.path(), 1), bytes).unwrap();
+        let state = recover(dir.path()).unwrap().state;
+        assert!(state.directory.is_none());
+        Expected { tokens: state.tokens, conversations: state.conversations }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Replaying any prefix of a journal — cut at a record boundary, or
+        /// inside a record as a crash would leave it — gives the state after
+        /// the last whole record.
+        #[test]
+        fn any_journal_prefix_replays_to_the_state_at_that_point(
+            steps in prop::collection::vec(step(), 1..30),
+            tear in any::<prop::sample::Index>(),
+        ) {
+            let (records, expected) = play(&steps);
+            let bytes = journal_bytes(&records);
+            let mut end = SEGMENT_HEADER;
+            for (k, record) in records.iter().enumerate() {
+                prop_assert_eq!(recover_prefix(&bytes[..end]), expected[k].clone(), "cut after {} records", k);
+                let len = frame::FRAME_HEADER + encode(record).len();
+                let torn = end + 1 + tear.index(len - 1);
+                prop_assert_eq!(recover_prefix(&bytes[..torn]), expected[k].clone(), "torn inside record {}", k + 1);
+                end += len;
+            }
+            prop_assert_eq!(end, bytes.len());
+            prop_assert_eq!(recover_prefix(&bytes), expected[records.len()].clone());
+        }
+    }
+}

@@ -516,6 +516,39 @@ impl ConversationV1 {
     }
 }
 
+/// What the journal holds of one conversation, so each record carries only
+/// what changed since the last (the actor's commits and the replay tests share it).
+#[derive(Clone, Debug)]
+pub enum Journaled {
+    Nothing,
+    UpTo { messages: usize, header: HeaderV1 },
+}
+
+impl Journaled {
+    /// The journal (or a snapshot) holds `c` as it is.
+    pub fn holding(c: &Conversation) -> Journaled {
+        Journaled::UpTo { messages: c.messages().len(), header: HeaderV1::from(c) }
+    }
+
+    /// The record that brings the journal up to date with `c` (none when it
+    /// is), counted as written.
+    pub fn catch_up(&mut self, c: &Conversation, visitor_token: Option<&str>) -> Option<RecordV1> {
+        let header = HeaderV1::from(c);
+        let count = c.messages().len();
+        let record = match &*self {
+            Journaled::Nothing => Some(RecordV1::ConversationStarted(Box::new(ConversationV1::new(c, visitor_token)))),
+            Journaled::UpTo { messages, header: held } if *messages == count && *held == header => None,
+            Journaled::UpTo { messages, header: held } => Some(RecordV1::ConversationChanged {
+                id: c.id.0,
+                header: (*held != header).then(|| header.clone()),
+                messages: c.messages()[*messages..].iter().map(|m| MessageV1::from(&**m)).collect(),
+            }),
+        };
+        *self = Journaled::UpTo { messages: count, header };
+        record
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

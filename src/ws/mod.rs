@@ -77,6 +77,11 @@ impl<E> SessionTx<E> {
         }
     }
 
+    /// Whether the session has ended (its socket closed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Whether both handles feed the same session.
     pub fn same_session(&self, other: &SessionTx<E>) -> bool {
         Arc::ptr_eq(&self.kill, &other.kill)
