@@ -5,6 +5,7 @@
 //! loadgen run  --server http://127.0.0.1:8080 --admin-password … --visitors 500 --ramp 10s
 //! loadgen echo-server --bind 127.0.0.1:9001
 //! loadgen echo --url ws://127.0.0.1:9001 --connections 100 --duration 10s
+//! loadgen churn --server-pid $(pgrep -n switchboard) --sessions 10000 --cycles 5
 //! ```
 //!
 //! Traffic goes to loopback only and every run is bounded in time and count.
@@ -27,6 +28,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+mod churn;
+
 #[derive(Parser)]
 #[command(about = "Load generator for Switchboard (loopback only)")]
 struct Cli {
@@ -45,6 +48,8 @@ enum Command {
     },
     /// Measure round trips against an echo server.
     Echo(EchoArgs),
+    /// Visitor sockets connecting and closing: memory per connection, leaks, soak.
+    Churn(churn::ChurnArgs),
 }
 
 #[derive(Args, Clone)]
@@ -128,6 +133,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Churn(args) => churn::churn(args).await,
             Command::EchoServer { bind } => echo_server(bind).await,
             Command::Echo(args) => {
                 loopback_only(&args.url)?;
