@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Load benchmarks of issue "loadgen": server and loadgen as separate release
 # processes on loopback, durability on (--fsync always). Usage:
-#   bash benches/load.sh [quick]
+#   bash benches/load.sh [quick|long]
 # Each scenario starts a fresh server on a fresh data dir; results are the
 # loadgen report tables (also written as JSON under target/load/).
+# `long` adds the 10-minute runs: the 10,000-visitor hold and the churn soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin switchboard --bin loadgen
 out=target/load; mkdir -p "$out"
 scale=1; [ "${1:-}" = quick ] && scale=10
+hold=60s; [ "${1:-}" = long ] && hold=600s
+ulimit -n 20000
 server_pid=""
 start_server() {
   rm -rf "$out/data"
@@ -40,6 +43,28 @@ stop_server
 
 start_server
 idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$server_pid/status)
-run hold-10k --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 1 --think 10ms --stay --duration 60s
+run hold-10k --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 1 --think 10ms --stay --duration $hold
 echo; echo "server RSS before the visitors: $((idle_rss / 1024)) MB"
 stop_server
+
+# 10,000 connected visitors, each answered after 4 s and answering at once:
+# 10,000 × 2 messages / 4 s = 5,000 inbound messages/s.
+start_server
+run latency-5k --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 15 --think 4s --duration 75s
+stop_server
+
+churn() {
+  local name=$1; shift
+  echo; echo "### $name"; echo; echo "\`loadgen churn $*\`"; echo
+  ./target/release/loadgen churn --server http://127.0.0.1:18090 --admin-password bench --server-pid "$server_pid" \
+    --json "$out/$name.json" "$@" 2> "$out/$name.progress"
+}
+start_server
+churn churn-cycles --sessions $((10000 / scale)) --cycles 5
+stop_server
+
+if [ "${1:-}" = long ]; then
+  start_server
+  churn soak --sessions 2000 --duration 600s --rate 200
+  stop_server
+fi

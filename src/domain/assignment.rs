@@ -65,14 +65,14 @@ pub struct Pick {
     pub candidates: u32,
 }
 
-/// The best cascade level `candidate` reaches for `need`, whose language is
-/// already reduced to its primary subtag (done once per decision, not per candidate).
-fn level(need: &Need, lang: Option<&str>, candidate: &Candidate) -> Rule {
+/// The best cascade level `candidate` reaches for `need`. The visitor's language
+/// is already reduced to its primary subtag and the wanted expertise to a
+/// slice, once per decision rather than per candidate.
+fn level(need: &Need, lang: Option<&str>, wanted: &[ExpertiseId], candidate: &Candidate) -> Rule {
     if need.previous == Some(candidate.id) {
         return Rule::PreviousOperator;
     }
     // One lookup per wanted expertise (1–3) beats set algebra on every candidate.
-    let wanted = need.expertise;
     let held = wanted.iter().filter(|e| candidate.expertise.contains(e)).count();
     let all = !wanted.is_empty() && held == wanted.len();
     let any = held > 0;
@@ -94,14 +94,15 @@ fn level(need: &Need, lang: Option<&str>, candidate: &Candidate) -> Rule {
 /// Picks the operator for `need` among `candidates`, or `None` when there are none.
 ///
 /// Within the best level: fewest active chats, then longest since the last
-/// assignment, then lowest id. One pass, no allocation.
+/// assignment, then lowest id. One pass over the candidates.
 pub fn pick_operator<'a>(need: &Need, candidates: impl IntoIterator<Item = Candidate<'a>>) -> Option<Pick> {
     let lang = need.lang.map(primary_language);
+    let wanted: Vec<ExpertiseId> = need.expertise.iter().copied().collect();
     let mut n_candidates = 0u32;
     let mut best: Option<(Rule, u32, u64, OperatorId)> = None;
     for candidate in candidates {
         n_candidates += 1;
-        let key = (level(need, lang, &candidate), candidate.active_chats, candidate.last_assigned, candidate.id);
+        let key = (level(need, lang, &wanted, &candidate), candidate.active_chats, candidate.last_assigned, candidate.id);
         if best.is_none_or(|b| key < b) {
             best = Some(key);
         }
