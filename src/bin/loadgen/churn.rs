@@ -5,8 +5,8 @@
 //! - cycles (default): every session connects, then every socket closes, `--cycles` times.
 //!   Reports the RSS per idle connected visitor and whether RSS climbs cycle after cycle.
 //! - soak (`--duration`): sockets connect, send a typing frame, and close continuously at
-//!   `--rate` per second. Reports RSS and open files before and after, errors, and that
-//!   every session is still there.
+//!   `--rate` per second. Reports RSS and open files cold, after `--warm-up` (the starting
+//!   level) and at the end, errors, and that every session is still there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,6 +43,10 @@ pub struct ChurnArgs {
     /// Soak: connections opened (and closed) per second.
     #[arg(long, default_value_t = 200)]
     rate: u64,
+    /// Soak: the starting level is read after churning this long (the first
+    /// connections warm the allocator and per-worker buffers once).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    warm_up: Duration,
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 256)]
     parallel: usize,
@@ -91,6 +95,9 @@ struct Report {
 struct Soak {
     seconds: f64,
     connections: u64,
+    /// Before the first connection.
+    cold: Usage,
+    /// After `--warm-up`: the starting level.
     before: Usage,
     after: Usage,
 }
@@ -173,7 +180,8 @@ pub async fn churn(args: ChurnArgs) -> anyhow::Result<()> {
             }
         }
         Some(duration) => {
-            let before = usage(args.server_pid)?;
+            let cold = usage(args.server_pid)?;
+            let mut before = None;
             let started = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
             let mut next = 0usize;
@@ -200,6 +208,9 @@ pub async fn churn(args: ChurnArgs) -> anyhow::Result<()> {
                         }
                     };
                 });
+                if before.is_none() && started.elapsed() >= args.warm_up {
+                    before = Some(usage(args.server_pid)?);
+                }
                 if last_report.elapsed() > Duration::from_secs(30) {
                     last_report = Instant::now();
                     let now = usage(args.server_pid)?;
@@ -218,7 +229,8 @@ pub async fn churn(args: ChurnArgs) -> anyhow::Result<()> {
             soak = Some(Soak {
                 seconds: started.elapsed().as_secs_f64(),
                 connections: counts.connections.load(Ordering::Relaxed),
-                before,
+                cold,
+                before: before.unwrap_or(cold),
                 after,
             });
         }
@@ -278,13 +290,21 @@ fn print(r: &Report) {
     }
     if let Some(s) = &r.soak {
         println!("| soak | {:.0} s, {} connections |", s.seconds, s.connections);
+        let change = |a: f64, b: f64| (b / a - 1.0) * 100.0;
         println!(
-            "| RSS before → after | {:.1} → {:.1} MB ({:+.1} %) |",
+            "| RSS cold → after warm-up → end | {:.1} → {:.1} → {:.1} MB ({:+.1} % over the soak) |",
+            s.cold.rss_mb,
             s.before.rss_mb,
             s.after.rss_mb,
-            (s.after.rss_mb / s.before.rss_mb - 1.0) * 100.0
+            change(s.before.rss_mb, s.after.rss_mb)
         );
-        println!("| open files before → after | {} → {} |", s.before.open_files, s.after.open_files);
+        println!(
+            "| open files cold → after warm-up → end | {} → {} → {} ({:+.1} % over the soak) |",
+            s.cold.open_files,
+            s.before.open_files,
+            s.after.open_files,
+            change(s.before.open_files as f64, s.after.open_files as f64)
+        );
     }
     println!("| errors | {} |", r.errors);
     println!("| sessions intact | {} of {} |", r.sessions_intact, r.sessions);
