@@ -350,7 +350,29 @@ fn ws_url(base: &str, path: &str) -> String {
 
 /// An operator: takes assignments, answers every visitor message after the
 /// think time, sometimes asks for help, joins others' calls for help.
-async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, args: RunArgs, deadline: Instant) {
+/// When a run stops sending, and when it stops listening: in between, messages
+/// already acknowledged still arrive, so a run cut by `--duration` does not
+/// count what was in flight at the cut as lost.
+#[derive(Clone, Copy)]
+struct Window {
+    send_until: Instant,
+    read_until: Instant,
+}
+
+/// How long receivers keep listening after the senders stopped.
+const DRAIN: Duration = Duration::from_secs(2);
+
+impl Window {
+    fn sending(&self) -> bool {
+        Instant::now() < self.send_until
+    }
+
+    fn read_left(&self) -> Duration {
+        self.read_until.saturating_duration_since(Instant::now())
+    }
+}
+
+async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, args: RunArgs, window: Window) {
     let Ok((ws, _)) = connect(ws_url(&base, &format!("/ws/agent?token={token}"))).await else {
         shared.error("operator connect");
         return;
@@ -367,7 +389,7 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
     let mut seq = 0u64;
     let mut mine: HashSet<u64> = HashSet::new();
     loop {
-        let frame = match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+        let frame = match tokio::time::timeout(window.read_left(), rx.next()).await {
             Err(_) => return,
             Ok(Some(Ok(frame))) => frame,
             Ok(end) => {
@@ -419,6 +441,9 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                 let help = (seq as f64 * args.help_rate).fract() + args.help_rate >= 1.0 && args.help_rate > 0.0;
                 tokio::spawn(async move {
                     tokio::time::sleep(think).await;
+                    if !window.sending() {
+                        return;
+                    }
                     let reply = stamped(&shared, &format!("re: {}", body.split(" t=").next().unwrap_or_default()));
                     let _ =
                         out.send(json!({"type": "send", "ref": format!("o{id}-{seq}"), "conversation_id": conversation, "body": reply}));
@@ -430,7 +455,8 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
             "need_help" => {
                 // Like a person: answer the oldest call that is ours to answer (starred: our expertise).
                 let ours = |e: &&Value| e["starred"] == true && !e["operator_ids"].as_array().is_some_and(|m| m.contains(&json!(id)));
-                if let Some(entry) = event["conversations"].as_array().and_then(|board| board.iter().find(ours)) {
+                let board = event["conversations"].as_array().filter(|_| window.sending());
+                if let Some(entry) = board.and_then(|board| board.iter().find(ours)) {
                     let _ = out.send(json!({"type": "join", "ref": format!("j{id}-{}", entry["id"]), "conversation_id": entry["id"]}));
                 }
             }
@@ -454,7 +480,7 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
 /// A visitor: opens a session (bot channel: answers the topic question;
 /// plain channel: names the expertise), waits for an operator, exchanges
 /// messages, then leaves (or stays until the end with `--stay`).
-async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, args: RunArgs, deadline: Instant) {
+async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, args: RunArgs, window: Window) {
     let started = Instant::now();
     let topic = n % team.expertise.len();
     let with_bot = n % 10 < 7;
@@ -488,7 +514,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
         }
     };
     let send = |text: String, i: usize| json!({"type": "send", "ref": format!("v{n}-{i}"), "body": text}).to_string();
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), rx.next()).await {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(window.read_left(), rx.next()).await {
         let WsMessage::Text(text) = frame else { continue };
         let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
         let mut next = None;
@@ -535,13 +561,13 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
             "error" => shared.error(format!("visitor {}", event["error"]["code"].as_str().unwrap_or("error"))),
             _ => {}
         }
-        if let Some(frame) = next {
+        if let Some(frame) = next.filter(|_| window.sending()) {
             if tx.send(WsMessage::Text(frame)).await.is_err() {
                 return shared.error("visitor send");
             }
         }
     }
-    if Instant::now() < deadline {
+    if window.sending() {
         let _ = api.post("/visitor/leave", Some(&token), json!({})).await;
         shared.counters.left.fetch_add(1, Ordering::Relaxed);
     }
@@ -636,9 +662,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let usage_before = args.server_pid.and_then(process_usage);
     let start = Instant::now();
     let deadline = start + args.duration;
+    let window = Window { send_until: deadline, read_until: deadline + DRAIN };
     let mut tasks = Vec::new();
     for (id, token) in team.operators.clone() {
-        tasks.push(tokio::spawn(operator(shared.clone(), api.base.clone(), id, token, args.clone(), deadline)));
+        tasks.push(tokio::spawn(operator(shared.clone(), api.base.clone(), id, token, args.clone(), window)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let progress = {
@@ -673,12 +700,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         if Instant::now() >= deadline {
             break;
         }
-        visitors.push(tokio::spawn(visitor(shared.clone(), api.clone(), team.clone(), n, args.clone(), deadline)));
+        visitors.push(tokio::spawn(visitor(shared.clone(), api.clone(), team.clone(), n, args.clone(), window)));
     }
     for v in visitors {
         let _ = v.await;
     }
-    let wall = start.elapsed().as_secs_f64();
+    // A run cut by `--duration` sent nothing while draining: rates are over the sending time.
+    let wall = start.elapsed().min(args.duration).as_secs_f64();
     // Stragglers: give in-flight deliveries a moment before counting losses.
     tokio::time::sleep(Duration::from_millis(500)).await;
     progress.abort();
