@@ -20,14 +20,18 @@ pub struct CreateChannel {
     #[serde(default)]
     pub operator_ids: Vec<OperatorId>,
     /// Per-operator cap on concurrent conversations of this channel; absent or null = unlimited.
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub max_sessions: Option<u32>,
     /// The script visitors meet first; absent or null = straight to an operator.
     pub chatbot_id: Option<ChatbotId>,
     /// Wait this long for an expert before anyone may take the visitor (null = off).
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub expert_wait_s: Option<u32>,
     /// Pass the conversation on if the assigned operator writes nothing this long (null = off).
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub answer_timeout_s: Option<u32>,
     /// Route an operator's chats again when they stay disconnected this long (null = off).
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<u32>,
 }
 
@@ -38,20 +42,20 @@ pub struct UpdateChannel {
     pub operator_ids: Option<Vec<OperatorId>>,
     /// `null` = unlimited.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub max_sessions: Option<Option<u32>>,
     /// `null` = no chatbot.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>)]
     pub chatbot_id: Option<Option<ChatbotId>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub expert_wait_s: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub answer_timeout_s: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<Option<u32>>,
 }
 
