@@ -7,7 +7,7 @@
 # `long` adds the 10-minute runs: the 10,000-visitor hold and the churn soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bin switchboard --bin loadgen
+cargo build --release -p switchboard -p loadgen
 out=target/load; mkdir -p "$out"
 scale=1; [ "${1:-}" = quick ] && scale=10
 hold=60s; [ "${1:-}" = long ] && hold=600s

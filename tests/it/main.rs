@@ -10,7 +10,6 @@ mod crash;
 mod directory;
 mod fuzz;
 mod invite;
-mod loadgen;
 mod looking_for_help;
 mod ops;
 mod persistence;

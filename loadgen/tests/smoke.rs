@@ -5,14 +5,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-
-use crate::support::TestServer;
+use switchboard::config::Config;
+use switchboard::startup::Application;
 
 #[actix_rt::test]
 async fn a_small_loadgen_run_loses_nothing() {
-    let s = TestServer::start().await;
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let app = Application::build(Config::for_tests(data_dir.path().to_path_buf())).await.expect("server builds");
+    let server = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_rt::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
     let report = tempfile::NamedTempFile::new().unwrap();
-    let server = s.url("");
     let path = report.path().to_owned();
     let output = actix_rt::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -48,4 +53,6 @@ async fn a_small_loadgen_run_loses_nothing() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
 }
