@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::actors::conversation::CommandError;
 use crate::domain::conversation::ConversationError;
 use crate::domain::directory::DirectoryError;
 use crate::domain::text::InvalidField;
@@ -153,14 +152,5 @@ impl From<actix::MailboxError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::Unavailable(format!("cannot store the change: {e}"))
-    }
-}
-
-impl From<CommandError> for ApiError {
-    fn from(e: CommandError) -> ApiError {
-        match e {
-            CommandError::Refused(e) => e.into(),
-            CommandError::Storage(e) => e.into(),
-        }
     }
 }

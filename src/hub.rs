@@ -27,8 +27,8 @@ use crate::error::ApiError;
 use crate::persist::records::{DirectoryV1, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
 use crate::views::{BoardEntry, ConversationSummary, ConversationView, LiveStatus, RoutingReport, UserView};
+use crate::ws::outbound::{timed, ConnectionSlots};
 use crate::ws::protocol::AgentEvent;
-use crate::ws::{timed, ConnectionSlots};
 
 /// The operator making a request, as resolved from their token.
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Actor;
 use actix_rt::Arbiter;
@@ -29,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
-use crate::ws::ConnectionSlots;
+use crate::ws::outbound::ConnectionSlots;
 use crate::{demo, http, shutdown};
 
 pub struct Application {
@@ -162,6 +163,7 @@ impl Application {
                 .app_data(hub.clone())
                 .app_data(web::PathConfig::default().error_handler(http::path_error))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
+                .wrap(actix_web::middleware::from_fn(http::linger::drain_unread_body))
                 .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(http::configure)
@@ -169,6 +171,9 @@ impl Application {
         .listen(listener)?
         // Chat frames are small and latency-bound: never wait for Nagle's algorithm.
         .tcp_nodelay(true)
+        // No linger: it kept every WebSocket open up to a second after its
+        // closing handshake; `http::linger` drains unread bodies instead.
+        .client_disconnect_timeout(Duration::ZERO)
         .workers(config.http.workers)
         .disable_signals()
         .shutdown_timeout(config.http.drain_timeout.as_secs().max(1))

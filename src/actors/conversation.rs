@@ -22,12 +22,13 @@ use crate::domain::conversation::{
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
+use crate::error::ApiError;
 use crate::persist::records::Journaled;
 use crate::persist::Captured;
 use crate::persist::StoreError;
 use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
+use crate::ws::outbound::{timed, SessionTx, Timed};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
-use crate::ws::{timed, SessionTx, Timed};
 
 pub struct ConversationActor {
     conversation: Conversation,
@@ -64,6 +65,17 @@ pub enum CommandError {
     Refused(#[from] ConversationError),
     #[error(transparent)]
     Storage(#[from] StoreError),
+}
+
+/// Mapped here rather than in `error.rs`, so the boundary's error type never
+/// imports an actor.
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> ApiError {
+        match e {
+            CommandError::Refused(e) => e.into(),
+            CommandError::Storage(e) => e.into(),
+        }
+    }
 }
 
 /// The answer of a command that changes the conversation: sent once the change is durable.

@@ -12,8 +12,8 @@ use super::router::OperatorPresence;
 use super::Core;
 use crate::domain::operator::Presence;
 use crate::domain::{ConversationId, OperatorId};
+use crate::ws::outbound::{SessionTx, Timed};
 use crate::ws::protocol::AgentEvent;
-use crate::ws::{SessionTx, Timed};
 
 pub struct OperatorActor {
     id: OperatorId,

@@ -23,8 +23,8 @@ use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::metrics::{ReasonLabel, RoutingLabels};
 use crate::views::{BoardEntry, ConversationSummary, LiveStatus};
+use crate::ws::outbound::{timed, Timed};
 use crate::ws::protocol::AgentEvent;
-use crate::ws::{timed, Timed};
 
 /// What the router knows of an operator beyond their profile.
 #[derive(Default)]

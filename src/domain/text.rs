@@ -25,6 +25,9 @@ impl InvalidField {
 /// Longest name (user, expertise, channel, visitor) in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// Longest login name.
+pub const MAX_LOGIN_CHARS: usize = 100;
+
 /// Every character `str::trim` removes (Unicode `White_Space`), spelled out so
 /// the OpenAPI document's patterns match this code exactly: regex engines
 /// disagree about what `\s` covers.

@@ -7,6 +7,7 @@ pub mod chatbots;
 pub mod conversations;
 pub mod expertise;
 pub mod extract;
+pub mod linger;
 pub mod openapi;
 pub mod ops;
 pub mod reports;

@@ -8,9 +8,8 @@
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
 
-use super::users::MAX_LOGIN_CHARS;
 use crate::auth::MAX_PASSWORD_CHARS;
-use crate::domain::text::{MAX_NAME_CHARS, WHITESPACE};
+use crate::domain::text::{MAX_LOGIN_CHARS, MAX_NAME_CHARS, WHITESPACE};
 use crate::hub::MAX_VISITOR_KEY_CHARS;
 
 const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";

@@ -70,14 +70,11 @@ pub struct PresenceRequest {
     pub presence: SettablePresence,
 }
 
-/// Longest login name.
-pub const MAX_LOGIN_CHARS: usize = 100;
-
 fn check_login(login: &str) -> Result<String, ApiError> {
     if login.chars().any(char::is_whitespace) {
         return Err(ApiError::BadRequest("`login` must not contain spaces".into()));
     }
-    Ok(text::bounded("login", login, MAX_LOGIN_CHARS)?)
+    Ok(text::bounded("login", login, text::MAX_LOGIN_CHARS)?)
 }
 
 async fn hash(password: String) -> Result<String, ApiError> {

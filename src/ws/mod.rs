@@ -6,136 +6,27 @@
 //! session is told to close instead of stalling the actor.
 
 pub mod operator;
+pub mod outbound;
 pub mod protocol;
 pub mod visitor;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
-use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::watch;
 
 use crate::config::WsConfig;
 use crate::domain::conversation::Message;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::{Metrics, Role, RoleLabel};
+use outbound::{session_channel, SessionRx, SessionTx, Slot, StopReason};
 use protocol::{Frame, RefOnly, Reply, MAX_REF_CHARS};
-
-/// An event with the instant it was created, so delivery latency can be measured
-/// at the moment it reaches the socket.
-pub struct Timed<E> {
-    pub event: E,
-    pub created: Instant,
-    /// The JSON text, made by the first session that writes it and shared by
-    /// the others: an event fanned out to a hundred tabs is serialised once.
-    json: OnceLock<ByteString>,
-}
-
-impl<E: Serialize> Timed<E> {
-    pub fn json(&self) -> ByteString {
-        // unwrap: our event types serialise infallibly (no maps with non-string keys).
-        self.json.get_or_init(|| serde_json::to_string(&self.event).unwrap().into()).clone()
-    }
-}
-
-/// Wraps `event` for delivery to any number of sessions.
-pub fn timed<E>(event: E) -> Arc<Timed<E>> {
-    Arc::new(Timed { event, created: Instant::now(), json: OnceLock::new() })
-}
-
-/// The feeding half of one session's outbound queue.
-pub struct SessionTx<E> {
-    tx: mpsc::Sender<Arc<Timed<E>>>,
-    kill: Arc<Notify>,
-}
-
-impl<E> Clone for SessionTx<E> {
-    fn clone(&self) -> Self {
-        SessionTx { tx: self.tx.clone(), kill: self.kill.clone() }
-    }
-}
-
-impl<E> SessionTx<E> {
-    /// Queues `event` without waiting. Returns `false` when the session is gone
-    /// or too slow to keep up (it is then told to close); the caller should
-    /// forget a session that returned `false`.
-    pub fn deliver(&self, event: &Arc<Timed<E>>) -> bool {
-        match self.tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kill.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Whether the session has ended (its socket closed).
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// Whether both handles feed the same session.
-    pub fn same_session(&self, other: &SessionTx<E>) -> bool {
-        Arc::ptr_eq(&self.kill, &other.kill)
-    }
-}
-
-/// The draining half, owned by the session task.
-pub struct SessionRx<E> {
-    rx: mpsc::Receiver<Arc<Timed<E>>>,
-    kill: Arc<Notify>,
-}
-
-/// A bounded outbound queue of `capacity` events.
-pub fn session_channel<E>(capacity: usize) -> (SessionTx<E>, SessionRx<E>) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let kill = Arc::new(Notify::new());
-    (SessionTx { tx, kill: kill.clone() }, SessionRx { rx, kill })
-}
-
-/// Counts open WebSocket connections against the configured cap.
-pub struct ConnectionSlots {
-    open: AtomicUsize,
-    max: usize,
-}
-
-/// One open connection; dropping it frees the slot.
-pub struct Slot {
-    slots: Arc<ConnectionSlots>,
-    gauge: Gauge,
-}
-
-impl ConnectionSlots {
-    pub fn new(max: usize) -> Arc<ConnectionSlots> {
-        Arc::new(ConnectionSlots { open: AtomicUsize::new(0), max })
-    }
-
-    /// # Errors
-    /// `OverCapacity` when the cap is reached; existing connections are unaffected.
-    pub fn acquire(self: &Arc<Self>, gauge: Gauge) -> Result<Slot, ApiError> {
-        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::OverCapacity);
-        }
-        gauge.inc();
-        Ok(Slot { slots: self.clone(), gauge })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.gauge.dec();
-        self.slots.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 impl<E> SessionIo<E> {
     /// Everything to open a session on `req`: a connection slot (503 at the cap),
@@ -151,7 +42,7 @@ impl<E> SessionIo<E> {
         body: web::Payload,
     ) -> Result<(HttpResponse, SessionIo<E>, SessionTx<E>), ApiError> {
         let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role }).clone();
-        let slot = hub.slots.acquire(gauge)?;
+        let slot = hub.slots.acquire(gauge).ok_or(ApiError::OverCapacity)?;
         let (response, socket, stream) = actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let capacity = match role {
             Role::Agent => hub.ws.agent_queue,
@@ -219,6 +110,14 @@ fn close(code: CloseCode, description: impl Into<String>) -> Option<CloseReason>
     Some(CloseReason { code, description: Some(description.into()) })
 }
 
+/// The Close frame for a session the actors ended.
+fn stopped(reason: StopReason) -> Option<CloseReason> {
+    match reason {
+        StopReason::TooSlow => close(CloseCode::Policy, "too slow: outbound queue full"),
+        StopReason::Deactivated => close(CloseCode::Policy, "account deactivated"),
+    }
+}
+
 /// Writes one JSON frame; `Err` when the socket is closed.
 /// The connection can no longer be written to: closed, or stalled past the limit.
 struct Gone;
@@ -252,14 +151,14 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
     let mut last_seen = Instant::now();
     let reason = loop {
         tokio::select! {
-            () = rx.kill.notified() => break close(CloseCode::Policy, "too slow: outbound queue full"),
+            () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),
             _ = shutdown.changed() => break close(CloseCode::Away, "server shutting down"),
             queued = rx.rx.recv() => {
                 let Some(timed) = queued else { break close(CloseCode::Away, "session replaced") };
-                // A full queue signals `kill` while we may be stuck writing: race the two.
+                // A full queue signals `stop` while we may be stuck writing: race the two.
                 tokio::select! {
                     res = write_text(&mut socket, timed.json(), limit) => if res.is_err() { break None },
-                    () = rx.kill.notified() => break close(CloseCode::Policy, "too slow: outbound queue full"),
+                    () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),
                 }
                 metrics.delivery_latency.observe(timed.created.elapsed().as_secs_f64());
             }
@@ -343,20 +242,6 @@ async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mu
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_full_queue_refuses_and_tells_the_session_to_close() {
-        let (tx, rx) = session_channel::<u32>(2);
-        let event = timed(7);
-        assert!(tx.deliver(&event));
-        assert!(tx.deliver(&event));
-        assert!(!tx.deliver(&event), "third event does not fit");
-        tokio::time::timeout(Duration::from_secs(1), rx.kill.notified()).await.expect("kill signalled");
-        drop(rx);
-        assert!(!tx.deliver(&event), "a closed session refuses too");
-    }
-
     mod decoding {
         use proptest::prelude::*;
         use serde_json::{json, Value};

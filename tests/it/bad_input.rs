@@ -1,5 +1,7 @@
 //! Bad input always gets a clear 4xx with a JSON error body: never a 500, a panic or a hang.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
 
@@ -125,4 +127,41 @@ async fn invalid_transitions_get_409() {
     s.post("/api/v1/users", &s.admin, json!({"login": "ann", "name": "Ann 2", "password": "pw", "role": "user"})).await.expect(409);
     // The last admin cannot be demoted.
     s.patch("/api/v1/users/1", &s.admin, json!({"role": "user"})).await.expect(409);
+}
+
+/// A client that sends its whole body before reading the answer (as
+/// Python's `http.client` does) still reads the 413 or 401, not a reset, for
+/// bodies up to 16 MiB: the server drains what it did not read.
+#[actix_rt::test]
+async fn a_client_sending_a_large_body_before_reading_gets_the_answer() {
+    use std::io::{Read, Write};
+    let s = TestServer::start().await;
+    let addr = s.addr;
+    let admin = s.admin.clone();
+    let answers = actix_rt::task::spawn_blocking(move || {
+        let body = format!("{{\"name\": \"{}\"}}", "x".repeat(4 * 1024 * 1024));
+        [Some(admin.as_str()), None]
+            .iter()
+            .map(|token| {
+                let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+                let head = format!(
+                    "POST /api/v1/expertise HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                tcp.write_all(head.as_bytes()).unwrap();
+                tcp.write_all(body.as_bytes()).expect("the whole body is accepted");
+                let mut answer = String::new();
+                tcp.read_to_string(&mut answer).expect("the answer is readable");
+                answer
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(answers[0].starts_with("HTTP/1.1 413"), "{}", answers[0]);
+    assert!(answers[0].contains("payload_too_large"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 401"), "{}", answers[1]);
+    assert!(answers[1].contains("\"unauthorized\""), "{}", answers[1]);
 }

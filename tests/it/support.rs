@@ -354,6 +354,24 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// Sends a Close frame, waits for the server's and for the server to end
+    /// the TCP connection (RFC 6455 §7.1.1); how long each took.
+    pub async fn close_handshake(mut self) -> (Duration, Duration) {
+        let started = std::time::Instant::now();
+        self.stream.close(None).await.expect("close frame sent");
+        let mut answered = None;
+        loop {
+            match tokio::time::timeout(TEST_WAIT, self.stream.next()).await.expect("close answered in time") {
+                Some(Ok(WsMessage::Close(_))) => answered = Some(started.elapsed()),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => {
+                    let ended = started.elapsed();
+                    return (answered.expect("a Close frame before the end"), ended);
+                }
+            }
+        }
+    }
 }
 
 /// The real `switchboard` binary as a child process on 127.0.0.1:0, for tests

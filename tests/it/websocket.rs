@@ -156,7 +156,7 @@ async fn upgrades_above_the_cap_are_refused_and_others_unaffected() {
     let status = WsClient::refused(&s.ws_url(&format!("/ws/agent?token={ann_token}"))).await;
     assert_eq!(status, 503);
     let res = s.get(&format!("/ws/visitor?token={visitor}"), "").await;
-    assert_eq!(res.status, 503);
+    assert_eq!(res.status, 503, "{res:?}");
     assert_eq!(res.error_code(), "over_capacity");
     ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "fine", "ref": "f"})).await;
     assert_eq!(ann_ws.next_of("ack").await["ref"], "f");
@@ -214,4 +214,24 @@ async fn a_client_too_slow_to_drain_its_queue_is_disconnected() {
     let view = s.visitor_view(&visitor).await;
     assert!(view["messages"].as_array().unwrap().len() > 1000, "conversation {conversation} stalled");
     drop(slow_ws);
+}
+
+/// RFC 6455 §5.5.1: a Close frame is answered at once, not at the next
+/// heartbeat, so a console or widget that closes its socket never hangs.
+#[actix_rt::test]
+async fn a_close_frame_is_answered_at_once_on_both_sockets() {
+    // A heartbeat far longer than the bound below, so only a prompt answer passes.
+    let s = TestServer::start_with(|c| {
+        c.ws.heartbeat_interval = Duration::from_secs(5);
+        c.ws.client_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let (_ann, _token, agent, _conversation, visitor) = served(&s).await;
+    let (widget, _) = s.widget(&visitor, None).await;
+    for (who, socket) in [("console", agent), ("widget", widget)] {
+        let (answered, ended) = socket.close_handshake().await;
+        eprintln!("{who}: Close answered after {answered:?}, connection ended after {ended:?}");
+        assert!(answered < Duration::from_millis(100), "{who}: Close answered after {answered:?}");
+        assert!(ended < Duration::from_millis(100), "{who}: connection ended after {ended:?}");
+    }
 }
