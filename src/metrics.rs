@@ -12,14 +12,14 @@ use std::sync::atomic::AtomicU64;
 
 /// Which WebSocket endpoint a connection came through.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum Role {
+pub enum SocketKind {
     Agent,
     Visitor,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RoleLabel {
-    pub role: Role,
+    pub role: SocketKind,
 }
 
 /// Why the router passed a conversation on.
@@ -27,6 +27,7 @@ pub struct RoleLabel {
 pub enum Reason {
     Unanswered,
     Offline,
+    Deactivated,
 }
 
 impl From<LeaveReason> for Reason {
@@ -34,6 +35,7 @@ impl From<LeaveReason> for Reason {
         match reason {
             LeaveReason::Unanswered => Reason::Unanswered,
             LeaveReason::Offline => Reason::Offline,
+            LeaveReason::Deactivated => Reason::Deactivated,
         }
     }
 }

@@ -30,7 +30,6 @@ use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
-use crate::ws::outbound::ConnectionSlots;
 use crate::{demo, http, shutdown};
 
 pub struct Application {
@@ -131,7 +130,7 @@ impl Application {
                 auth.restore(token.clone(), Principal::Visitor(conversation.id));
             }
             for &member in conversation.members() {
-                core.operator(member).do_send(Track { conversation: conversation.id, member: true });
+                core.operator(member).do_send(Track::Joined(conversation.id));
             }
             let addr = core.restore_conversation(conversation.clone(), stored.visitor_token);
             conversations.push((addr, conversation));
@@ -146,14 +145,7 @@ impl Application {
         }));
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
-        let hub = web::Data::new(Hub {
-            core,
-            auth,
-            ws: config.ws.clone(),
-            max_body_bytes: config.http.max_body_bytes,
-            slots: ConnectionSlots::new(config.ws.max_connections),
-            shutdown: sessions_rx,
-        });
+        let hub = web::Data::new(Hub::new(core, auth, config.ws.clone(), config.http.max_body_bytes, sessions_rx));
 
         let hub_handle = hub.clone();
         let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
@@ -182,7 +174,7 @@ impl Application {
 
         if let Some(interval) = persistence.snapshot_interval {
             let hub = hub_handle.clone();
-            let mut stopping = hub.shutdown.clone();
+            let mut stopping = hub.shutdown_signal();
             actix_rt::spawn(async move {
                 let mut ticks = actix_rt::time::interval(interval);
                 ticks.tick().await;

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
+use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
     Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, LeaveReason, Message as ChatMessage, Poster, RequestedStatus,
@@ -21,7 +22,7 @@ use crate::domain::conversation::{
 };
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
-use crate::domain::{AnswerId, ExpertiseId, MessageId, OperatorId, StepId};
+use crate::domain::{AnswerId, ChannelId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::error::ApiError;
 use crate::persist::records::Journaled;
 use crate::persist::Captured;
@@ -79,7 +80,7 @@ impl From<CommandError> for ApiError {
 }
 
 /// The answer of a command that changes the conversation: sent once the change is durable.
-pub type Reply<T> = ResponseActFuture<ConversationActor, Result<T, CommandError>>;
+pub type CommandReply<T> = ResponseActFuture<ConversationActor, Result<T, CommandError>>;
 
 /// The rest of a chatbot turn that waits on the router; the actor handles no
 /// other message until it completes, so the script never interleaves.
@@ -98,6 +99,13 @@ fn turn_done() -> BotTurn {
 
 impl Actor for ConversationActor {
     type Context = Context<Self>;
+}
+
+/// Whether a command changed who the members are (the router's loads follow them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Members {
+    Same,
+    Changed,
 }
 
 /// How a new member came in, which decides the event they receive.
@@ -184,8 +192,13 @@ impl ConversationActor {
         Box::pin(async move { rx.await.map_err(|_| StoreError::Failed) }.into_actor(self))
     }
 
+    /// Answers a read once everything it could show is durable and announced.
+    fn read_durable<T: 'static>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, ConversationError> + 'static) -> CommandReply<T> {
+        Box::pin(self.once_durable(read).map(|answer, _, _| Ok(answer??)))
+    }
+
     /// Answers `result` once the change is durable; a refusal is answered at once.
-    fn reply<T: 'static>(&mut self, result: Result<T, ConversationError>) -> Reply<T> {
+    fn reply<T: 'static>(&mut self, result: Result<T, ConversationError>) -> CommandReply<T> {
         let stored = self.commit();
         Box::pin(stored.map(move |stored, _, _| answer(result, stored)))
     }
@@ -197,7 +210,7 @@ impl ConversationActor {
         turn: Option<BotTurn>,
         result: Result<T, ConversationError>,
         ctx: &mut Context<Self>,
-    ) -> Reply<T> {
+    ) -> CommandReply<T> {
         let Some(turn) = turn else {
             return self.reply(result);
         };
@@ -212,7 +225,7 @@ impl ConversationActor {
     }
 
     /// Applies a command and replies once its change is durable.
-    fn reply_with<T: 'static>(&mut self, apply: impl FnOnce(&mut Self) -> Result<T, ConversationError>) -> Reply<T> {
+    fn reply_with<T: 'static>(&mut self, apply: impl FnOnce(&mut Self) -> Result<T, ConversationError>) -> CommandReply<T> {
         let result = apply(self);
         self.reply(result)
     }
@@ -230,9 +243,9 @@ impl ConversationActor {
         }
     }
 
-    /// Asks the router for an operator. With `queue` the conversation waits in
-    /// the queue if nobody is free; without, the script goes on.
-    fn forward(&mut self, queue: bool, ctx: &mut Context<Self>) -> BotTurn {
+    /// Asks the router for an operator; if nobody is free the conversation
+    /// waits in the queue or the script goes on, as `if_nobody` says.
+    fn forward(&mut self, if_nobody: IfNobody, ctx: &mut Context<Self>) -> BotTurn {
         let Some(channel) = self.conversation.channel_id else {
             return turn_done();
         };
@@ -241,7 +254,7 @@ impl ConversationActor {
             addr: ctx.address(),
             channel,
             need: RoutingNeed::of(&self.conversation),
-            queue,
+            if_nobody,
         };
         Box::pin(self.core.router().send(request).into_actor(self).then(|result, act, ctx| match result {
             Ok(Forwarded::NoCandidate) => {
@@ -249,7 +262,7 @@ impl ConversationActor {
                 act.run_bot(actions, ctx).unwrap_or_else(turn_done)
             }
             // `AssignOperator` or `SetQueuePosition` is already on its way.
-            Ok(Forwarded::Assigned(_) | Forwarded::Queued { .. }) => turn_done(),
+            Ok(Forwarded::Routed) => turn_done(),
             Err(error) => {
                 tracing::warn!(conversation_id = %act.conversation.id, %error, "router unavailable; forward dropped");
                 turn_done()
@@ -267,9 +280,9 @@ impl ConversationActor {
                     let message = self.conversation.append_bot(step_id, body, answers);
                     self.publish_message(&message);
                 }
-                BotAction::Forward { expertise_ids, queue } => {
+                BotAction::Forward { expertise_ids, if_nobody } => {
                     self.conversation.expertise_ids.extend(expertise_ids);
-                    return Some(self.forward(queue, ctx));
+                    return Some(self.forward(if_nobody, ctx));
                 }
             }
         }
@@ -321,7 +334,7 @@ impl ConversationActor {
             return (Ok(Some(posted.message)), None);
         }
         self.publish_message(&posted.message);
-        self.after_change(before, false);
+        self.after_change(before, Members::Same);
         let actions = match self.conversation.bot_mut() {
             Some(bot) if from_visitor => bot.on_input(&posted.message.body),
             _ => Vec::new(),
@@ -399,7 +412,7 @@ impl ConversationActor {
 
     /// Tells everyone what a command changed: status events, the router's
     /// capacity accounting, and the board. Called after every mutation.
-    fn after_change(&mut self, before: Status, members_changed: bool) {
+    fn after_change(&mut self, before: Status, members: Members) {
         let c = &self.conversation;
         let (id, status, channel) = (c.id, c.status(), c.channel_id);
         if status != before {
@@ -416,7 +429,7 @@ impl ConversationActor {
                 self.core.forget_direct(*a, *b);
             }
             self.defer(move |act| act.core.router().do_send(ConversationClosed { conversation: id, channel }));
-        } else if members_changed && self.conversation.kind == Kind::Livechat {
+        } else if members == Members::Changed && self.conversation.kind == Kind::Livechat {
             if let Some(channel) = channel {
                 let members = self.conversation.members().to_vec();
                 self.defer(move |act| act.core.router().do_send(MembersChanged { conversation: id, channel, members }));
@@ -437,7 +450,7 @@ impl ConversationActor {
         told.push(operator);
         let event = timed(AgentEvent::MemberLeft { conversation_id: id, user: user.clone(), reason });
         self.defer(move |act| {
-            act.core.operator(operator).do_send(Track { conversation: id, member: false });
+            act.core.operator(operator).do_send(Track::Left(id));
             act.send_to(&told, &event);
         });
         let notice = self.system_post(format!("{} left the conversation", user.name));
@@ -472,7 +485,7 @@ impl ConversationActor {
         };
         self.defer(move |act| {
             let addr = act.core.operator(operator);
-            addr.do_send(Track { conversation: id, member: true });
+            addr.do_send(Track::Joined(id));
             if let Some(event) = arrived {
                 addr.do_send(Deliver(timed(event)));
             }
@@ -491,7 +504,7 @@ impl ConversationActor {
 pub struct Start;
 
 impl Handler<Start> for ConversationActor {
-    type Result = Reply<()>;
+    type Result = CommandReply<()>;
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
         let livechat = self.conversation.kind == Kind::Livechat;
@@ -500,7 +513,7 @@ impl Handler<Start> for ConversationActor {
                 let actions = bot.advance();
                 self.run_bot(actions, ctx)
             }
-            None if livechat => Some(self.forward(true, ctx)),
+            None if livechat => Some(self.forward(IfNobody::Queue, ctx)),
             None => None,
         };
         self.reply_after(turn, Ok(()), ctx)
@@ -531,7 +544,7 @@ pub struct PostMessage {
 }
 
 impl Handler<PostMessage> for ConversationActor {
-    type Result = Reply<Option<ChatMessage>>;
+    type Result = CommandReply<Option<ChatMessage>>;
 
     fn handle(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> Self::Result {
         let (result, turn) = self.post(msg, ctx);
@@ -546,51 +559,57 @@ pub struct Reader {
     pub is_admin: bool,
 }
 
-/// The conversation as an operator sees it, if they may read it.
+/// The conversation as an operator sees it, if they may read it. Like every
+/// read, answered once what it shows is durable: a read never reveals a
+/// change that a failed journal write would take back.
 #[derive(Message)]
-#[rtype(result = "Result<ConversationView, ConversationError>")]
+#[rtype(result = "Result<ConversationView, CommandError>")]
 pub struct GetConversation {
     pub reader: Reader,
 }
 
 impl Handler<GetConversation> for ConversationActor {
-    type Result = Result<ConversationView, ConversationError>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: GetConversation, _: &mut Context<Self>) -> Self::Result {
-        self.conversation.check_readable(msg.reader.operator, msg.reader.is_admin)?;
-        Ok(self.view())
+        self.read_durable(move |act| {
+            act.conversation.check_readable(msg.reader.operator, msg.reader.is_admin)?;
+            Ok(act.view())
+        })
     }
 }
 
 /// The conversation as its visitor sees it.
 #[derive(Message)]
-#[rtype(result = "VisitorConversationView")]
+#[rtype(result = "Result<VisitorConversationView, CommandError>")]
 pub struct GetVisitorConversation;
 
 impl Handler<GetVisitorConversation> for ConversationActor {
-    type Result = MessageResult<GetVisitorConversation>;
+    type Result = CommandReply<VisitorConversationView>;
 
     fn handle(&mut self, _: GetVisitorConversation, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.visitor_view())
+        self.read_durable(|act| Ok(act.visitor_view()))
     }
 }
 
 /// The list form of the conversation, checked against `reader` when given
 /// (`None` when the caller already knows the reader is a member).
 #[derive(Message)]
-#[rtype(result = "Result<ConversationSummary, ConversationError>")]
+#[rtype(result = "Result<ConversationSummary, CommandError>")]
 pub struct GetSummary {
     pub reader: Option<Reader>,
 }
 
 impl Handler<GetSummary> for ConversationActor {
-    type Result = Result<ConversationSummary, ConversationError>;
+    type Result = CommandReply<ConversationSummary>;
 
     fn handle(&mut self, msg: GetSummary, _: &mut Context<Self>) -> Self::Result {
-        if let Some(reader) = msg.reader {
-            self.conversation.check_readable(reader.operator, reader.is_admin)?;
-        }
-        Ok(ConversationSummary::from(&self.conversation))
+        self.read_durable(move |act| {
+            if let Some(reader) = msg.reader {
+                act.conversation.check_readable(reader.operator, reader.is_admin)?;
+            }
+            Ok(ConversationSummary::from(&act.conversation))
+        })
     }
 }
 
@@ -603,13 +622,13 @@ pub struct SetStatus {
 }
 
 impl Handler<SetStatus> for ConversationActor {
-    type Result = Reply<ConversationView>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: SetStatus, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
             act.conversation.set_status(msg.by, msg.status)?;
-            act.after_change(before, false);
+            act.after_change(before, Members::Same);
             Ok(act.view())
         })
     }
@@ -624,13 +643,13 @@ pub struct SetExpertise {
 }
 
 impl Handler<SetExpertise> for ConversationActor {
-    type Result = Reply<ConversationView>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: SetExpertise, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
             act.conversation.set_expertise(msg.by, msg.expertise_ids)?;
-            act.after_change(before, false);
+            act.after_change(before, Members::Same);
             Ok(act.view())
         })
     }
@@ -644,13 +663,13 @@ pub struct Join {
 }
 
 impl Handler<Join> for ConversationActor {
-    type Result = Reply<ConversationView>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
             act.conversation.join(msg.operator)?;
-            act.after_change(before, true);
+            act.after_change(before, Members::Changed);
             act.welcome(msg.operator, Arrival::Joined);
             Ok(act.view())
         })
@@ -666,13 +685,13 @@ pub struct Invite {
 }
 
 impl Handler<Invite> for ConversationActor {
-    type Result = Reply<ConversationView>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: Invite, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
             let added = act.conversation.invite(msg.by, &msg.invitees)?;
-            act.after_change(before, !added.is_empty());
+            act.after_change(before, if added.is_empty() { Members::Same } else { Members::Changed });
             for operator in added {
                 act.welcome(operator, Arrival::Invited);
             }
@@ -689,14 +708,14 @@ pub struct Leave {
 }
 
 impl Handler<Leave> for ConversationActor {
-    type Result = Reply<()>;
+    type Result = CommandReply<()>;
 
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
             act.conversation.leave(msg.operator)?;
             act.farewell(msg.operator, None);
-            act.after_change(before, true);
+            act.after_change(before, Members::Changed);
             Ok(())
         })
     }
@@ -719,7 +738,7 @@ pub struct Close {
 }
 
 impl Handler<Close> for ConversationActor {
-    type Result = Reply<ConversationView>;
+    type Result = CommandReply<ConversationView>;
 
     fn handle(&mut self, msg: Close, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
@@ -735,7 +754,7 @@ impl Handler<Close> for ConversationActor {
                 act.publish_message(&notice);
             }
             act.queue_position = None;
-            act.after_change(before, false);
+            act.after_change(before, Members::Same);
             Ok(act.view())
         })
     }
@@ -759,7 +778,7 @@ impl Handler<AssignOperator> for ConversationActor {
         // `ConversationClosed` arrives.
         if self.conversation.assign(msg.assignment).is_ok() {
             self.queue_position = None;
-            self.after_change(before, false);
+            self.after_change(before, Members::Same);
             self.welcome(operator, Arrival::Assigned);
             self.arm_answer_timeout(operator, at, ctx);
             self.commit_in_background(None, ctx);
@@ -808,10 +827,35 @@ impl Handler<Reassign> for ConversationActor {
         if self.conversation.reassign(msg.from, msg.assignment).is_ok() {
             self.farewell(msg.from, Some(msg.reason));
             self.welcome(operator, Arrival::Assigned);
-            self.after_change(before, true);
+            self.after_change(before, Members::Changed);
             self.arm_answer_timeout(operator, at, ctx);
             self.commit_in_background(None, ctx);
         }
+    }
+}
+
+/// The router took `from` off the conversation and nobody could take it over
+/// (only for a deactivated operator): with no operator left it queues again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unassign {
+    pub from: OperatorId,
+    pub reason: LeaveReason,
+}
+
+impl Handler<Unassign> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unassign, ctx: &mut Context<Self>) {
+        let before = self.conversation.status();
+        if self.conversation.unassign(msg.from).is_err() {
+            return;
+        }
+        self.farewell(msg.from, Some(msg.reason));
+        // The router already dropped `from` from its loads: no `MembersChanged`.
+        self.after_change(before, Members::Same);
+        let turn = (self.conversation.status() == Status::Queued).then(|| self.forward(IfNobody::Queue, ctx));
+        self.commit_in_background(turn, ctx);
     }
 }
 
@@ -836,7 +880,7 @@ impl Handler<SetQueuePosition> for ConversationActor {
         if before == Status::Queued {
             self.notify_visitor(VisitorEvent::Status { status: Status::Queued, queue_position: Some(msg.0) });
         } else {
-            self.after_change(before, false);
+            self.after_change(before, Members::Same);
         }
         self.commit_in_background(None, ctx);
     }
@@ -883,7 +927,7 @@ pub struct Replay {
 }
 
 impl Handler<Replay> for ConversationActor {
-    type Result = ResponseActFuture<Self, Result<Vec<ChatMessage>, CommandError>>;
+    type Result = CommandReply<Vec<ChatMessage>>;
 
     fn handle(&mut self, msg: Replay, _: &mut Context<Self>) -> Self::Result {
         let replay = self
@@ -891,7 +935,7 @@ impl Handler<Replay> for ConversationActor {
             .check_readable(msg.reader.operator, msg.reader.is_admin)
             .map(|()| self.conversation.messages_after(msg.after).iter().map(|m| (**m).clone()).collect());
         // Answered after the live events of the messages it holds went out, so none arrives twice.
-        Box::pin(self.once_durable(move |_| replay).map(|answer, _, _| Ok(answer??)))
+        self.read_durable(move |_| replay)
     }
 }
 
@@ -929,18 +973,32 @@ impl Handler<Typing> for ConversationActor {
     }
 }
 
-/// An expertise was deleted: stop wanting it.
-#[derive(Message)]
+/// Expertise or channels were deleted: stop wanting the expertise; a
+/// conversation of a deleted channel that no operator took yet ends (nobody
+/// is left waiting in a queue that no longer exists).
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct ForgetExpertise(pub ExpertiseId);
+pub struct DirectoryPruned {
+    pub expertise: Vec<ExpertiseId>,
+    pub channels: Vec<ChannelId>,
+}
 
-impl Handler<ForgetExpertise> for ConversationActor {
+impl Handler<DirectoryPruned> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ForgetExpertise, ctx: &mut Context<Self>) {
-        if self.conversation.expertise_ids.remove(&msg.0) {
-            let status = self.conversation.status();
-            self.after_change(status, false);
+    fn handle(&mut self, msg: DirectoryPruned, ctx: &mut Context<Self>) {
+        let before = self.conversation.status();
+        let mut changed = false;
+        for expertise in &msg.expertise {
+            changed |= self.conversation.expertise_ids.remove(expertise);
+        }
+        let orphaned = self.conversation.channel_id.is_some_and(|c| msg.channels.contains(&c));
+        if orphaned && matches!(before, Status::Bot | Status::Queued) && self.conversation.close().is_ok() {
+            self.queue_position = None;
+            changed = true;
+        }
+        if changed {
+            self.after_change(before, Members::Same);
             self.commit_in_background(None, ctx);
         }
     }
@@ -951,12 +1009,12 @@ impl Handler<ForgetExpertise> for ConversationActor {
 /// not copied: the snapshot thread turns it into records.
 #[derive(Message)]
 #[rtype(result = "(Captured, Duration)")]
-pub struct Capture;
+pub struct CopyForSnapshot;
 
-impl Handler<Capture> for ConversationActor {
-    type Result = MessageResult<Capture>;
+impl Handler<CopyForSnapshot> for ConversationActor {
+    type Result = MessageResult<CopyForSnapshot>;
 
-    fn handle(&mut self, _: Capture, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: CopyForSnapshot, _: &mut Context<Self>) -> Self::Result {
         let started = Instant::now();
         let copy = Captured::new(&self.conversation, self.visitor_token.as_deref());
         MessageResult((copy, started.elapsed()))
@@ -965,13 +1023,13 @@ impl Handler<Capture> for ConversationActor {
 
 /// What this conversation contributes to the routing report (`None` for a direct one).
 #[derive(Message)]
-#[rtype(result = "Option<Facts>")]
+#[rtype(result = "Result<Option<Facts>, CommandError>")]
 pub struct GetFacts;
 
 impl Handler<GetFacts> for ConversationActor {
-    type Result = MessageResult<GetFacts>;
+    type Result = CommandReply<Option<Facts>>;
 
     fn handle(&mut self, _: GetFacts, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(Facts::of(&self.conversation))
+        self.read_durable(|act| Ok(Facts::of(&act.conversation)))
     }
 }

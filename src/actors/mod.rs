@@ -36,7 +36,7 @@ use parking_lot::RwLock;
 
 use crate::config::Limits;
 use crate::domain::conversation::{Conversation, Kind, Status};
-use crate::domain::directory::Directory;
+use crate::domain::directory::{Directory, DirectoryDiff};
 use crate::domain::{ConversationId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -48,8 +48,11 @@ use router::RouterActor;
 
 /// State shared by every actor and request handler.
 pub struct Core {
-    /// Operators, expertise and channels: read on every request, written rarely.
+    /// Operators, expertise and channels: read on every request, written rarely
+    /// and only through [`Core::change_directory`].
     pub directory: RwLock<Directory>,
+    /// Held while a directory change is made durable, so changes apply in order.
+    directory_writer: tokio::sync::Mutex<()>,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
@@ -75,6 +78,7 @@ impl Core {
         assert!(!arbiters.is_empty(), "at least one actor arbiter is needed");
         Arc::new(Core {
             directory: RwLock::new(directory),
+            directory_writer: tokio::sync::Mutex::new(()),
             registry: Registry {
                 conversations: DashMap::new(),
                 operators: DashMap::new(),
@@ -132,19 +136,25 @@ impl Core {
         addr
     }
 
-    /// Applies a directory change and journals the resulting directory, in
-    /// the lock's order; resolves once durable.
+    /// Makes a change on a copy of the directory, journals the copy, and
+    /// only once that is durable puts it in place: nobody can read a change a
+    /// crash could still take back. Changes are made one at a time, each on
+    /// the result of the last. Answers the change's value and what it changed.
     ///
     /// # Errors
     /// The change's own error, or `Unavailable` when it cannot be stored.
-    pub async fn change_directory<T>(&self, change: impl FnOnce(&mut Directory) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let (value, durable) = {
-            let mut directory = self.directory.write();
-            let value = change(&mut directory)?;
-            (value, self.store.journal.append(&RecordV1::directory(&directory)))
-        };
-        durable.await?;
-        Ok(value)
+    pub async fn change_directory<T>(
+        &self,
+        change: impl FnOnce(&mut Directory) -> Result<T, ApiError>,
+    ) -> Result<(T, DirectoryDiff), ApiError> {
+        let _one_at_a_time = self.directory_writer.lock().await;
+        let mut next = self.directory.read().clone();
+        let value = change(&mut next)?;
+        self.store.journal.append(&RecordV1::directory(&next)).await?;
+        let mut live = self.directory.write();
+        let diff = live.diff(&next);
+        *live = next;
+        Ok((value, diff))
     }
 
     pub fn conversation(&self, id: ConversationId) -> Option<Addr<ConversationActor>> {

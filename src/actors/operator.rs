@@ -12,7 +12,7 @@ use super::router::OperatorPresence;
 use super::Core;
 use crate::domain::operator::Presence;
 use crate::domain::{ConversationId, OperatorId};
-use crate::ws::outbound::{SessionTx, Timed};
+use crate::ws::outbound::{SessionTx, StopReason, Timed};
 use crate::ws::protocol::AgentEvent;
 
 pub struct OperatorActor {
@@ -124,23 +124,39 @@ impl Handler<Deliver> for OperatorActor {
     }
 }
 
-/// The operator became (`member: true`) or stopped being a member of a conversation.
+/// The operator became, or stopped being, a member of a conversation.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Track {
-    pub conversation: ConversationId,
-    pub member: bool,
+pub enum Track {
+    Joined(ConversationId),
+    Left(ConversationId),
 }
 
 impl Handler<Track> for OperatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Track, _: &mut Context<Self>) {
-        if msg.member {
-            self.conversations.insert(msg.conversation);
-        } else {
-            self.conversations.remove(&msg.conversation);
+        match msg {
+            Track::Joined(conversation) => self.conversations.insert(conversation),
+            Track::Left(conversation) => self.conversations.remove(&conversation),
+        };
+    }
+}
+
+/// An admin deactivated the operator: every console tab closes now, which
+/// makes them offline (the router routes their chats again).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deactivate;
+
+impl Handler<Deactivate> for OperatorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Deactivate, _: &mut Context<Self>) {
+        for session in self.sessions.drain(..) {
+            session.stop(StopReason::Deactivated);
         }
+        self.set_presence(Presence::Offline);
     }
 }
 

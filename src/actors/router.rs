@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
-use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition};
+use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
 use super::operator::Deliver;
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, Need, Pick, Rule};
+use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, Pick, Rule};
 use crate::domain::conversation::{Assignment, Conversation, Kind, LeaveReason, Status};
-use crate::domain::directory::{Channel, Directory, RoutingOptions};
+use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
@@ -56,7 +56,7 @@ impl Live {
 }
 
 /// The operators of `channel` who may take one more of its conversations:
-/// online, under the channel's `max_sessions`, and not `exclude`.
+/// active, online, under the channel's `max_sessions`, and not `exclude`.
 fn candidates<'a>(
     directory: &'a Directory,
     channel: &Channel,
@@ -69,7 +69,7 @@ fn candidates<'a>(
         if live.presence != Presence::Online || channel.max_sessions.is_some_and(|max| load >= max) {
             return None;
         }
-        let operator = directory.operator(id)?;
+        let operator = directory.operator(id).filter(|op| op.active)?;
         Some(Candidate {
             id,
             languages: &operator.languages,
@@ -132,7 +132,6 @@ pub struct RouterActor {
     last_assignment: u64,
     /// Queued conversations with a timer armed for the end of their expert wait.
     expert_timers: HashSet<ConversationId>,
-    me: Option<Addr<RouterActor>>,
     board_push_pending: bool,
 }
 
@@ -158,7 +157,6 @@ impl RouterActor {
             board: BTreeMap::new(),
             last_assignment: 0,
             expert_timers: HashSet::new(),
-            me: None,
             board_push_pending: false,
         }
     }
@@ -255,18 +253,13 @@ impl RouterActor {
 
     /// An operator's last connection dropped: one timer per distinct
     /// `offline_grace_s` among their channels.
-    fn arm_grace(&self, operator: OperatorId, epoch: u64) {
+    fn arm_grace(&self, operator: OperatorId, epoch: u64, ctx: &mut Context<Self>) {
         let graces: BTreeSet<u32> = {
             let directory = self.core.directory.read();
             directory.channels().filter(|c| c.operator_ids.contains(&operator)).filter_map(|c| c.options.offline_grace_s).collect()
         };
         for grace in graces {
-            if let Some(me) = self.me.clone() {
-                actix_rt::spawn(async move {
-                    actix_rt::time::sleep(Duration::from_secs(grace.into())).await;
-                    me.do_send(GraceOver { operator, epoch, grace });
-                });
-            }
+            ctx.run_later(Duration::from_secs(grace.into()), move |act, ctx| act.grace_over(operator, epoch, grace, ctx));
         }
     }
 
@@ -283,16 +276,6 @@ impl RouterActor {
                 metrics.routed_to_expert.get_or_create(&label).inc();
             }
             metrics.time_to_operator.get_or_create(&label).observe(waited.as_secs_f64());
-        }
-    }
-
-    /// Re-drains `channel` after `delay` (an expert wait running out).
-    fn drain_later(&self, channel: ChannelId, delay: Duration) {
-        if let Some(me) = self.me.clone() {
-            actix_rt::spawn(async move {
-                actix_rt::time::sleep(delay).await;
-                me.do_send(ChannelChanged { channel });
-            });
         }
     }
 
@@ -317,7 +300,7 @@ impl RouterActor {
     /// candidates remain. A conversation waiting for an expert is stepped over
     /// (its timer re-drains the channel when the wait runs out), so it never
     /// holds up the visitors behind it.
-    fn drain(&mut self, channel: ChannelId) {
+    fn drain(&mut self, channel: ChannelId, ctx: &mut Context<Self>) {
         let mut moved = false;
         let mut i = 0;
         while let Some(waiting) = self.queues.get(&channel).and_then(|q| q.get(i)) {
@@ -330,7 +313,7 @@ impl RouterActor {
                 }
                 Decision::WaitForExpert(left) => {
                     if self.expert_timers.insert(waiting.conversation) {
-                        self.drain_later(channel, left);
+                        ctx.run_later(left, move |act, ctx| act.drain(channel, ctx));
                     }
                     i += 1;
                 }
@@ -341,6 +324,48 @@ impl RouterActor {
             self.announce_positions(channel);
         }
         self.core.metrics.queue_length.set(self.queues.values().map(|q| q.len() as i64).sum());
+    }
+
+    /// Puts a conversation in its channel's queue, in arrival order, and
+    /// drains it; a conversation still waiting hears its position.
+    fn enqueue(&mut self, channel: ChannelId, waiting: Waiting, ctx: &mut Context<Self>) {
+        let (conversation, addr) = (waiting.conversation, waiting.addr.clone());
+        // Arrival order is conversation order (ids increase as visitors arrive),
+        // whatever order the forwards reach the router in.
+        let queue = self.queues.entry(channel).or_default();
+        let at = queue.partition_point(|w| w.conversation < conversation);
+        let jumped = at < queue.len();
+        queue.insert(at, waiting);
+        self.drain(channel, ctx);
+        let Some(position) = self.queues.get(&channel).and_then(|q| q.iter().position(|w| w.conversation == conversation)) else {
+            return; // assigned by the drain
+        };
+        if jumped {
+            self.announce_positions(channel);
+        } else {
+            addr.do_send(SetQueuePosition(position as u32 + 1));
+        }
+    }
+
+    /// An operator's offline grace ran out: if they are still away from the
+    /// same disconnection, their livechats on channels with that grace are routed again.
+    fn grace_over(&mut self, operator: OperatorId, epoch: u64, grace: u32, _: &mut Context<Self>) {
+        let still_gone = self.operators.get(&operator).is_some_and(|l| l.presence == Presence::Offline && l.presence_epoch == epoch);
+        if still_gone {
+            self.pass_on(operator, LeaveReason::Offline, |options| options.offline_grace_s == Some(grace));
+        }
+    }
+
+    /// Asks each open livechat of `operator` on a channel whose options pass
+    /// `applies` to be routed again, away from them.
+    fn pass_on(&self, operator: OperatorId, reason: LeaveReason, applies: impl Fn(RoutingOptions) -> bool) {
+        for (&id, open) in &self.open {
+            if open.members.contains(&operator) && applies(self.options(open.channel)) {
+                if let Some(addr) = self.core.conversation(id) {
+                    addr.do_send(PassOn { from: operator, reason });
+                }
+            }
+        }
     }
 
     fn announce_positions(&self, channel: ChannelId) {
@@ -412,23 +437,20 @@ impl RouterActor {
 
 impl Actor for RouterActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.me = Some(ctx.address());
-    }
 }
 
-/// The outcome of a forward: given to an operator at once, queued, or (when
-/// queueing was not wanted) nobody available.
+/// The outcome of a forward. The decision itself travels one way only: as
+/// `AssignOperator` or `SetQueuePosition`, already sent when this answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarded {
-    Assigned(OperatorId),
-    Queued { position: u32 },
+    /// Assigned or queued: the conversation hears which by message.
+    Routed,
+    /// Nobody available and `IfNobody::GoOn`: nothing was sent.
     NoCandidate,
 }
 
-/// Find an operator for a conversation; if none is free, queue it until one
-/// is (`queue`), or answer `NoCandidate` so a chatbot can go on.
+/// Find an operator for a conversation; if none is free, queue it or answer
+/// `NoCandidate` as `if_nobody` says.
 #[derive(Message)]
 #[rtype(result = "Forwarded")]
 pub struct ForwardToOperator {
@@ -436,46 +458,27 @@ pub struct ForwardToOperator {
     pub addr: Addr<ConversationActor>,
     pub channel: ChannelId,
     pub need: RoutingNeed,
-    pub queue: bool,
+    pub if_nobody: IfNobody,
 }
 
 impl Handler<ForwardToOperator> for RouterActor {
     type Result = MessageResult<ForwardToOperator>;
 
-    fn handle(&mut self, msg: ForwardToOperator, _: &mut Context<Self>) -> Self::Result {
-        let ForwardToOperator { conversation, addr, channel, need, queue } = msg;
-        let waiting = Waiting { conversation, addr: addr.clone(), need, since: Instant::now() };
-        if !queue {
+    fn handle(&mut self, msg: ForwardToOperator, ctx: &mut Context<Self>) -> Self::Result {
+        let ForwardToOperator { conversation, addr, channel, need, if_nobody } = msg;
+        let waiting = Waiting { conversation, addr, need, since: Instant::now() };
+        if if_nobody == IfNobody::GoOn {
             // A non-empty queue means nobody is free, so this cannot jump it.
             return MessageResult(match self.decide(channel, &waiting.need, None, None) {
                 Decision::Pick(pick) => {
-                    let operator = pick.operator;
                     self.assign(channel, waiting, pick);
-                    Forwarded::Assigned(operator)
+                    Forwarded::Routed
                 }
                 Decision::NoCandidate | Decision::WaitForExpert(_) => Forwarded::NoCandidate,
             });
         }
-        // Arrival order is conversation order (ids increase as visitors arrive),
-        // whatever order the forwards reach the router in.
-        let queue = self.queues.entry(channel).or_default();
-        let at = queue.partition_point(|w| w.conversation < conversation);
-        let jumped = at < queue.len();
-        queue.insert(at, waiting);
-        self.drain(channel);
-        if let Some(open) = self.open.get(&conversation) {
-            // unwrap-free: an open entry created by `assign` has exactly the assignee.
-            if let Some(&operator) = open.members.iter().next() {
-                return MessageResult(Forwarded::Assigned(operator));
-            }
-        }
-        if jumped {
-            self.announce_positions(channel);
-        }
-        let position =
-            self.queues.get(&channel).and_then(|q| q.iter().position(|w| w.conversation == conversation)).map_or(1, |i| i as u32 + 1);
-        addr.do_send(SetQueuePosition(position));
-        MessageResult(Forwarded::Queued { position })
+        self.enqueue(channel, waiting, ctx);
+        MessageResult(Forwarded::Routed)
     }
 }
 
@@ -490,7 +493,7 @@ pub struct OperatorPresence {
 impl Handler<OperatorPresence> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: OperatorPresence, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: OperatorPresence, ctx: &mut Context<Self>) {
         let live = self.operators.entry(msg.operator).or_default();
         let was = std::mem::replace(&mut live.presence, msg.presence);
         if was == msg.presence {
@@ -499,7 +502,7 @@ impl Handler<OperatorPresence> for RouterActor {
         live.presence_epoch += 1;
         let epoch = live.presence_epoch;
         if msg.presence == Presence::Offline {
-            self.arm_grace(msg.operator, epoch);
+            self.arm_grace(msg.operator, epoch, ctx);
         }
         // Broadcast before the board push so a newly connected operator is included.
         self.broadcast(AgentEvent::Presence { user_id: msg.operator, presence: msg.presence });
@@ -509,49 +512,17 @@ impl Handler<OperatorPresence> for RouterActor {
                 directory.channels().filter(|c| c.operator_ids.contains(&msg.operator)).map(|c| c.id).collect()
             };
             for channel in channels {
-                self.drain(channel);
+                self.drain(channel, ctx);
             }
         }
     }
 }
 
-/// An operator's offline grace ran out: if they are still away from the same
-/// disconnection, their livechats on channels with that grace are routed again.
+/// Pass an open livechat from `from` to another candidate (rule `reassigned`).
+/// When nobody can take it, it stays where it is, except from a deactivated
+/// operator, who leaves it anyway (to the queue if they were the last member).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct GraceOver {
-    operator: OperatorId,
-    epoch: u64,
-    grace: u32,
-}
-
-impl Handler<GraceOver> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: GraceOver, _: &mut Context<Self>) {
-        let still_gone =
-            self.operators.get(&msg.operator).is_some_and(|l| l.presence == Presence::Offline && l.presence_epoch == msg.epoch);
-        if !still_gone {
-            return;
-        }
-        let theirs: Vec<ConversationId> = self
-            .open
-            .iter()
-            .filter(|(_, open)| open.members.contains(&msg.operator) && self.options(open.channel).offline_grace_s == Some(msg.grace))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in theirs {
-            if let Some(addr) = self.core.conversation(id) {
-                addr.do_send(PassOn { from: msg.operator, reason: LeaveReason::Offline });
-            }
-        }
-    }
-}
-
-/// Pass an open livechat from `from` to another candidate (rule `reassigned`);
-/// answers whether someone took it (when nobody can, it stays where it is).
-#[derive(Message)]
-#[rtype(result = "bool")]
 pub struct Reroute {
     pub conversation: ConversationId,
     pub addr: Addr<ConversationActor>,
@@ -562,14 +533,25 @@ pub struct Reroute {
 }
 
 impl Handler<Reroute> for RouterActor {
-    type Result = bool;
+    type Result = ();
 
-    fn handle(&mut self, msg: Reroute, _: &mut Context<Self>) -> bool {
+    fn handle(&mut self, msg: Reroute, ctx: &mut Context<Self>) {
         if !self.open.get(&msg.conversation).is_some_and(|open| open.members.contains(&msg.from)) {
-            return false;
+            return;
         }
         let Decision::Pick(pick) = self.decide(msg.channel, &msg.need, Some(msg.from), None) else {
-            return false;
+            if msg.reason == LeaveReason::Deactivated {
+                self.remove_load(msg.from, msg.channel);
+                let emptied = self.open.get_mut(&msg.conversation).is_some_and(|open| {
+                    open.members.remove(&msg.from);
+                    open.members.is_empty()
+                });
+                if emptied {
+                    self.open.remove(&msg.conversation);
+                }
+                msg.addr.do_send(Unassign { from: msg.from, reason: msg.reason });
+            }
+            return;
         };
         self.remove_load(msg.from, msg.channel);
         let newcomer = self.open.get_mut(&msg.conversation).is_some_and(|open| {
@@ -590,8 +572,7 @@ impl Handler<Reroute> for RouterActor {
             Assignment { operator_id: pick.operator, rule: Rule::Reassigned, candidates: pick.candidates, at: Timestamp::now() };
         msg.addr.do_send(Reassign { from: msg.from, reason: msg.reason, assignment });
         // The freed seat may serve the queue (the old operator may be online, merely silent).
-        self.drain(msg.channel);
-        true
+        self.drain(msg.channel, ctx);
     }
 }
 
@@ -607,7 +588,7 @@ pub struct MembersChanged {
 impl Handler<MembersChanged> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: MembersChanged, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: MembersChanged, ctx: &mut Context<Self>) {
         let new: BTreeSet<OperatorId> = msg.members.into_iter().collect();
         let old = match self.open.get_mut(&msg.conversation) {
             Some(open) => std::mem::replace(&mut open.members, new.clone()),
@@ -624,7 +605,7 @@ impl Handler<MembersChanged> for RouterActor {
             self.remove_load(gone, msg.channel);
         }
         if !removed.is_empty() {
-            self.drain(msg.channel);
+            self.drain(msg.channel, ctx);
         }
     }
 }
@@ -653,7 +634,7 @@ impl Handler<ConversationClosed> for RouterActor {
             for member in open.members {
                 self.remove_load(member, open.channel);
             }
-            self.drain(open.channel);
+            self.drain(open.channel, ctx);
         }
         if self.board.remove(&msg.conversation).is_some() {
             self.push_boards_soon(ctx);
@@ -686,49 +667,35 @@ impl Handler<BoardChanged> for RouterActor {
     }
 }
 
-/// Operators' expertise changed: their stars may have moved.
+/// A directory change is durable and in place (sent by the Hub for every
+/// change): queues drain if it created a candidate (expertise gained,
+/// `max_sessions` raised, an operator added to a channel), stars move,
+/// deleted expertise stops being wanted, deactivated operators' chats move on.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RefreshBoards {
-    pub operators: Vec<OperatorId>,
-}
+pub struct DirectoryChanged(pub DirectoryDiff);
 
-impl Handler<RefreshBoards> for RouterActor {
+impl Handler<DirectoryChanged> for RouterActor {
     type Result = ();
 
-    fn handle(&mut self, msg: RefreshBoards, _: &mut Context<Self>) {
-        if !self.board.is_empty() {
-            self.push_boards(Some(&msg.operators));
-        }
-    }
-}
-
-/// A channel's team or capacity changed: its queue may move.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChannelChanged {
-    pub channel: ChannelId,
-}
-
-impl Handler<ChannelChanged> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ChannelChanged, _: &mut Context<Self>) {
-        self.drain(msg.channel);
-    }
-}
-
-/// An expertise was deleted: queued visitors stop wanting it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForgetExpertise(pub ExpertiseId);
-
-impl Handler<ForgetExpertise> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ForgetExpertise, _: &mut Context<Self>) {
+    fn handle(&mut self, DirectoryChanged(diff): DirectoryChanged, ctx: &mut Context<Self>) {
         for waiting in self.queues.values_mut().flatten() {
-            waiting.need.expertise.remove(&msg.0);
+            for expertise in &diff.expertise_deleted {
+                waiting.need.expertise.remove(expertise);
+            }
+        }
+        for channel in &diff.channels_deleted {
+            self.previous.remove(channel);
+        }
+        for &operator in &diff.deactivated {
+            self.pass_on(operator, LeaveReason::Deactivated, |_| true);
+        }
+        if !diff.expertise_moved.is_empty() && !self.board.is_empty() {
+            self.push_boards(Some(&diff.expertise_moved));
+        }
+        let waiting: Vec<ChannelId> = self.queues.iter().filter(|(_, q)| !q.is_empty()).map(|(&c, _)| c).collect();
+        for channel in waiting {
+            self.drain(channel, ctx);
         }
     }
 }

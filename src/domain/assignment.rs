@@ -33,6 +33,15 @@ pub enum Rule {
     Reassigned,
 }
 
+/// What a forward to an operator does when nobody can take the conversation now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfNobody {
+    /// Wait in the channel's queue (a visitor with no chatbot, or the script's last forward).
+    Queue,
+    /// Report back, so the chatbot goes on with its script.
+    GoOn,
+}
+
 /// What the visitor brings to the decision.
 #[derive(Clone, Copy, Debug)]
 pub struct Need<'a> {
@@ -69,11 +78,14 @@ pub struct Pick {
 /// is already reduced to its primary subtag and the wanted expertise to a
 /// slice, once per decision rather than per candidate.
 fn level(need: &Need, lang: Option<&str>, wanted: &[ExpertiseId], candidate: &Candidate) -> Rule {
-    if need.previous == Some(candidate.id) {
-        return Rule::PreviousOperator;
-    }
     // One lookup per wanted expertise (1–3) beats set algebra on every candidate.
     let held = wanted.iter().filter(|e| candidate.expertise.contains(e)).count();
+    // The previous operator comes first only if they can help with what the
+    // visitor asks for now: a returning visitor who names another expertise
+    // should reach an expert, not whoever served them last time.
+    if need.previous == Some(candidate.id) && (wanted.is_empty() || held > 0) {
+        return Rule::PreviousOperator;
+    }
     let all = !wanted.is_empty() && held == wanted.len();
     let any = held > 0;
     let same_lang = lang.is_some_and(|lang| candidate.languages.iter().any(|l| primary_language(l).eq_ignore_ascii_case(lang)));
@@ -164,7 +176,7 @@ mod tests {
             op(4, &["fr"], None, &[]),           // lang
             op(3, &["fr"], None, &[1]),          // lang_any
             op(2, &["fr-BE"], None, &[1, 2, 3]), // lang_all
-            op(1, &[], None, &[]),               // previous
+            op(1, &[], None, &[2]),              // previous, holding some of the wanted expertise
         ];
         let expected = [
             (1, Rule::PreviousOperator),
@@ -185,6 +197,24 @@ mod tests {
             ops.retain(|o| o.id != id);
         }
         assert_eq!(pick(&need(None, None, &wanted), &ops), None);
+    }
+
+    /// Rule 1 serves a returning visitor's previous operator only when they hold
+    /// some of what is wanted now (or nothing is wanted): a visitor who asks the
+    /// chatbot for Billing reaches a Billing expert, not last week's operator.
+    #[test]
+    fn the_previous_operator_comes_first_only_with_the_wanted_expertise() {
+        let billing: BTreeSet<_> = [ExpertiseId(1)].into();
+        let none = BTreeSet::new();
+        let ops = [op(1, &[], None, &[]), op(2, &[], None, &[1])];
+        let mut wants_billing = need(None, None, &billing);
+        wants_billing.previous = Some(OperatorId(1));
+        assert_eq!(pick(&wants_billing, &ops), Some((2, Rule::AllExpertise)));
+        let mut wants_nothing = need(None, None, &none);
+        wants_nothing.previous = Some(OperatorId(1));
+        assert_eq!(pick(&wants_nothing, &ops), Some((1, Rule::PreviousOperator)));
+        wants_billing.previous = Some(OperatorId(2));
+        assert_eq!(pick(&wants_billing, &ops), Some((2, Rule::PreviousOperator)));
     }
 
     #[test]
@@ -236,7 +266,10 @@ mod tests {
             let any = |o: &Op| need.expertise.iter().any(|e| o.expertise.contains(e));
             type Fits<'a> = Box<dyn Fn(&Op) -> bool + 'a>;
             let levels: [(Rule, Fits); 10] = [
-                (Rule::PreviousOperator, Box::new(|o: &Op| need.previous == Some(OperatorId(o.id)))),
+                (
+                    Rule::PreviousOperator,
+                    Box::new(|o: &Op| need.previous == Some(OperatorId(o.id)) && (need.expertise.is_empty() || any(o))),
+                ),
                 (Rule::LangAllExpertise, Box::new(|o: &Op| lang(o) && all(o))),
                 (Rule::LangAnyExpertise, Box::new(|o: &Op| lang(o) && any(o))),
                 (Rule::Lang, Box::new(lang)),

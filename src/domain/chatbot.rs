@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::assignment::IfNobody;
 use super::text::{self, InvalidField};
 use super::{AnswerId, ChatbotId, ExpertiseId, StepId};
 
@@ -199,9 +200,9 @@ impl IdPool {
 pub enum BotAction {
     /// Post `body` as the bot (with `answers` for a selection question).
     Say { step_id: StepId, body: String, answers: Vec<Answer> },
-    /// Ask the router for an operator. With `queue`, wait in the queue when
-    /// nobody is free; without, report back so the script can go on.
-    Forward { expertise_ids: BTreeSet<ExpertiseId>, queue: bool },
+    /// Ask the router for an operator; `if_nobody` says whether to wait in
+    /// the queue or report back so the script can go on.
+    Forward { expertise_ids: BTreeSet<ExpertiseId>, if_nobody: IfNobody },
 }
 
 /// One script walking one conversation.
@@ -267,7 +268,8 @@ impl ScriptRun {
             actions.push(BotAction::Say { step_id: step.id, body: step.message.clone(), answers: step.answers.clone() });
             if step.kind == StepKind::ForwardOperator {
                 let more_follow = self.script.steps[self.next..].iter().any(|s| s.applies(&self.picked));
-                actions.push(BotAction::Forward { expertise_ids: step.expertise_ids.clone(), queue: !more_follow });
+                let if_nobody = if more_follow { IfNobody::GoOn } else { IfNobody::Queue };
+                actions.push(BotAction::Forward { expertise_ids: step.expertise_ids.clone(), if_nobody });
                 break;
             }
             if step.kind.waits_for_input() {
@@ -407,7 +409,7 @@ mod tests {
         assert!(matches!(&actions[1], BotAction::Say { answers, .. } if answers.len() == 2));
         let actions = run.on_input(" billing ");
         assert_eq!(actions.len(), 2);
-        assert_eq!(actions[1], BotAction::Forward { expertise_ids: [ExpertiseId(5)].into(), queue: false });
+        assert_eq!(actions[1], BotAction::Forward { expertise_ids: [ExpertiseId(5)].into(), if_nobody: IfNobody::GoOn });
         // Nobody answered the forward: the email question follows.
         let actions = run.advance();
         assert!(matches!(&actions[..], [BotAction::Say { body, .. }] if body == "Your email?"));

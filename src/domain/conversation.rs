@@ -128,6 +128,8 @@ pub enum LeaveReason {
     Unanswered,
     /// They stayed disconnected beyond the channel's `offline_grace_s`.
     Offline,
+    /// An admin deactivated their account.
+    Deactivated,
 }
 
 /// One call for help: when it was made and when someone answered it by joining.
@@ -547,6 +549,21 @@ impl Conversation {
         self.check_member(from)?;
         self.members.retain(|&m| m != from);
         self.assign(assignment)
+    }
+
+    /// The router takes `operator` off an open livechat with nobody to take
+    /// over (they were deactivated): with no member left it waits in the queue.
+    ///
+    /// # Errors
+    /// `Closed`, `NotMember`.
+    pub fn unassign(&mut self, operator: OperatorId) -> Result<(), ConversationError> {
+        self.check_open()?;
+        self.check_member(operator)?;
+        self.members.retain(|&m| m != operator);
+        if self.members.is_empty() {
+            self.enqueue();
+        }
+        Ok(())
     }
 
     /// Whether `operator` wrote anything since `since`.

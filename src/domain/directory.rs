@@ -78,7 +78,7 @@ pub enum DirectoryError {
     UnknownChatbot { field: &'static str, id: ChatbotId },
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("the last admin cannot lose the admin role")]
+    #[error("the last active admin can be neither demoted nor deactivated")]
     LastAdmin,
 }
 
@@ -101,6 +101,7 @@ pub struct OperatorPatch {
     pub languages: Option<Vec<String>>,
     pub country: Option<Option<String>>,
     pub expertise_ids: Option<BTreeSet<ExpertiseId>>,
+    pub active: Option<bool>,
 }
 
 /// A partial update of a channel; `None` leaves a field as it is.
@@ -124,7 +125,9 @@ pub struct NewChannel {
     pub options: RoutingOptions,
 }
 
-#[derive(Default)]
+/// Cloned for every change: the change is made on a copy that replaces the
+/// live directory only once its journal record is durable (see `Core::change_directory`).
+#[derive(Clone, Default)]
 pub struct Directory {
     operators: BTreeMap<OperatorId, Operator>,
     expertise: BTreeMap<ExpertiseId, Expertise>,
@@ -133,6 +136,46 @@ pub struct Directory {
     chatbots: BTreeMap<ChatbotId, Arc<Chatbot>>,
     /// Ids are never reused, even after a delete, so a stale reference can't hit a newcomer.
     last_id: u64,
+}
+
+/// What a directory change did that live state must follow: computed from
+/// the directory before and after, so every way of making a change (admin
+/// edit, preferences, expertise holders, deletions) has the same effects.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DirectoryDiff {
+    /// Operators whose expertise changed: their stars on the board move.
+    pub expertise_moved: Vec<OperatorId>,
+    pub expertise_deleted: Vec<ExpertiseId>,
+    pub channels_deleted: Vec<ChannelId>,
+    pub deactivated: Vec<OperatorId>,
+    /// Password changed or deactivated: whoever held their tokens is logged out.
+    pub credentials_revoked: Vec<OperatorId>,
+}
+
+impl Directory {
+    /// What changed from `self` to `after`.
+    pub fn diff(&self, after: &Directory) -> DirectoryDiff {
+        let mut diff = DirectoryDiff {
+            expertise_deleted: self.expertise.keys().filter(|id| !after.expertise.contains_key(id)).copied().collect(),
+            channels_deleted: self.channels.keys().filter(|id| !after.channels.contains_key(id)).copied().collect(),
+            ..DirectoryDiff::default()
+        };
+        for new in after.operators.values() {
+            let old = self.operators.get(&new.id);
+            if old.map_or(!new.expertise_ids.is_empty(), |old| old.expertise_ids != new.expertise_ids) {
+                diff.expertise_moved.push(new.id);
+            }
+            let Some(old) = old else { continue };
+            let deactivated = old.active && !new.active;
+            if deactivated {
+                diff.deactivated.push(new.id);
+            }
+            if deactivated || old.password_hash != new.password_hash {
+                diff.credentials_revoked.push(new.id);
+            }
+        }
+        diff
+    }
 }
 
 /// Everything stored about the directory, for [`Directory::restore`].
@@ -199,19 +242,22 @@ impl Directory {
             languages: new.languages,
             country: new.country,
             expertise_ids: BTreeSet::new(),
+            active: true,
         };
         Ok(self.operators.entry(id).or_insert(operator))
     }
 
     /// # Errors
-    /// `NotFound`, `UnknownExpertise`, or `LastAdmin` when it would demote the only admin.
+    /// `NotFound`, `UnknownExpertise`, or `LastAdmin` when it would demote or
+    /// deactivate the only active admin.
     pub fn update_operator(&mut self, id: OperatorId, patch: OperatorPatch) -> Result<&Operator, DirectoryError> {
         let current = self.operators.get(&id).ok_or(DirectoryError::NotFound("user"))?;
         if let Some(ids) = &patch.expertise_ids {
             self.check_expertise("expertise_ids", ids)?;
         }
-        let demotes_admin = current.role == Role::Admin && patch.role == Some(Role::User);
-        if demotes_admin && self.operators.values().filter(|op| op.role == Role::Admin).count() == 1 {
+        let is_active_admin = |op: &Operator| op.role == Role::Admin && op.active;
+        let loses_admin = is_active_admin(current) && (patch.role == Some(Role::User) || patch.active == Some(false));
+        if loses_admin && self.operators.values().filter(|op| is_active_admin(op)).count() == 1 {
             return Err(DirectoryError::LastAdmin);
         }
         // unwrap: presence checked above and nothing was removed since.
@@ -233,6 +279,9 @@ impl Directory {
         }
         if let Some(ids) = patch.expertise_ids {
             operator.expertise_ids = ids;
+        }
+        if let Some(active) = patch.active {
+            operator.active = active;
         }
         Ok(operator)
     }

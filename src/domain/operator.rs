@@ -45,6 +45,9 @@ pub struct Operator {
     /// ISO 3166 alpha-2, upper case.
     pub country: Option<String>,
     pub expertise_ids: BTreeSet<ExpertiseId>,
+    /// `false` once an admin deactivated them: no login, no routing; kept so
+    /// history still shows their name.
+    pub active: bool,
 }
 
 /// The presences an operator may choose; `offline` only follows from disconnecting.

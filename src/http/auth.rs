@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::JsonBody;
-use crate::auth::{verify_password, LoginAttempt};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
 use crate::views::UserView;
@@ -29,20 +28,7 @@ pub struct LoginResponse {
               (status = 413, body = ErrorBody), (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
 pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBody<LoginRequest>) -> Result<HttpResponse, ApiError> {
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let attempt = LoginAttempt::new(&body.login, ip.as_deref());
-    hub.auth.check_throttle(&attempt).map_err(ApiError::TooManyRequests)?;
-    let found = hub.core.directory.read().operator_by_login(&body.login).map(|op| (op.id, op.password_hash.clone()));
-    let hash = found.as_ref().map_or_else(|| hub.auth.dummy_hash().to_owned(), |(_, hash)| hash.clone());
-    let password = body.password;
-    // argon2 takes tens of milliseconds: keep it off the async worker.
-    let matches = web::block(move || verify_password(&hash, &password)).await.map_err(|e| ApiError::Internal(e.into()))?;
-    let Some((id, _)) = found.filter(|_| matches) else {
-        hub.auth.record_failure(&attempt);
-        return Err(ApiError::Unauthorized("invalid login or password".into()));
-    };
-    hub.auth.record_success(&attempt);
-    let token = hub.issue_operator_token(id).await?;
-    let user = hub.user(id).await?;
+    let (token, user) = hub.login(&body.login, body.password, ip.as_deref()).await?;
     Ok(HttpResponse::Ok().json(LoginResponse { token, user }))
 }
 
@@ -50,6 +36,6 @@ pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBo
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "The token no longer works"), (status = 401, body = ErrorBody)))]
 pub async fn logout(hub: web::Data<Hub>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    hub.revoke_token(&caller.token).await?;
+    hub.logout(&caller).await?;
     Ok(HttpResponse::NoContent().finish())
 }

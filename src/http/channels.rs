@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::extract::{Admin, JsonBody};
 use super::nullable;
-use crate::actors::router::ChannelChanged;
 use crate::domain::directory::{ChannelPatch, NewChannel, RoutingOptions};
 use crate::domain::{ChannelId, ChatbotId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
@@ -63,7 +62,7 @@ pub struct UpdateChannel {
 #[utoipa::path(get, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
     responses((status = 200, body = Vec<ChannelView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
-    let all: Vec<ChannelView> = hub.core.directory.read().channels().map(ChannelView::from).collect();
+    let all: Vec<ChannelView> = hub.directory().channels().map(ChannelView::from).collect();
     HttpResponse::Ok().json(all)
 }
 
@@ -71,7 +70,7 @@ pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = ChannelView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChannelId>) -> Result<HttpResponse, ApiError> {
-    let directory = hub.core.directory.read();
+    let directory = hub.directory();
     let channel = directory.channel(*id).ok_or_else(|| ApiError::not_found("channel"))?;
     Ok(HttpResponse::Ok().json(ChannelView::from(channel)))
 }
@@ -91,7 +90,7 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
             offline_grace_s: body.offline_grace_s,
         },
     };
-    let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.create_channel(new)?))).await?;
+    let view = hub.change_directory(|d| Ok(ChannelView::from(d.create_channel(new)?))).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -114,15 +113,15 @@ pub async fn update(
         answer_timeout_s: body.answer_timeout_s,
         offline_grace_s: body.offline_grace_s,
     };
-    let view = hub.core.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;
-    hub.core.router().do_send(ChannelChanged { channel: *id });
+    let view = hub.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Delete a channel (admin); its open conversations go on.
+/// Delete a channel (admin): new sessions on it get 404, its `bot` and
+/// `queued` conversations are closed, those with an operator go on.
 #[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ChannelId>) -> Result<HttpResponse, ApiError> {
-    hub.core.change_directory(|d| Ok(d.delete_channel(*id)?)).await?;
+    hub.change_directory(|d| Ok(d.delete_channel(*id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

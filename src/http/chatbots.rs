@@ -30,7 +30,7 @@ pub struct UpdateChatbot {
 #[utoipa::path(get, path = "/api/v1/chatbots", tag = "chatbots", security(("bearer" = [])),
     responses((status = 200, body = Vec<ChatbotView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
-    let all: Vec<ChatbotView> = hub.core.directory.read().chatbots().map(|c| ChatbotView::from(&**c)).collect();
+    let all: Vec<ChatbotView> = hub.directory().chatbots().map(|c| ChatbotView::from(&**c)).collect();
     HttpResponse::Ok().json(all)
 }
 
@@ -38,7 +38,7 @@ pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
 #[utoipa::path(get, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 200, body = ChatbotView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChatbotId>) -> Result<HttpResponse, ApiError> {
-    let directory = hub.core.directory.read();
+    let directory = hub.directory();
     let chatbot = directory.chatbot(*id).ok_or_else(|| ApiError::not_found("chatbot"))?;
     Ok(HttpResponse::Ok().json(ChatbotView::from(&**chatbot)))
 }
@@ -48,8 +48,8 @@ pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ChatbotId>)
     responses((status = 201, body = ChatbotView), (status = 400, description = "Names the offending step, e.g. `steps[2].answers`", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateChatbot>) -> Result<HttpResponse, ApiError> {
-    let max_chars = hub.core.limits.max_message_chars;
-    let view = hub.core.change_directory(|d| Ok(ChatbotView::from(&**d.create_chatbot(&body.title, body.steps, max_chars)?))).await?;
+    let max_chars = hub.limits().max_message_chars;
+    let view = hub.change_directory(|d| Ok(ChatbotView::from(&**d.create_chatbot(&body.title, body.steps, max_chars)?))).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -63,11 +63,9 @@ pub async fn update(
     id: web::Path<ChatbotId>,
     JsonBody(body): JsonBody<UpdateChatbot>,
 ) -> Result<HttpResponse, ApiError> {
-    let max_chars = hub.core.limits.max_message_chars;
-    let view = hub
-        .core
-        .change_directory(|d| Ok(ChatbotView::from(&**d.update_chatbot(*id, body.title.as_deref(), body.steps, max_chars)?)))
-        .await?;
+    let max_chars = hub.limits().max_message_chars;
+    let view =
+        hub.change_directory(|d| Ok(ChatbotView::from(&**d.update_chatbot(*id, body.title.as_deref(), body.steps, max_chars)?))).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -75,6 +73,6 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ChatbotId>) -> Result<HttpResponse, ApiError> {
-    hub.core.change_directory(|d| Ok(d.delete_chatbot(*id)?)).await?;
+    hub.change_directory(|d| Ok(d.delete_chatbot(*id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

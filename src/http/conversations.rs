@@ -10,7 +10,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::extract::JsonBody;
-use crate::actors::conversation::{Close, Closer, Content, GetSummary, Invite, Leave, SetExpertise};
+use crate::actors::conversation::Content;
 use crate::domain::conversation::{Kind, Message, Poster, RequestedStatus, Status};
 use crate::domain::operator::Presence;
 use crate::domain::{ConversationId, ExpertiseId, OperatorId};
@@ -161,9 +161,7 @@ pub async fn set_expertise(
     JsonBody(body): JsonBody<ExpertiseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let expertise_ids: BTreeSet<ExpertiseId> = body.expertise_ids.into_iter().collect();
-    hub.core.directory.read().check_expertise("expertise_ids", &expertise_ids)?;
-    let view = hub.conversation(*id)?.send(SetExpertise { by: caller.id, expertise_ids }).await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(hub.set_expertise(*id, &caller, expertise_ids).await?))
 }
 
 /// Join a conversation that is looking for help.
@@ -179,7 +177,7 @@ pub async fn join(hub: web::Data<Hub>, caller: Caller, id: web::Path<Conversatio
     responses((status = 204, description = "Left"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn leave(hub: web::Data<Hub>, caller: Caller, id: web::Path<ConversationId>) -> Result<HttpResponse, ApiError> {
-    hub.conversation(*id)?.send(Leave { operator: caller.id }).await??;
+    hub.leave(*id, &caller).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -193,14 +191,14 @@ pub async fn invite_candidates(
     id: web::Path<ConversationId>,
     query: web::Query<CandidatesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let summary = hub.conversation(*id)?.send(GetSummary { reader: Some(caller.reader()) }).await??;
+    let summary = hub.summary(*id, &caller).await?;
     let live = hub.live().await?;
     let needle = query.q.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
     let livechat = summary.kind == Kind::Livechat;
-    let directory = hub.core.directory.read();
+    let directory = hub.directory();
     let mut candidates: Vec<InviteCandidate> = directory
         .operators()
-        .filter(|op| !summary.member_ids.contains(&op.id))
+        .filter(|op| op.active && !summary.member_ids.contains(&op.id))
         .filter(|op| needle.is_empty() || op.name.to_lowercase().contains(&needle) || op.login.to_lowercase().contains(&needle))
         .map(|op| {
             let status = live.get(&op.id).copied().unwrap_or_default();
@@ -243,14 +241,7 @@ pub async fn invite(
     id: web::Path<ConversationId>,
     JsonBody(body): JsonBody<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.user_ids.is_empty() {
-        return Err(ApiError::BadRequest("`user_ids` must name at least one user".into()));
-    }
-    if let Some(unknown) = body.user_ids.iter().find(|&&u| hub.core.directory.read().operator(u).is_none()) {
-        return Err(ApiError::BadRequest(format!("`user_ids` names unknown user {unknown}")));
-    }
-    let view = hub.conversation(*id)?.send(Invite { by: caller.id, invitees: body.user_ids }).await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(hub.invite(*id, &caller, body.user_ids).await?))
 }
 
 /// A member closes the conversation; the visitor is told and no more messages are accepted.
@@ -258,8 +249,7 @@ pub async fn invite(
     responses((status = 200, body = ConversationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, description = "Already closed", body = ErrorBody)))]
 pub async fn close(hub: web::Data<Hub>, caller: Caller, id: web::Path<ConversationId>) -> Result<HttpResponse, ApiError> {
-    let view = hub.conversation(*id)?.send(Close { by: Closer::Operator(caller.id) }).await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(hub.close(*id, &caller).await?))
 }
 
 /// The direct conversation with another operator (the open one if it exists).

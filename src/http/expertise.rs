@@ -7,8 +7,6 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{Admin, JsonBody};
-use crate::actors::conversation::ForgetExpertise as ConversationForgets;
-use crate::actors::router::ForgetExpertise as RouterForgets;
 use crate::domain::{ExpertiseId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
@@ -31,7 +29,7 @@ pub struct UpdateExpertise {
 }
 
 fn view(hub: &Hub, id: ExpertiseId) -> Result<ExpertiseView, ApiError> {
-    let directory = hub.core.directory.read();
+    let directory = hub.directory();
     let expertise = directory.expertise_by_id(id).ok_or_else(|| ApiError::not_found("expertise"))?;
     Ok(ExpertiseView::new(expertise, &directory))
 }
@@ -40,7 +38,7 @@ fn view(hub: &Hub, id: ExpertiseId) -> Result<ExpertiseView, ApiError> {
 #[utoipa::path(get, path = "/api/v1/expertise", tag = "expertise", security(("bearer" = [])),
     responses((status = 200, body = Vec<ExpertiseView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(hub: web::Data<Hub>, _caller: Caller) -> HttpResponse {
-    let directory = hub.core.directory.read();
+    let directory = hub.directory();
     let all: Vec<ExpertiseView> = directory.expertise().map(|e| ExpertiseView::new(e, &directory)).collect();
     HttpResponse::Ok().json(all)
 }
@@ -58,8 +56,7 @@ pub async fn get(hub: web::Data<Hub>, _caller: Caller, id: web::Path<ExpertiseId
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, description = "Name exists (case-insensitive)", body = ErrorBody)))]
 pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody<CreateExpertise>) -> Result<HttpResponse, ApiError> {
     let holders: BTreeSet<OperatorId> = body.operator_ids.into_iter().collect();
-    let id = hub.core.change_directory(|d| Ok(d.create_expertise(&body.name, &holders)?)).await?;
-    hub.expertise_changed(holders.into_iter().collect());
+    let id = hub.change_directory(|d| Ok(d.create_expertise(&body.name, &holders)?)).await?;
     Ok(HttpResponse::Created().json(view(&hub, id)?))
 }
 
@@ -74,18 +71,7 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateExpertise>,
 ) -> Result<HttpResponse, ApiError> {
     let holders: Option<BTreeSet<OperatorId>> = body.operator_ids.map(|ids| ids.into_iter().collect());
-    let affected = hub
-        .core
-        .change_directory(|directory| {
-            let before: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
-            directory.update_expertise(*id, body.name.as_deref(), holders.as_ref())?;
-            let after: BTreeSet<OperatorId> = directory.holders(*id).into_iter().collect();
-            Ok(before.symmetric_difference(&after).copied().collect::<Vec<_>>())
-        })
-        .await?;
-    if !affected.is_empty() {
-        hub.expertise_changed(affected);
-    }
+    hub.change_directory(|d| Ok(d.update_expertise(*id, body.name.as_deref(), holders.as_ref())?)).await?;
     Ok(HttpResponse::Ok().json(view(&hub, *id)?))
 }
 
@@ -93,11 +79,6 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/expertise/{id}", tag = "expertise", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(hub: web::Data<Hub>, _admin: Admin, id: web::Path<ExpertiseId>) -> Result<HttpResponse, ApiError> {
-    let holders = hub.core.change_directory(|d| Ok(d.delete_expertise(*id)?)).await?;
-    hub.core.router().do_send(RouterForgets(*id));
-    for conversation in hub.core.conversations() {
-        conversation.do_send(ConversationForgets(*id));
-    }
-    hub.expertise_changed(holders);
+    hub.change_directory(|d| Ok(d.delete_expertise(*id).map(drop)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

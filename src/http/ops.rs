@@ -32,6 +32,5 @@ pub async fn snapshot(hub: web::Data<Hub>, _admin: Admin) -> Result<HttpResponse
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub async fn metrics(hub: web::Data<Hub>) -> HttpResponse {
-    hub.core.metrics.snapshot_age.set(hub.core.store.snapshot_age().as_secs_f64());
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(hub.core.metrics.encode())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(hub.metrics_text())
 }

@@ -67,7 +67,7 @@ pub struct DemoQuery {
 /// the first channel with a chatbot (else the first channel).
 async fn demo(req: HttpRequest, hub: web::Data<Hub>, query: web::Query<DemoQuery>) -> Result<HttpResponse, ApiError> {
     let channel = {
-        let directory = hub.core.directory.read();
+        let directory = hub.directory();
         match query.channel {
             Some(id) => directory.channel(id).map(|c| c.id),
             None => directory.channels().find(|c| c.chatbot_id.is_some()).or_else(|| directory.channels().next()).map(|c| c.id),

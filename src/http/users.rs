@@ -53,6 +53,9 @@ pub struct UpdateUser {
     #[schema(schema_with = super::schema::country_or_null)]
     pub country: Option<Option<String>>,
     pub expertise_ids: Option<Vec<ExpertiseId>>,
+    /// `false` deactivates the user: no login, tokens revoked, sockets closed,
+    /// open livechats routed again; `true` reactivates.
+    pub active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,21 +96,13 @@ async fn operator_patch(body: UpdateUser) -> Result<OperatorPatch, ApiError> {
         languages: body.languages.as_deref().map(text::languages).transpose()?,
         country: body.country.map(|c| c.as_deref().map(text::country).transpose()).transpose()?,
         expertise_ids: body.expertise_ids.map(|ids| ids.into_iter().collect::<BTreeSet<_>>()),
+        active: body.active,
     })
 }
 
-/// Applies a validated patch and refreshes stars if the operator's expertise changed.
+/// Applies a validated patch; its consequences (stars, queues, tokens, sockets) follow in the Hub.
 async fn apply_patch(hub: &Hub, id: OperatorId, patch: OperatorPatch) -> Result<UserView, ApiError> {
-    let expertise_changed = patch.expertise_ids.is_some();
-    let password_changed = patch.password_hash.is_some();
-    hub.core.change_directory(|d| Ok(d.update_operator(id, patch).map(drop)?)).await?;
-    if expertise_changed {
-        hub.expertise_changed(vec![id]);
-    }
-    if password_changed {
-        // Whoever learned the old password is logged out everywhere.
-        hub.revoke_operator_tokens(id).await?;
-    }
+    hub.change_directory(|d| Ok(d.update_operator(id, patch).map(drop)?)).await?;
     hub.user(id).await
 }
 
@@ -129,7 +124,7 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
     let country = body.country.as_deref().map(text::country).transpose()?;
     let password_hash = hash(body.password).await?;
     let new = NewOperator { login, name, password_hash, role: body.role, languages, country };
-    let id = hub.core.change_directory(|d| Ok(d.create_operator(new)?.id)).await?;
+    let id = hub.change_directory(|d| Ok(d.create_operator(new)?.id)).await?;
     Ok(HttpResponse::Created().json(hub.user(id).await?))
 }
 

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::conversations::{created, MessageBody};
 use super::extract::{JsonBody, VisitorCaller};
-use crate::actors::conversation::{Close, Closer, Content, GetVisitorConversation};
+use crate::actors::conversation::Content;
 use crate::domain::conversation::{Message, Poster};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId};
 use crate::error::{ApiError, ErrorBody};
@@ -48,7 +48,6 @@ pub async fn open(
     JsonBody(body): JsonBody<OpenSession>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    hub.auth.count_session(&ip).map_err(ApiError::TooManyRequests)?;
     let new = NewVisitor {
         visitor_name: body.visitor_name,
         lang: body.lang,
@@ -56,7 +55,7 @@ pub async fn open(
         expertise_ids: body.expertise_ids.into_iter().collect(),
         visitor_key: body.visitor_key,
     };
-    let (conversation_id, visitor_token) = hub.open_visitor_session(*channel, new).await?;
+    let (conversation_id, visitor_token) = hub.open_visitor_session(*channel, new, &ip).await?;
     Ok(HttpResponse::Created().json(SessionOpened { conversation_id, visitor_token }))
 }
 
@@ -64,8 +63,7 @@ pub async fn open(
 #[utoipa::path(get, path = "/api/v1/visitor/conversation", tag = "visitor", security(("visitor" = [])),
     responses((status = 200, body = VisitorConversationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn conversation(hub: web::Data<Hub>, VisitorCaller(id): VisitorCaller) -> Result<HttpResponse, ApiError> {
-    let view = hub.conversation(id)?.send(GetVisitorConversation).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(hub.visitor_view(id).await?))
 }
 
 /// The visitor writes.
@@ -86,7 +84,5 @@ pub async fn post_message(
     responses((status = 200, body = VisitorConversationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, description = "Already closed", body = ErrorBody)))]
 pub async fn leave(hub: web::Data<Hub>, VisitorCaller(id): VisitorCaller) -> Result<HttpResponse, ApiError> {
-    let addr = hub.conversation(id)?;
-    addr.send(Close { by: Closer::Visitor }).await??;
-    Ok(HttpResponse::Ok().json(addr.send(GetVisitorConversation).await?))
+    Ok(HttpResponse::Ok().json(hub.visitor_leave(id).await?))
 }

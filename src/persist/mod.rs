@@ -30,7 +30,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
-use records::{ConversationV1, DirectoryV1, MessageV1, RecordV1, SnapshotV1};
+use records::{ConversationV1, DirectoryV2, MessageV1, RecordV1, SnapshotV2};
 
 use crate::domain::conversation::{Conversation, Message};
 
@@ -108,14 +108,14 @@ pub fn list(dir: &Path) -> std::io::Result<Files> {
 /// The state as stored: what a snapshot holds, brought up to date by the journal.
 #[derive(Default)]
 pub struct State {
-    pub directory: Option<DirectoryV1>,
+    pub directory: Option<DirectoryV2>,
     /// Operator tokens → operator id.
     pub tokens: HashMap<String, u64>,
     pub conversations: BTreeMap<u64, ConversationV1>,
 }
 
 impl State {
-    fn from_snapshot(s: SnapshotV1) -> State {
+    fn from_snapshot(s: SnapshotV2) -> State {
         State {
             directory: Some(s.directory),
             tokens: s.tokens.into_iter().collect(),
@@ -125,7 +125,8 @@ impl State {
 
     fn apply(&mut self, record: RecordV1) {
         match record {
-            RecordV1::Directory(d) => self.directory = Some(*d),
+            RecordV1::Directory(d) => self.directory = Some((*d).into()),
+            RecordV1::DirectoryV2(d) => self.directory = Some(*d),
             RecordV1::TokenIssued { token, operator_id } => {
                 self.tokens.insert(token, operator_id);
             }
@@ -266,7 +267,7 @@ impl Captured {
 
 /// What a snapshot holds, captured from the live server.
 pub struct Capture {
-    pub directory: DirectoryV1,
+    pub directory: DirectoryV2,
     pub tokens: Vec<(String, u64)>,
     pub conversations: Vec<Captured>,
     /// The longest any one actor was held up while copied.
@@ -339,7 +340,7 @@ impl Store {
         let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || {
             let conversations = conversations.into_iter().map(Captured::into_record).collect();
-            let snapshot = SnapshotV1 { journal_from, directory, tokens, conversations };
+            let snapshot = SnapshotV2 { journal_from, directory, tokens, conversations };
             let bytes = snapshot::write(&dir, &snapshot)?;
             snapshot::prune(&dir)?;
             Ok::<_, StoreError>(bytes)

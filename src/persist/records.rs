@@ -125,6 +125,20 @@ pub struct DirectoryV1 {
     pub chatbots: Vec<ChatbotV1>,
 }
 
+/// The directory since users can be deactivated: version 1 and who is
+/// inactive, so journals and snapshots written before still read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryV2 {
+    pub base: DirectoryV1,
+    pub inactive: Vec<u64>,
+}
+
+impl From<DirectoryV1> for DirectoryV2 {
+    fn from(base: DirectoryV1) -> DirectoryV2 {
+        DirectoryV2 { base, inactive: Vec::new() }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitorV1 {
     pub name: String,
@@ -215,16 +229,34 @@ pub enum RecordV1 {
         header: Option<HeaderV1>,
         messages: Vec<MessageV1>,
     },
+    /// The whole directory, as `Directory` does since users can be deactivated.
+    /// Variants are only ever appended: bincode stores their index.
+    DirectoryV2(Box<DirectoryV2>),
 }
 
-/// The whole state. `journal_from` is the first journal segment to replay over it.
+/// The whole state, as format 1 snapshots hold it (read, never written).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotV1 {
     pub journal_from: u64,
     pub directory: DirectoryV1,
+    pub tokens: Vec<(String, u64)>,
+    pub conversations: Vec<ConversationV1>,
+}
+
+/// The whole state. `journal_from` is the first journal segment to replay over it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotV2 {
+    pub journal_from: u64,
+    pub directory: DirectoryV2,
     /// Operator tokens (visitor tokens live in their conversation).
     pub tokens: Vec<(String, u64)>,
     pub conversations: Vec<ConversationV1>,
+}
+
+impl From<SnapshotV1> for SnapshotV2 {
+    fn from(s: SnapshotV1) -> SnapshotV2 {
+        SnapshotV2 { journal_from: s.journal_from, directory: s.directory.into(), tokens: s.tokens, conversations: s.conversations }
+    }
 }
 
 // ---- domain → stored ----
@@ -232,7 +264,13 @@ pub struct SnapshotV1 {
 impl RecordV1 {
     /// The record of a directory change: the whole directory as it now is.
     pub fn directory(directory: &Directory) -> RecordV1 {
-        RecordV1::Directory(Box::new(DirectoryV1::from(directory)))
+        RecordV1::DirectoryV2(Box::new(DirectoryV2::from(directory)))
+    }
+}
+
+impl From<&Directory> for DirectoryV2 {
+    fn from(d: &Directory) -> DirectoryV2 {
+        DirectoryV2 { base: DirectoryV1::from(d), inactive: d.operators().filter(|o| !o.active).map(|o| o.id.0).collect() }
     }
 }
 
@@ -407,8 +445,9 @@ impl From<&ChatbotV1> for Chatbot {
     }
 }
 
-impl From<&DirectoryV1> for Directory {
-    fn from(d: &DirectoryV1) -> Directory {
+impl From<&DirectoryV2> for Directory {
+    fn from(v2: &DirectoryV2) -> Directory {
+        let d = &v2.base;
         Directory::restore(DirectoryParts {
             operators: d
                 .operators
@@ -422,6 +461,7 @@ impl From<&DirectoryV1> for Directory {
                     languages: o.languages.clone(),
                     country: o.country.clone(),
                     expertise_ids: set(&o.expertise_ids, ExpertiseId),
+                    active: !v2.inactive.contains(&o.id),
                 })
                 .collect(),
             expertise: d.expertise.iter().map(|(id, name)| Expertise { id: ExpertiseId(*id), name: name.clone() }).collect(),

@@ -5,11 +5,12 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::records::SnapshotV1;
+use super::records::{SnapshotV1, SnapshotV2};
 use super::{decode, encode, sync_dir, StoreError};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SWBSNAP1";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2 since users can be deactivated; version 1 files still read.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// How many snapshots are kept; journal segments older than the oldest kept
@@ -24,7 +25,7 @@ pub fn path(dir: &Path, journal_from: u64) -> PathBuf {
 ///
 /// # Errors
 /// Any IO error; the previous snapshots are untouched then.
-pub fn write(dir: &Path, snapshot: &SnapshotV1) -> Result<u64, StoreError> {
+pub fn write(dir: &Path, snapshot: &SnapshotV2) -> Result<u64, StoreError> {
     let payload = encode(snapshot);
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
@@ -47,15 +48,15 @@ pub fn write(dir: &Path, snapshot: &SnapshotV1) -> Result<u64, StoreError> {
 ///
 /// # Errors
 /// A description of what is wrong with it.
-pub fn read(path: &Path) -> Result<SnapshotV1, String> {
+pub fn read(path: &Path) -> Result<SnapshotV2, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() < HEADER || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err("not a Switchboard snapshot (bad magic bytes)".into());
     }
     // unwrap: fixed-size slices of a buffer at least HEADER long.
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    if version != FORMAT_VERSION {
-        return Err(format!("format version {version}, this build reads {FORMAT_VERSION}"));
+    if !(1..=FORMAT_VERSION).contains(&version) {
+        return Err(format!("format version {version}, this build reads 1 to {FORMAT_VERSION}"));
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
     let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -66,7 +67,11 @@ pub fn read(path: &Path) -> Result<SnapshotV1, String> {
     if crc32fast::hash(payload) != crc {
         return Err("checksum mismatch".into());
     }
-    decode(payload).map_err(|e| format!("cannot decode: {e}"))
+    let decoded = match version {
+        1 => decode::<SnapshotV1>(payload).map(SnapshotV2::from),
+        _ => decode::<SnapshotV2>(payload),
+    };
+    decoded.map_err(|e| format!("cannot decode: {e}"))
 }
 
 /// Deletes all but the newest `KEEP` snapshots and the journal segments only they needed.

@@ -24,7 +24,7 @@ use crate::config::WsConfig;
 use crate::domain::conversation::Message;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::metrics::{Metrics, Role, RoleLabel};
+use crate::metrics::{Metrics, SocketKind};
 use outbound::{session_channel, SessionRx, SessionTx, Slot, StopReason};
 use protocol::{Frame, RefOnly, Reply, MAX_REF_CHARS};
 
@@ -37,25 +37,24 @@ impl<E> SessionIo<E> {
     /// `OverCapacity` at the connection cap, `BadRequest` when `req` is not an upgrade.
     pub fn open(
         hub: &Hub,
-        role: Role,
+        role: SocketKind,
         req: &HttpRequest,
         body: web::Payload,
     ) -> Result<(HttpResponse, SessionIo<E>, SessionTx<E>), ApiError> {
-        let gauge = hub.core.metrics.ws_connections.get_or_create(&RoleLabel { role }).clone();
-        let slot = hub.slots.acquire(gauge).ok_or(ApiError::OverCapacity)?;
+        let slot = hub.open_slot(role)?;
         let (response, socket, stream) = actix_ws::handle(req, body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let capacity = match role {
-            Role::Agent => hub.ws.agent_queue,
-            Role::Visitor => hub.ws.visitor_queue,
+            SocketKind::Agent => hub.ws_config().agent_queue,
+            SocketKind::Visitor => hub.ws_config().visitor_queue,
         };
         let (tx, rx) = session_channel(capacity);
         let io = SessionIo {
             socket,
             stream,
             rx,
-            config: hub.ws.clone(),
-            shutdown: hub.shutdown.clone(),
-            metrics: hub.core.metrics.clone(),
+            config: hub.ws_config().clone(),
+            shutdown: hub.shutdown_signal(),
+            metrics: hub.metrics().clone(),
             slot,
         };
         Ok((response, io, tx))

@@ -8,11 +8,10 @@ use serde::Deserialize;
 use super::protocol::{AgentCommand, AgentEvent};
 use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::Content;
-use crate::actors::operator::{Connect, Disconnect};
-use crate::domain::conversation::{Poster, Status};
+use crate::domain::conversation::Poster;
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
-use crate::metrics::Role;
+use crate::metrics::SocketKind;
 
 #[derive(Debug, Deserialize)]
 pub struct AgentQuery {
@@ -64,15 +63,6 @@ impl CommandHandler for AgentSession {
     }
 }
 
-/// The greeting: who the operator is, their open conversations, the board with their stars.
-async fn hello(hub: &Hub, caller: &Caller) -> Result<AgentEvent, ApiError> {
-    let user = hub.user(caller.id).await?;
-    let mut conversations = hub.member_conversations(caller.id).await?;
-    conversations.retain(|c| c.status != Status::Closed);
-    let need_help = hub.board(caller.id).await?;
-    Ok(AgentEvent::Hello { user, conversations, need_help })
-}
-
 /// A browser page may open an operator socket only from the server's own
 /// origin or a configured one: another site must not ride on a stolen token
 /// inside a victim's browser. Clients that send no `Origin` (not browsers) pass.
@@ -104,24 +94,16 @@ pub async fn agent(
     hub: web::Data<Hub>,
     query: web::Query<AgentQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, &hub.ws.allowed_origins)?;
+    check_origin(&req, &hub.ws_config().allowed_origins)?;
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let caller = hub.operator_caller(token)?;
-    let (response, io, tx) = SessionIo::open(&hub, Role::Agent, &req, body)?;
-    let operator = hub.core.operator(caller.id);
-    // Register before reading state, so an event after the snapshot below is queued, not lost.
-    operator.send(Connect { session: tx.clone() }).await?;
-    let greeting = match hello(&hub, &caller).await {
-        Ok(hello) => vec![hello],
-        Err(e) => {
-            operator.do_send(Disconnect { session: tx });
-            return Err(e);
-        }
-    };
+    let (response, io, tx) = SessionIo::open(&hub, SocketKind::Agent, &req, body)?;
+    let greeting = vec![hub.connect_operator(&caller, tx.clone()).await?];
     let hub = hub.into_inner();
     actix_web::rt::spawn(async move {
-        super::run(io, AgentSession { hub, caller }, greeting).await;
-        operator.do_send(Disconnect { session: tx });
+        let operator = caller.id;
+        super::run(io, AgentSession { hub: hub.clone(), caller }, greeting).await;
+        hub.disconnect_operator(operator, tx);
     });
     Ok(response)
 }

@@ -7,12 +7,12 @@ use serde::Deserialize;
 
 use super::protocol::{VisitorCommand, VisitorEvent};
 use super::{Ack, CommandHandler, SessionIo};
-use crate::actors::conversation::{AttachVisitor, Content};
+use crate::actors::conversation::Content;
 use crate::domain::conversation::Poster;
 use crate::domain::{ConversationId, MessageId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::Hub;
-use crate::metrics::Role;
+use crate::metrics::SocketKind;
 
 #[derive(Debug, Deserialize)]
 pub struct VisitorQuery {
@@ -69,9 +69,8 @@ pub async fn visitor(
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let conversation = hub.visitor_conversation(token)?;
-    let addr = hub.conversation(conversation)?;
-    let (response, io, tx) = SessionIo::open(&hub, Role::Visitor, &req, body)?;
-    let greeting = addr.send(AttachVisitor { session: tx, after: query.after }).await??;
+    let (response, io, tx) = SessionIo::open(&hub, SocketKind::Visitor, &req, body)?;
+    let greeting = hub.attach_visitor(conversation, tx, query.after).await?;
     let hub = hub.into_inner();
     actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation }, greeting));
     Ok(response)
