@@ -25,6 +25,8 @@ pub struct UserView {
     pub country: Option<String>,
     pub presence: Presence,
     pub active_chats: u32,
+    /// `false` once deactivated: kept so history shows the name, never routed or logged in.
+    pub active: bool,
 }
 
 impl UserView {
@@ -39,6 +41,7 @@ impl UserView {
             country: operator.country.clone(),
             presence: live.presence,
             active_chats: live.active_chats,
+            active: operator.active,
         }
     }
 }

@@ -188,6 +188,10 @@ impl ConversationActor {
             }),
         ));
         self.settle(self.durable_seq, true);
+        if self.core.store.journal.has_failed() {
+            // No record will ever settle again: what waits on one is dropped now, not left hanging.
+            self.settle(self.journal_seq, false);
+        }
         // Dropped unanswered only when the journal failed.
         Box::pin(async move { rx.await.map_err(|_| StoreError::Failed) }.into_actor(self))
     }
@@ -1031,5 +1035,61 @@ impl Handler<GetFacts> for ConversationActor {
 
     fn handle(&mut self, _: GetFacts, _: &mut Context<Self>) -> Self::Result {
         self.read_durable(|act| Ok(Facts::of(&act.conversation)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Limits;
+    use crate::domain::conversation::Conversation;
+    use crate::domain::directory::{Directory, NewOperator};
+    use crate::domain::operator::Role;
+    use crate::domain::ConversationId;
+    use crate::metrics::Metrics;
+    use crate::persist::journal::FsyncMode;
+    use crate::persist::Store;
+
+    /// A read that reaches the actor while a change's record is on its way to
+    /// the journal waits for it; when the write then fails, the read does not
+    /// reveal the change (before, it answered from memory at once).
+    #[actix_rt::test]
+    async fn a_read_never_reveals_a_change_whose_journal_write_fails() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path(), 1, FsyncMode::Always, Duration::from_millis(50)).unwrap();
+        let mut directory = Directory::default();
+        let mut operator = |login: &str| {
+            let new = NewOperator {
+                login: login.into(),
+                name: login.into(),
+                password_hash: String::new(),
+                role: Role::User,
+                languages: vec![],
+                country: None,
+            };
+            directory.create_operator(new).unwrap().id
+        };
+        let (ann, bob) = (operator("ann"), operator("bob"));
+        let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
+        let core = Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store);
+        let addr = core.start_conversation(Conversation::direct(ConversationId(1), [ann, bob]), None);
+        addr.send(Start).await.unwrap().unwrap();
+
+        core.store.journal.sabotage();
+        let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text("lost".into()), client_ref: None };
+        let (posted, read) =
+            futures_util::join!(addr.send(post), addr.send(GetConversation { reader: Reader { operator: bob, is_admin: false } }));
+        assert!(matches!(posted.unwrap(), Err(CommandError::Storage(_))), "the post is refused");
+        match read.unwrap() {
+            Err(CommandError::Storage(_)) => {}
+            Ok(view) => assert!(view.messages.is_empty(), "the read revealed a message that was never stored: {:?}", view.messages),
+            Err(other) => panic!("unexpected refusal {other}"),
+        }
+        // Every later read says storage failed, rather than hanging or answering from memory.
+        let later =
+            tokio::time::timeout(Duration::from_secs(5), addr.send(GetConversation { reader: Reader { operator: bob, is_admin: false } }));
+        assert!(matches!(later.await.expect("answered").unwrap(), Err(CommandError::Storage(_))));
     }
 }

@@ -209,3 +209,29 @@ impl Core {
         self.directory.read().operator(id).map_or_else(|| format!("Operator #{id}"), |op| op.name.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::persist::journal::FsyncMode;
+
+    /// A directory change whose record cannot be stored is refused and never
+    /// seen: the change is made on a copy that replaces the directory only
+    /// once durable (before, it was applied in place first).
+    #[actix_rt::test]
+    async fn a_directory_change_that_cannot_be_stored_is_never_visible() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path(), 1, FsyncMode::Always, Duration::from_millis(50)).unwrap();
+        let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
+        let core = Core::new(Directory::default(), Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store);
+        let none = std::collections::BTreeSet::new();
+        core.change_directory(|d| Ok(d.create_expertise("Billing", &none)?)).await.unwrap();
+        core.store.journal.sabotage();
+        let refused = core.change_directory(|d| Ok(d.create_expertise("Returns", &none)?)).await;
+        assert!(matches!(refused, Err(ApiError::Unavailable(_))), "{refused:?}");
+        let names: Vec<String> = core.directory.read().expertise().map(|e| e.name.clone()).collect();
+        assert_eq!(names, ["Billing"]);
+    }
+}

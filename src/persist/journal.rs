@@ -65,6 +65,9 @@ pub struct Journal {
     /// Set for good after a failed write or sync: the kernel may have dropped
     /// the dirty pages, so retrying could acknowledge data that is gone.
     failed: Arc<AtomicBool>,
+    /// Tests set it to make the next writes fail as a full disk would.
+    #[cfg(test)]
+    sabotaged: Arc<AtomicBool>,
 }
 
 impl Journal {
@@ -76,10 +79,29 @@ impl Journal {
         let segment = Segment::create(dir, number)?;
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
-        let writer =
-            Writer { dir: dir.to_owned(), segment, mode, interval, failed: failed.clone(), dirty: false, last_sync: Instant::now() };
+        #[cfg(test)]
+        let sabotaged = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            dir: dir.to_owned(),
+            segment,
+            mode,
+            interval,
+            failed: failed.clone(),
+            dirty: false,
+            last_sync: Instant::now(),
+            #[cfg(test)]
+            sabotaged: sabotaged.clone(),
+        };
         let handle = std::thread::Builder::new().name("journal".into()).spawn(move || writer.run(&rx))?;
-        Ok((Journal { tx, failed }, handle))
+        Ok((
+            Journal {
+                tx,
+                failed,
+                #[cfg(test)]
+                sabotaged,
+            },
+            handle,
+        ))
     }
 
     /// Appends `record`; the future resolves once it is durable (per the mode).
@@ -113,6 +135,12 @@ impl Journal {
     pub fn has_failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
+
+    /// Makes every write from now on fail, as a full disk would.
+    #[cfg(test)]
+    pub fn sabotage(&self) {
+        self.sabotaged.store(true, Ordering::Release);
+    }
 }
 
 struct Segment {
@@ -142,6 +170,8 @@ struct Writer {
     /// Written but not yet synced (batch mode).
     dirty: bool,
     last_sync: Instant,
+    #[cfg(test)]
+    sabotaged: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -204,6 +234,10 @@ impl Writer {
     }
 
     fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.sabotaged.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("no space left (sabotaged by a test)"));
+        }
         self.segment.file.write_all(buf)?;
         self.dirty = true;
         if self.mode == FsyncMode::Always || self.last_sync.elapsed() >= self.interval {

@@ -8,6 +8,7 @@ mod chatbot;
 mod conversations;
 mod crash;
 mod directory;
+mod funnel;
 mod fuzz;
 mod invite;
 mod looking_for_help;
