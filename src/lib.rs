@@ -6,28 +6,33 @@
 //! - [`startup`]: `Application::build` / `run_until_stopped`, shared by `main` and tests.
 //! - [`shutdown`]: the signal future and the ordered stop.
 //! - [`telemetry`]: `tracing` set-up.
-//! - [`error`]: `ApiError`, the one error type at the HTTP/WebSocket boundary.
+//! - `error`: `ApiError`, the one error type at the HTTP/WebSocket boundary.
 //! - [`domain`]: plain data and rules (directory, conversations, routing); no actix, no IO.
-//! - [`actors`]: `RouterActor`, `ConversationActor`, `OperatorActor` and their messages.
-//! - [`hub`]: the typed handle HTTP and WebSocket code use to reach the actors.
-//! - [`views`]: the API's JSON shapes.
-//! - [`http`]: routes and handlers; [`ws`]: WebSocket sessions and the wire protocol.
+//! - `actors`: `RouterActor`, `ConversationActor`, `OperatorActor` and their messages.
+//! - `hub`: the one way HTTP and WebSocket code reach state: every change, with its consequences.
+//! - `views`: the API's JSON shapes.
+//! - `http`: routes and handlers; `ws`: WebSocket sessions and the wire protocol.
 //! - [`auth`]: password hashing, tokens, login throttle.
 //! - [`persist`]: snapshots, the journal and recovery.
-//! - [`metrics`]: Prometheus metrics; [`demo`]: the `--demo` team.
+//! - `metrics`: Prometheus metrics; `demo`: the `--demo` team.
+//!
+//! Modules are `pub(crate)` so rustc reports dead code; the public ones are
+//! what `main`, the integration tests, the benchmarks and the load generator's
+//! smoke test need (`config`, `startup`, `shutdown`, `telemetry`; `domain`,
+//! `persist` and `auth::hash_password` for the benchmarks' synthetic state).
 
-pub mod actors;
+pub(crate) mod actors;
 pub mod auth;
 pub mod config;
-pub mod demo;
+pub(crate) mod demo;
 pub mod domain;
-pub mod error;
-pub mod http;
-pub mod hub;
-pub mod metrics;
+pub(crate) mod error;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod metrics;
 pub mod persist;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
-pub mod views;
-pub mod ws;
+pub(crate) mod views;
+pub(crate) mod ws;

@@ -181,11 +181,6 @@ impl Core {
             .clone()
     }
 
-    /// The operator's actor if it was ever started (never-connected operators have nothing to receive).
-    pub fn existing_operator(&self, id: OperatorId) -> Option<Addr<OperatorActor>> {
-        self.registry.operators.get(&id).map(|a| a.clone())
-    }
-
     /// The open direct conversation between `a` (first member) and `b`, started
     /// if there is none; `true` when it was started now. Atomic per pair, so two
     /// simultaneous requests cannot open two conversations.

@@ -230,6 +230,7 @@ impl ScriptRun {
     }
 
     /// Whether the bot still has something to say or ask.
+    #[cfg(test)]
     pub fn is_active(&self) -> bool {
         !self.stopped && (self.waiting.is_some() || self.next < self.script.steps.len())
     }

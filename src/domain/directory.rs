@@ -203,10 +203,6 @@ impl Directory {
         self.last_id
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.operators.is_empty()
-    }
-
     fn next_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id

@@ -41,8 +41,9 @@ impl FromRequest for Caller {
     }
 }
 
-/// An operator with the `admin` role.
-pub struct Admin(pub Caller);
+/// Proof that the caller holds the `admin` role (handlers that also need
+/// who it is take a `Caller` as well).
+pub struct Admin;
 
 impl FromRequest for Admin {
     type Error = ApiError;
@@ -50,7 +51,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         ready(Caller::from_request(req, payload).into_inner().and_then(|caller| match caller.role {
-            Role::Admin => Ok(Admin(caller)),
+            Role::Admin => Ok(Admin),
             Role::User => Err(ApiError::Forbidden("this requires the admin role".into())),
         }))
     }
