@@ -60,7 +60,7 @@ pub struct WsConfig {
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Longest message body, in characters after trimming.
+    /// Longest message body, in characters as sent (the stored body is trimmed).
     pub max_message_chars: usize,
     /// How long a visitor may pause before a chatbot's `free_input_multi`
     /// question counts as answered.

@@ -1,26 +1,28 @@
 //! The actors and what each owns.
 //!
-//! - `RouterActor` (one): routing state (presence copies, loads, per-channel
-//!   queues, previous operators) and the Looking-for-help board. Every
-//!   assignment decision is made here, one at a time.
+//! - `RouterActor` (one, on a thread of its own): routing state (presence
+//!   copies, loads, per-channel queues, previous operators) and the
+//!   Looking-for-help board. Every assignment decision is made here, one at a time.
 //!   Accepts: `ForwardToOperator`, `OperatorPresence`, `MembersChanged`,
-//!   `ConversationClosed`, `BoardChanged`, `RefreshBoards`, `ChannelChanged`,
-//!   `ForgetExpertise`, `ListLive`, `ListBoard`, `Reroute`, and its own `GraceOver`.
+//!   `ConversationClosed`, `BoardChanged`, `DirectoryChanged`, `Reroute`,
+//!   `ListLive`, `ListBoard`; its timers (expert wait, offline grace) are `run_later`.
 //! - `ConversationActor` (one per conversation, spread over the actor
 //!   arbiters): transcript, members, status, fan-out to the visitor's sessions
-//!   and to members' operator actors.
-//!   Runs the chatbot script, and journals each change before anyone hears of it.
+//!   and to members' operator actors. Runs the chatbot script, and journals
+//!   each change before anyone hears of it; reads wait for it too.
 //!   Accepts: `Start`, `PostMessage`, `GetConversation`, `GetVisitorConversation`,
 //!   `GetSummary`, `SetStatus`, `SetExpertise`, `Join`, `Invite`, `Leave`,
 //!   `Close`, `AssignOperator`, `SetQueuePosition`, `AttachVisitor`, `Replay`,
-//!   `Typing`, `ForgetExpertise`, `Capture`, `PassOn`, `Reassign`, `GetFacts`.
+//!   `Typing`, `DirectoryPruned`, `CopyForSnapshot`, `PassOn`, `Reassign`,
+//!   `Unassign`, `GetFacts`.
 //! - `OperatorActor` (one per operator): presence, the operator's sessions
 //!   (tabs) and the events pushed to them, the conversations they belong to.
 //!   Accepts: `Connect`, `Disconnect`, `SetPresence`, `Deliver`, `Track`,
-//!   `ListConversations`.
+//!   `ListConversations`, `Deactivate`.
 //!
 //! Chat traffic goes session → `ConversationActor` directly; the router only
-//! hears about membership, status and board changes.
+//! hears about membership, status and board changes. Outside this module only
+//! `hub.rs` sends these messages (and `startup.rs`, which builds the actors).
 
 pub mod conversation;
 pub mod operator;

@@ -42,7 +42,7 @@ pub fn bounded(field: impl Into<Cow<'static, str>>, value: &str, max: usize) -> 
     Ok(trimmed.to_owned())
 }
 
-/// A display name: 1..=100 characters after trimming.
+/// A display name: 1..=100 characters as sent, not blank; stored trimmed.
 pub fn name(field: impl Into<Cow<'static, str>>, value: &str) -> Result<String, InvalidField> {
     bounded(field, value, MAX_NAME_CHARS)
 }

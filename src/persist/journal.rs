@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::files::{encode, sync_dir, StoreError};
 use super::frame::frame;
 use super::records::RecordV1;
-use super::{encode, sync_dir, StoreError};
 
 /// First bytes of every segment: the format and its version.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SWBJRN01";

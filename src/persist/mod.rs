@@ -12,37 +12,27 @@
 //!
 //! This module knows files and records, not actors: `hub.rs` captures the state.
 
+mod files;
 pub mod frame;
 pub mod journal;
 pub mod records;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use thiserror::Error;
 
+pub use files::{decode, encode, list, sync_dir, Files, StoreError};
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
 use records::{ConversationV1, DirectoryV2, MessageV1, RecordV1, SnapshotV2};
 
 use crate::domain::conversation::{Conversation, Message};
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("storage failed earlier; writes are refused until the server is restarted")]
-    Failed,
-    #[error("the journal has stopped")]
-    Stopped,
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
 
 /// Why the server refuses to start on its data directory.
 #[derive(Debug, Error)]
@@ -58,51 +48,6 @@ pub enum RecoveryError {
     NothingReadable(String, PathBuf),
     #[error("journal segment {missing} is missing in {dir}; the segments after it cannot be applied")]
     MissingSegment { missing: u64, dir: PathBuf },
-}
-
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
-
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // unwrap: the record types are plain data with known lengths; encoding them cannot fail.
-    bincode::serde::encode_to_vec(value, config()).expect("records always encode")
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(bytes, config()).map(|(value, _)| value)
-}
-
-/// Makes a rename or a new file in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
-/// The snapshot and journal files of a data directory, by number.
-pub struct Files {
-    pub snapshots: Vec<(u64, PathBuf)>,
-    pub segments: Vec<(u64, PathBuf)>,
-}
-
-/// Lists the data directory (other files are ignored; leftover temporary files are removed).
-pub fn list(dir: &Path) -> std::io::Result<Files> {
-    let mut files = Files { snapshots: Vec::new(), segments: Vec::new() };
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let number = |prefix: &str, suffix: &str| name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse::<u64>().ok();
-        if let Some(n) = number("snapshot-", ".bin") {
-            files.snapshots.push((n, path));
-        } else if let Some(n) = number("journal-", ".log") {
-            files.segments.push((n, path));
-        } else if number("snapshot-", ".tmp").is_some() {
-            fs::remove_file(&path)?;
-        }
-    }
-    files.snapshots.sort_unstable();
-    files.segments.sort_unstable();
-    Ok(files)
 }
 
 /// The state as stored: what a snapshot holds, brought up to date by the journal.

@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::files::{decode, encode, sync_dir, StoreError};
 use super::records::{SnapshotV1, SnapshotV2};
-use super::{decode, encode, sync_dir, StoreError};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SWBSNAP1";
 /// 2 since users can be deactivated; version 1 files still read.
@@ -76,7 +76,7 @@ pub fn read(path: &Path) -> Result<SnapshotV2, String> {
 
 /// Deletes all but the newest `KEEP` snapshots and the journal segments only they needed.
 pub fn prune(dir: &Path) -> Result<(), StoreError> {
-    let files = super::list(dir)?;
+    let files = super::files::list(dir)?;
     let mut snapshots = files.snapshots;
     snapshots.sort_unstable();
     let cut = snapshots.len().saturating_sub(KEEP);

@@ -117,7 +117,6 @@ fn stopped(reason: StopReason) -> Option<CloseReason> {
     }
 }
 
-/// Writes one JSON frame; `Err` when the socket is closed.
 /// The connection can no longer be written to: closed, or stalled past the limit.
 struct Gone;
 
@@ -200,7 +199,6 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
     let _ = tokio::time::timeout(limit, socket.close(reason)).await;
 }
 
-/// Parses and executes one text frame, answering with `ack` or `error`.
 /// Parses and checks a client frame, or gives the `error` reply for it (with
 /// the frame's `ref` when one could be read), so a bad frame never ends the session.
 pub fn decode<C: DeserializeOwned>(text: &str) -> Result<Frame<C>, Box<Reply>> {
@@ -220,6 +218,7 @@ pub fn decode<C: DeserializeOwned>(text: &str) -> Result<Frame<C>, Box<Reply>> {
     Ok(frame)
 }
 
+/// Parses and executes one text frame, answering with `ack` or `error`.
 async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mut H, text: &str, limit: Duration) -> Result<(), Gone> {
     let frame = match decode::<H::Command>(text) {
         Ok(frame) => frame,
