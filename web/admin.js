@@ -118,14 +118,26 @@ function usersSection() {
       el("td", {}, u.languages.join(", ")),
       el("td", {}, u.country ?? ""),
       el("td", {}, u.expertise_ids.map(expertiseName).join(", ")),
-      el("td", {}, el("button", { type: "button", onclick: () => fill($("user-editor"), userForm(u)) }, "Edit")),
+      el("td", {}, u.active ? "Active" : "Deactivated"),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", onclick: () => fill($("user-editor"), userForm(u)) }, "Edit"),
+        " ",
+        // Deactivating logs the user out everywhere and routes their chats again; history keeps their name.
+        el(
+          "button",
+          { type: "button", onclick: () => change(() => api("PATCH", `/users/${u.id}`, { active: !u.active }), "users") },
+          u.active ? "Deactivate" : "Reactivate",
+        ),
+      ),
     ),
   );
   return [
     el(
       "table",
       {},
-      el("thead", {}, el("tr", {}, ["Login", "Name", "Role", "Languages", "Country", "Expertise", ""].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Login", "Name", "Role", "Languages", "Country", "Expertise", "Status", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows),
     ),
     el("div", { id: "user-editor" }, userForm(null)),

@@ -1043,14 +1043,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Limits;
+    use crate::actors::test_core;
     use crate::domain::conversation::Conversation;
     use crate::domain::directory::{Directory, NewOperator};
     use crate::domain::operator::Role;
     use crate::domain::ConversationId;
-    use crate::metrics::Metrics;
-    use crate::persist::journal::FsyncMode;
-    use crate::persist::Store;
 
     /// A read that reaches the actor while a change's record is on its way to
     /// the journal waits for it; when the write then fails, the read does not
@@ -1058,7 +1055,6 @@ mod tests {
     #[actix_rt::test]
     async fn a_read_never_reveals_a_change_whose_journal_write_fails() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path(), 1, FsyncMode::Always, Duration::from_millis(50)).unwrap();
         let mut directory = Directory::default();
         let mut operator = |login: &str| {
             let new = NewOperator {
@@ -1072,8 +1068,7 @@ mod tests {
             directory.create_operator(new).unwrap().id
         };
         let (ann, bob) = (operator("ann"), operator("bob"));
-        let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
-        let core = Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store);
+        let core = test_core(dir.path(), directory);
         let addr = core.start_conversation(Conversation::direct(ConversationId(1), [ann, bob]), None);
         addr.send(Start).await.unwrap().unwrap();
 

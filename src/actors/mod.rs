@@ -207,12 +207,18 @@ impl Core {
     }
 }
 
+/// A core on the current arbiter with its journal in `dir`, for actor tests.
+#[cfg(test)]
+pub(crate) fn test_core(dir: &std::path::Path, directory: Directory) -> Arc<Core> {
+    use std::time::Duration;
+    let store = Store::open(dir, 1, crate::persist::journal::FsyncMode::Always, Duration::from_millis(50)).unwrap();
+    let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
+    Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::persist::journal::FsyncMode;
 
     /// A directory change whose record cannot be stored is refused and never
     /// seen: the change is made on a copy that replaces the directory only
@@ -220,9 +226,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_directory_change_that_cannot_be_stored_is_never_visible() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Store::open(dir.path(), 1, FsyncMode::Always, Duration::from_millis(50)).unwrap();
-        let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
-        let core = Core::new(Directory::default(), Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store);
+        let core = test_core(dir.path(), Directory::default());
         let none = std::collections::BTreeSet::new();
         core.change_directory(|d| Ok(d.create_expertise("Billing", &none)?)).await.unwrap();
         core.store.journal.sabotage();

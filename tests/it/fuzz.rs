@@ -49,7 +49,7 @@ async fn schemathesis_finds_no_undocumented_behaviour() {
     let billing = s.expertise("Billing").await;
     let (fuzzer, admin_token) = s.operator("fuzzer", json!({"role": "admin", "expertise_ids": [billing]})).await;
     let (spare, _) = s.operator("spare", json!({"languages": ["fr"]})).await;
-    let (_, user_token) = s.operator("plain", json!({"expertise_ids": [billing]})).await;
+    let (plain, user_token) = s.operator("plain", json!({"expertise_ids": [billing]})).await;
     let script = json!({"title": "Bot", "steps": [
         {"type": "question_selection", "message": "Topic?", "answers": [{"label": "Billing"}]},
         {"type": "forward_operator", "message": "One moment", "expertise_ids": [billing]},
@@ -63,7 +63,7 @@ async fn schemathesis_finds_no_undocumented_behaviour() {
         vec![
             ("FUZZ_TOKEN", token.to_owned()),
             ("FUZZ_VISITOR_TOKEN", visitor_token.clone()),
-            ("FUZZ_SELF_ID", fuzzer.to_string()),
+            ("FUZZ_KEEP_IDS", format!("{fuzzer},{plain}")),
             ("FUZZ_SPARE_ID", spare.to_string()),
         ]
     };
