@@ -165,17 +165,34 @@ async fn a_returning_visitor_asking_for_another_expertise_reaches_an_expert() {
     assert_eq!((given["operator_id"].clone(), given["rule"].clone()), (json!(bob), json!("previous_operator")));
 }
 
+/// Ann (online) serving a visitor whose widget is open; Bob of the same channel, not yet connected.
+struct Team {
+    ann: u64,
+    ann_token: String,
+    ann_ws: WsClient,
+    bob: u64,
+    bob_token: String,
+    channel: u64,
+    chat: u64,
+    widget: WsClient,
+}
+
+async fn ann_serving(s: &TestServer, ann_name: &str) -> Team {
+    let (ann, ann_token) = s.operator("ann", json!({"name": ann_name})).await;
+    let (bob, bob_token) = s.operator("bob", json!({"name": "Bob"})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = channel_with(s, json!({"operator_ids": [ann, bob]})).await;
+    let (chat, visitor) = s.visit(channel, json!({})).await;
+    ann_ws.next_of("assigned").await;
+    let (widget, _) = s.widget(&visitor, None).await;
+    Team { ann, ann_token, ann_ws, bob, bob_token, channel, chat, widget }
+}
+
 #[actix_rt::test]
 async fn a_deactivated_user_is_out_at_once_and_their_chats_move_on() {
     let s = TestServer::start().await;
-    let (ann, ann_token) = s.operator("ann", json!({"name": "Ann Active"})).await;
-    let (bob, bob_token) = s.operator("bob", json!({"name": "Bob"})).await;
-    let (mut ann_ws, _) = s.agent(&ann_token).await;
-    let channel = channel_with(&s, json!({"operator_ids": [ann, bob]})).await;
-    let (chat, visitor) = s.visit(channel, json!({})).await;
-    ann_ws.next_of("assigned").await;
+    let Team { ann, ann_token, mut ann_ws, bob, bob_token, channel, chat, mut widget } = ann_serving(&s, "Ann Active").await;
     let (mut bob_ws, _) = s.agent(&bob_token).await;
-    let (mut widget, _) = s.widget(&visitor, None).await;
 
     let user = s.patch(&format!("/api/v1/users/{ann}"), &s.admin, json!({"active": false})).await.expect(200);
     assert_eq!(user["active"], false);
@@ -209,13 +226,7 @@ async fn a_deactivated_user_is_out_at_once_and_their_chats_move_on() {
 #[actix_rt::test]
 async fn a_deactivated_operator_with_nobody_to_take_over_sends_the_chat_back_to_the_queue() {
     let s = TestServer::start().await;
-    let (ann, ann_token) = s.operator("ann", json!({"name": "Ann"})).await;
-    let (bob, bob_token) = s.operator("bob", json!({"name": "Bob"})).await;
-    let (mut ann_ws, _) = s.agent(&ann_token).await;
-    let channel = channel_with(&s, json!({"operator_ids": [ann, bob]})).await;
-    let (chat, visitor) = s.visit(channel, json!({})).await;
-    ann_ws.next_of("assigned").await;
-    let (mut widget, _) = s.widget(&visitor, None).await;
+    let Team { ann, bob, bob_token, chat, mut widget, .. } = ann_serving(&s, "Ann").await;
     s.patch(&format!("/api/v1/users/{ann}"), &s.admin, json!({"active": false})).await.expect(200);
     widget.next_where("queued again", |f| f["type"] == "status" && f["status"] == "queued" && f["queue_position"] == 1).await;
     assert_eq!(s.conversation(chat, &s.admin).await["member_ids"], json!([]));
