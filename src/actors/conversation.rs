@@ -101,6 +101,15 @@ impl Actor for ConversationActor {
     type Context = Context<Self>;
 }
 
+/// Where a conversation actor's state comes from.
+#[derive(Clone, Copy)]
+pub enum Origin {
+    /// Just opened: its first record is still to be written.
+    New,
+    /// Recovered from disk: the journal already holds it.
+    Restored,
+}
+
 /// Whether a command changed who the members are (the router's loads follow them).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Members {
@@ -117,9 +126,11 @@ enum Arrival {
 }
 
 impl ConversationActor {
-    /// `restored`: the conversation comes from disk, so the journal already has it.
-    pub fn new(conversation: Conversation, core: Arc<Core>, visitor_token: Option<String>, restored: bool) -> ConversationActor {
-        let journaled = if restored { Journaled::holding(&conversation) } else { Journaled::Nothing };
+    pub fn new(conversation: Conversation, core: Arc<Core>, visitor_token: Option<String>, origin: Origin) -> ConversationActor {
+        let journaled = match origin {
+            Origin::New => Journaled::Nothing,
+            Origin::Restored => Journaled::holding(&conversation),
+        };
         ConversationActor {
             conversation,
             core,

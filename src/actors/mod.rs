@@ -44,7 +44,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::Store;
-use conversation::ConversationActor;
+use conversation::{ConversationActor, Origin};
 use operator::OperatorActor;
 use router::RouterActor;
 
@@ -117,7 +117,7 @@ impl Core {
 
     /// Starts the actor of a new conversation on the next arbiter and registers it.
     pub fn start_conversation(self: &Arc<Self>, conversation: Conversation, visitor_token: Option<String>) -> Addr<ConversationActor> {
-        self.spawn_conversation(conversation, visitor_token, false)
+        self.spawn_conversation(conversation, visitor_token, Origin::New)
     }
 
     /// Starts the actor of a conversation recovered from disk, so ids continue after it.
@@ -126,14 +126,14 @@ impl Core {
         if let ([a, b], Kind::Direct, false) = (conversation.members(), conversation.kind, conversation.status() == Status::Closed) {
             self.registry.direct.insert((*a.min(b), *a.max(b)), conversation.id);
         }
-        self.spawn_conversation(conversation, visitor_token, true)
+        self.spawn_conversation(conversation, visitor_token, Origin::Restored)
     }
 
-    fn spawn_conversation(self: &Arc<Self>, conversation: Conversation, token: Option<String>, restored: bool) -> Addr<ConversationActor> {
+    fn spawn_conversation(self: &Arc<Self>, conversation: Conversation, token: Option<String>, origin: Origin) -> Addr<ConversationActor> {
         let id = conversation.id;
         let core = self.clone();
         let addr =
-            ConversationActor::start_in_arbiter(self.next_arbiter(), move |_| ConversationActor::new(conversation, core, token, restored));
+            ConversationActor::start_in_arbiter(self.next_arbiter(), move |_| ConversationActor::new(conversation, core, token, origin));
         self.registry.conversations.insert(id, addr.clone());
         addr
     }

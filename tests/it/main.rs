@@ -1,6 +1,7 @@
 //! The integration tests: each starts the real server on 127.0.0.1:0 and talks
 //! to it over real HTTP and WebSocket connections.
 
+mod architecture;
 mod auth;
 mod bad_input;
 mod browser;
