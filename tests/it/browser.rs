@@ -17,6 +17,15 @@ use crate::support::TestServer;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `CHROMEDRIVER` if set, else the first `chromedriver` on `PATH`, else where
+/// Debian's package puts it.
+fn chromedriver() -> Option<std::path::PathBuf> {
+    let on_path =
+        std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).map(|d| d.join("chromedriver"));
+    let debian = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].map(std::path::PathBuf::from);
+    std::env::var_os("CHROMEDRIVER").map(std::path::PathBuf::from).into_iter().chain(on_path).chain(debian).find(|p| p.is_file())
+}
+
 /// A chromedriver process; each `browser()` is a fresh headless Chromium.
 struct Driver {
     process: Child,
@@ -26,7 +35,7 @@ struct Driver {
 impl Driver {
     /// `None` when chromedriver is not installed (a failure under CI, which installs it).
     fn start() -> Option<Driver> {
-        let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let binary = chromedriver()?;
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let process = Command::new(binary)
             .arg(format!("--port={port}"))
