@@ -91,3 +91,40 @@ pub fn prune(dir: &Path) -> Result<(), StoreError> {
     }
     sync_dir(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::records::{DirectoryV1, OperatorV1, RoleV1};
+
+    /// A snapshot written before users could be deactivated (format 1) still
+    /// reads, with everyone active.
+    #[test]
+    fn a_format_1_snapshot_still_reads() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let operator = OperatorV1 {
+            id: 1,
+            login: "admin".into(),
+            name: "Admin".into(),
+            role: RoleV1::Admin,
+            password_hash: "x".into(),
+            languages: vec![],
+            country: None,
+            expertise_ids: vec![],
+        };
+        let directory = DirectoryV1 { last_id: 1, operators: vec![operator], expertise: vec![], channels: vec![], chatbots: vec![] };
+        let old = SnapshotV1 { journal_from: 4, directory: directory.clone(), tokens: vec![("t".into(), 1)], conversations: vec![] };
+        let payload = encode(&old);
+        let mut bytes = SNAPSHOT_MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        let file = path(dir.path(), 4);
+        fs::write(&file, bytes).unwrap();
+        let read = read(&file).unwrap();
+        assert_eq!(read, SnapshotV2::from(old));
+        assert_eq!(read.directory.base, directory);
+        assert!(read.directory.inactive.is_empty());
+    }
+}

@@ -254,3 +254,20 @@ async fn the_last_active_admin_cannot_be_deactivated() {
     let bad = s.patch(&format!("/api/v1/users/{other}"), &token, json!({"active": "no"})).await;
     assert_eq!(bad.expect(400)["error"]["code"], "bad_request");
 }
+
+/// Deactivation is durable: after a restart the user is still out, and still listed.
+#[actix_rt::test]
+async fn a_deactivation_survives_a_restart() {
+    let s = TestServer::start().await;
+    let (ann, _) = s.operator("ann", json!({"name": "Ann"})).await;
+    s.patch(&format!("/api/v1/users/{ann}"), &s.admin, json!({"active": false})).await.expect(200);
+    let s = s.restart().await;
+    let listed = s.get(&format!("/api/v1/users/{ann}"), &s.admin).await.expect(200);
+    assert_eq!((listed["active"].clone(), listed["name"].clone()), (json!(false), json!("Ann")));
+    let login = s.call(reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"login": "ann", "password": "pw"}))).await;
+    assert_eq!(login.expect(401)["error"]["code"], "unauthorized");
+    // Through a snapshot too.
+    s.post("/api/v1/admin/snapshot", &s.admin, json!({})).await.expect(200);
+    let s = s.restart().await;
+    assert_eq!(s.get(&format!("/api/v1/users/{ann}"), &s.admin).await.expect(200)["active"], false);
+}
