@@ -127,7 +127,7 @@ function usersSection() {
         // Deactivating logs the user out everywhere and routes their chats again; history keeps their name.
         el(
           "button",
-          { type: "button", onclick: () => change(() => api("PATCH", `/users/${u.id}`, { active: !u.active }), "users") },
+          { type: "button", "data-user": u.id, onclick: () => change(() => api("PATCH", `/users/${u.id}`, { active: !u.active }), "users") },
           u.active ? "Deactivate" : "Reactivate",
         ),
       ),
@@ -136,7 +136,7 @@ function usersSection() {
   return [
     el(
       "table",
-      {},
+      { id: "users-table" },
       el("thead", {}, el("tr", {}, ["Login", "Name", "Role", "Languages", "Country", "Expertise", "Status", ""].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows),
     ),

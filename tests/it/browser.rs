@@ -239,6 +239,13 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     assert!(drawn, "the served-per-expertise chart is drawn");
     wait_text(&admin, "#report-operators", "Anna").await;
     screenshot(&admin, "admin-report").await;
+    // Bruno leaves the team: the admin deactivates him from the Users table.
+    find(&admin, "#tab-users").await.click().await.unwrap();
+    find(&admin, &format!("#users-table button[data-user='{b}']")).await.click().await.unwrap();
+    wait_text(&admin, "#users-table tr", "Deactivated").await;
+    screenshot(&admin, "admin-users").await;
+    let bruno_now = s.get(&format!("/api/v1/users/{b}"), &s.admin).await.expect(200);
+    assert_eq!(bruno_now["active"], false, "deactivated from the UI");
     for browser in [admin, anna, bruno, chloe, visitor] {
         browser.close().await.unwrap();
     }
