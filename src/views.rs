@@ -217,8 +217,6 @@ pub struct BoardEntry {
     pub need_help_since: Option<Timestamp>,
     /// The reader holds at least one of the conversation's expertise.
     pub starred: bool,
-    /// The reader is already a member (e.g. asked for help): nothing to join.
-    pub is_member: bool,
 }
 
 /// `GET /api/v1/reports/routing`: per expertise and per operator.

@@ -374,8 +374,8 @@ impl RouterActor {
         }
     }
 
-    /// The board as `reader` (an operator and their expertise) sees it, oldest call for help first.
-    fn board_for(&self, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> Vec<BoardEntry> {
+    /// The board as `reader` sees it, oldest call for help first.
+    fn board_for(&self, reader: Option<&BTreeSet<ExpertiseId>>) -> Vec<BoardEntry> {
         let mut entries: Vec<BoardEntry> = self
             .board
             .values()
@@ -388,8 +388,7 @@ impl RouterActor {
                 status: c.status,
                 last_message: c.last_message.clone(),
                 need_help_since: c.need_help_since,
-                starred: expertise.is_some_and(|mine| c.expertise_ids.iter().any(|e| mine.contains(e))),
-                is_member: c.member_ids.contains(&reader),
+                starred: reader.is_some_and(|mine| c.expertise_ids.iter().any(|e| mine.contains(e))),
             })
             .collect();
         entries.sort_by_key(|e| (e.need_help_since, e.id));
@@ -399,10 +398,9 @@ impl RouterActor {
     /// Pushes each connected operator (of `only`, or all) their own board.
     fn push_boards(&self, only: Option<&[OperatorId]>) {
         let directory = self.core.directory.read();
-        // A board depends only on the operator's expertise (stars) and on the
-        // calls for help they are in (`is_member`, for most operators none):
-        // one event, serialised once, per distinct pair.
-        let mut boards: HashMap<(Option<&BTreeSet<ExpertiseId>>, Vec<ConversationId>), Arc<Timed<AgentEvent>>> = HashMap::new();
+        // Stars depend only on the operator's expertise: one event (serialised
+        // once) per distinct expertise set, however many operators share it.
+        let mut boards: HashMap<Option<&BTreeSet<ExpertiseId>>, Arc<Timed<AgentEvent>>> = HashMap::new();
         for entry in self.core.registry.operators.iter() {
             let id = *entry.key();
             let connected = self.operators.get(&id).is_some_and(|l| l.presence != Presence::Offline);
@@ -410,10 +408,7 @@ impl RouterActor {
                 continue;
             }
             let expertise = directory.operator(id).map(|op| &op.expertise_ids);
-            let theirs = self.board.values().filter(|c| c.member_ids.contains(&id)).map(|c| c.id).collect();
-            let board = boards
-                .entry((expertise, theirs))
-                .or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(id, expertise) }));
+            let board = boards.entry(expertise).or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(expertise) }));
             entry.value().do_send(Deliver(board.clone()));
         }
     }
@@ -735,7 +730,7 @@ impl Handler<ListBoard> for RouterActor {
 
     fn handle(&mut self, msg: ListBoard, _: &mut Context<Self>) -> Self::Result {
         let directory = self.core.directory.read();
-        MessageResult(self.board_for(msg.operator, directory.operator(msg.operator).map(|op| &op.expertise_ids)))
+        MessageResult(self.board_for(directory.operator(msg.operator).map(|op| &op.expertise_ids)))
     }
 }
 

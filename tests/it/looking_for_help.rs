@@ -165,23 +165,3 @@ async fn visitor_messages_keep_need_help_and_refresh_the_board() {
     assert_eq!(frame["conversations"][0]["last_message"]["body"], "anyone?");
     assert_eq!(sc.s.conversation(sc.conversation, &sc.s.admin).await["status"], "need_help");
 }
-
-/// The requester finds their own call for help marked `is_member` (nothing to
-/// join), live and in the list; everyone else sees it joinable. Carl shares
-/// Ann's expertise, so this also checks that one shared push per expertise
-/// set does not hand Ann's flag to Carl.
-#[actix_rt::test]
-async fn the_requester_sees_their_own_call_for_help_as_a_member() {
-    let mut sc = scene().await;
-    flag(&sc).await;
-    let pushed = |frame: Value| frame["conversations"][0]["is_member"].clone();
-    assert_eq!(pushed(sc.ann.2.next_of("need_help").await), true);
-    assert_eq!(pushed(sc.carl.2.next_of("need_help").await), false);
-    assert_eq!(pushed(sc.bob.2.next_of("need_help").await), false);
-    let board_path = "/api/v1/conversations?status=need_help";
-    assert_eq!(sc.s.get(board_path, &sc.ann.1).await.expect(200)[0]["is_member"], true);
-    assert_eq!(sc.s.get(board_path, &sc.carl.1).await.expect(200)[0]["is_member"], false);
-    // Carl joins: now he is a member too (and the call for help is answered).
-    sc.s.post(&format!("/api/v1/conversations/{}/join", sc.conversation), &sc.carl.1, json!({})).await.expect(200);
-    assert_eq!(sc.s.get(board_path, &sc.carl.1).await.expect(200), json!([]));
-}
