@@ -26,6 +26,29 @@ pub struct Config {
     /// Threads running conversation and operator actors; one per core keeps a busy
     /// conversation from stalling the others without oversubscribing the machine.
     pub actor_threads: usize,
+    /// Closed conversations older than this many days are deleted (`None`: kept forever).
+    pub retention_days: Option<u32>,
+}
+
+/// What the binary was asked to do.
+pub enum Launch {
+    Serve(Box<Config>),
+    /// Copy a (possibly running) server's data directory.
+    Backup {
+        data_dir: PathBuf,
+        to: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Task {
+    /// Copy the data directory (snapshot, journal, archive) consistently while the server runs.
+    /// Restore: stop the server, use the copy as `--data-dir`, start it.
+    Backup {
+        /// A new (or empty) directory to copy into.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -91,6 +114,8 @@ pub struct AuthConfig {
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    task: Option<Task>,
     /// Address to listen on (use port 0 for any free port).
     #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
@@ -134,6 +159,9 @@ struct Cli {
     /// In `--fsync batch`, the longest time written data waits for fdatasync.
     #[arg(long, env = "SWITCHBOARD_FSYNC_INTERVAL_MS", default_value_t = 50)]
     fsync_interval_ms: u64,
+    /// Delete closed conversations older than this many days, checked hourly (default: keep forever).
+    #[arg(long, env = "SWITCHBOARD_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    retention_days: Option<u32>,
     /// Seconds of silence after which a chatbot's multi-line question counts as answered.
     #[arg(long, env = "SWITCHBOARD_BOT_INPUT_PAUSE_S", default_value_t = 15)]
     bot_input_pause_s: u64,
@@ -143,10 +171,19 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, usize::from)
 }
 
-impl Config {
+impl Launch {
     /// Reads flags and environment; exits with usage on bad input (clap's behaviour).
-    pub fn from_args() -> Config {
+    pub fn from_args() -> Launch {
         let cli = Cli::parse();
+        match cli.task {
+            Some(Task::Backup { to }) => Launch::Backup { data_dir: cli.data_dir, to },
+            None => Launch::Serve(Box::new(Config::from_cli(cli))),
+        }
+    }
+}
+
+impl Config {
+    fn from_cli(cli: Cli) -> Config {
         Config {
             http: HttpConfig {
                 bind: cli.bind,
@@ -179,6 +216,7 @@ impl Config {
             admin_password: cli.admin_password,
             demo: cli.demo,
             actor_threads: cores(),
+            retention_days: cli.retention_days,
         }
     }
 
@@ -213,6 +251,7 @@ impl Config {
             admin_password: Some("admin-pass".into()),
             demo: false,
             actor_threads: 2,
+            retention_days: None,
         }
     }
 }

@@ -154,3 +154,10 @@ impl From<StoreError> for ApiError {
         ApiError::Unavailable(format!("cannot store the change: {e}"))
     }
 }
+
+impl From<crate::archive::ArchiveError> for ApiError {
+    fn from(e: crate::archive::ArchiveError) -> ApiError {
+        tracing::error!(error = %e, "archive unavailable");
+        ApiError::Unavailable(format!("history is unavailable: {e}"))
+    }
+}

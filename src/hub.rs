@@ -4,35 +4,41 @@
 //! only parse, authorise and map errors. Reads go through here too, so no
 //! handler holds an actor address or the directory lock for writing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, Handler};
 use futures_util::future::join_all;
 use parking_lot::RwLockReadGuard;
 use tokio::sync::watch;
 
 use crate::actors::conversation::{
-    AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, GetConversation, GetFacts, GetSummary,
-    GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start, Typing,
+    AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start, Typing,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
 use crate::actors::Core;
-use crate::auth::{verify_password, Auth, LoginAttempt, Principal};
+use crate::archive::Archived;
+use crate::auth::{verify_password, LoginAttempt, Principal};
 use crate::config::{Limits, WsConfig};
 use crate::domain::chatbot::ScriptRun;
-use crate::domain::conversation::{Conversation, Message, Poster, RequestedStatus, Status, Visitor};
+use crate::domain::conversation::{Conversation, ConversationError, Message, Poster, RequestedStatus, Status, Visitor};
 use crate::domain::directory::{Directory, DirectoryDiff};
+use crate::domain::history::{self, HistoryFilter, Viewer};
 use crate::domain::operator::{Presence, Role};
 use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
+use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
 use crate::persist::records::{DirectoryV2, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
-use crate::views::{BoardEntry, ConversationSummary, ConversationView, LiveStatus, RoutingReport, UserView, VisitorConversationView};
+use crate::views::{
+    BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LiveStatus, RoutingReport, UserView,
+    VisitorConversationView,
+};
 use crate::ws::outbound::{timed, ConnectionSlots, SessionTx, Slot};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
 
@@ -45,12 +51,6 @@ pub struct Caller {
     pub token: String,
 }
 
-impl Caller {
-    pub fn reader(&self) -> Reader {
-        Reader { operator: self.id, is_admin: self.role == Role::Admin }
-    }
-}
-
 /// A visitor opening a session on a channel (`POST /channels/{id}/sessions`).
 #[derive(Debug, Default)]
 pub struct NewVisitor {
@@ -61,12 +61,17 @@ pub struct NewVisitor {
     pub visitor_key: Option<String>,
 }
 
+/// Most results of `visitor_history`.
+const MAX_VISITOR_HISTORY: usize = 100;
+
+/// How long an erasure waits for open conversations to be closed and archived.
+const ERASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Longest `visitor_key`: an opaque id, not a place to store data.
 pub const MAX_VISITOR_KEY_CHARS: usize = 128;
 
 pub struct Hub {
     core: Arc<Core>,
-    auth: Auth,
     ws: WsConfig,
     /// Largest JSON request body accepted (413 beyond).
     max_body_bytes: usize,
@@ -76,9 +81,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(core: Arc<Core>, auth: Auth, ws: WsConfig, max_body_bytes: usize, shutdown: watch::Receiver<bool>) -> Hub {
+    pub fn new(core: Arc<Core>, ws: WsConfig, max_body_bytes: usize, shutdown: watch::Receiver<bool>) -> Hub {
         let slots = ConnectionSlots::new(ws.max_connections);
-        Hub { core, auth, ws, max_body_bytes, slots, shutdown }
+        Hub { core, ws, max_body_bytes, slots, shutdown }
     }
 
     // ---- settings and plumbing the transports need ----
@@ -125,19 +130,84 @@ impl Hub {
         self.core.directory.read()
     }
 
-    fn conversation(&self, id: ConversationId) -> Result<Addr<ConversationActor>, ApiError> {
-        self.core.conversation(id).ok_or_else(|| ApiError::not_found("conversation"))
+    /// Sends a command to a live conversation. One that is archived (or
+    /// retires while the command waits) is closed: 409, as for a live closed one.
+    async fn command<M, T, E>(&self, id: ConversationId, msg: M) -> Result<T, ApiError>
+    where
+        M: actix::Message<Result = Result<T, E>> + Send + 'static,
+        ConversationActor: Handler<M>,
+        T: Send + 'static,
+        E: Send + 'static,
+        ApiError: From<E>,
+    {
+        if let Some(addr) = self.core.conversation(id) {
+            if let Ok(answer) = addr.send(msg).await {
+                return Ok(answer?);
+            }
+        }
+        Err(match self.core.archive.contains(id).await {
+            Ok(true) => ConversationError::Closed.into(),
+            Ok(false) => ApiError::not_found("conversation"),
+            Err(e) => e.into(),
+        })
+    }
+
+    /// Reads a conversation: from its actor while live, else from the archive
+    /// (also when it retires while the read waits).
+    async fn read_with<M, T, E>(
+        &self,
+        id: ConversationId,
+        msg: M,
+        archived: impl FnOnce(Archived) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError>
+    where
+        M: actix::Message<Result = Result<T, E>> + Send + 'static,
+        ConversationActor: Handler<M>,
+        T: Send + 'static,
+        E: Send + 'static,
+        ApiError: From<E>,
+    {
+        if let Some(addr) = self.core.conversation(id) {
+            if let Ok(answer) = addr.send(msg).await {
+                return Ok(answer?);
+            }
+        }
+        let found = self.core.archive.conversation(id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
+        archived(found)
+    }
+
+    /// Who is searching or reading history, with the channels they belong to.
+    fn viewer(&self, caller: &Caller) -> Viewer {
+        Viewer::new(caller.id, caller.role == Role::Admin, &self.core.directory.read())
+    }
+
+    /// An archived conversation, if `caller` may read it.
+    fn archived_for(&self, archived: Archived, caller: &Caller) -> Result<Conversation, ApiError> {
+        if self.viewer(caller).sees(archived.conversation.channel_id, &archived.participants) {
+            Ok(archived.conversation)
+        } else {
+            Err(ConversationError::NotReadable.into())
+        }
     }
 
     // ---- who is calling ----
+
+    /// Whom a bearer token stands for: a live token, or the visitor token of an
+    /// archived conversation (memory holds live conversations' tokens only).
+    async fn principal(&self, token: &str) -> Result<Option<Principal>, ApiError> {
+        if let Some(principal) = self.core.auth.resolve(token) {
+            return Ok(Some(principal));
+        }
+        Ok(self.core.archive.by_visitor_token(token.to_owned()).await?.map(Principal::Visitor))
+    }
 
     /// Resolves an operator's bearer token.
     ///
     /// # Errors
     /// `Unauthorized` for an unknown token or a deactivated operator, `Forbidden` for a visitor's token.
-    pub fn operator_caller(&self, token: &str) -> Result<Caller, ApiError> {
+    pub async fn operator_caller(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = || ApiError::Unauthorized("invalid or expired token".into());
-        match self.auth.resolve(token) {
+        match self.principal(token).await? {
             Some(Principal::Operator(id)) => {
                 let directory = self.core.directory.read();
                 let operator = directory.operator(id).filter(|op| op.active).ok_or_else(invalid)?;
@@ -148,12 +218,13 @@ impl Hub {
         }
     }
 
-    /// Resolves a visitor's token to their one conversation.
+    /// Resolves a visitor's token to their one conversation; the token of an
+    /// archived conversation keeps working (to read it after it closed).
     ///
     /// # Errors
     /// `Unauthorized` for an unknown token, `Forbidden` for an operator's token.
-    pub fn visitor_conversation(&self, token: &str) -> Result<ConversationId, ApiError> {
-        match self.auth.resolve(token) {
+    pub async fn visitor_conversation(&self, token: &str) -> Result<ConversationId, ApiError> {
+        match self.principal(token).await? {
             Some(Principal::Visitor(id)) => Ok(id),
             Some(Principal::Operator(_)) => Err(ApiError::Forbidden("this endpoint is for visitors".into())),
             None => Err(ApiError::Unauthorized("invalid or expired visitor token".into())),
@@ -167,18 +238,18 @@ impl Hub {
     /// for an unknown login, a wrong password or a deactivated operator.
     pub async fn login(&self, login: &str, password: String, ip: Option<&str>) -> Result<(String, UserView), ApiError> {
         let attempt = LoginAttempt::new(login, ip);
-        self.auth.check_throttle(&attempt).map_err(ApiError::TooManyRequests)?;
+        self.core.auth.check_throttle(&attempt).map_err(ApiError::TooManyRequests)?;
         let found = self.core.directory.read().operator_by_login(login).filter(|op| op.active).map(|op| (op.id, op.password_hash.clone()));
         // A dummy hash for unknown logins, so both answers take as long.
-        let hash = found.as_ref().map_or_else(|| self.auth.dummy_hash().to_owned(), |(_, hash)| hash.clone());
+        let hash = found.as_ref().map_or_else(|| self.core.auth.dummy_hash().to_owned(), |(_, hash)| hash.clone());
         // argon2 takes tens of milliseconds: keep it off the async worker.
         let matches = actix_web::web::block(move || verify_password(&hash, &password)).await.map_err(|e| ApiError::Internal(e.into()))?;
         let Some((id, _)) = found.filter(|_| matches) else {
-            self.auth.record_failure(&attempt);
+            self.core.auth.record_failure(&attempt);
             return Err(ApiError::Unauthorized("invalid login or password".into()));
         };
-        self.auth.record_success(&attempt);
-        let token = self.auth.issue(Principal::Operator(id));
+        self.core.auth.record_success(&attempt);
+        let token = self.core.auth.issue(Principal::Operator(id));
         self.core.store.journal.append(&RecordV1::TokenIssued { token: token.clone(), operator_id: id.0 }).await?;
         Ok((token, self.user(id).await?))
     }
@@ -188,14 +259,14 @@ impl Hub {
     /// # Errors
     /// `Unavailable` when it cannot be stored.
     pub async fn logout(&self, caller: &Caller) -> Result<(), ApiError> {
-        self.auth.revoke(&caller.token);
+        self.core.auth.revoke(&caller.token);
         self.core.store.journal.append(&RecordV1::TokenRevoked { token: caller.token.clone() }).await?;
         Ok(())
     }
 
     /// Revokes every token of `operator`, for good.
     async fn revoke_operator_tokens(&self, operator: OperatorId) -> Result<(), ApiError> {
-        let revoked = self.auth.revoke_operator(operator);
+        let revoked = self.core.auth.revoke_operator(operator);
         let stored = revoked.into_iter().map(|token| self.core.store.journal.append(&RecordV1::TokenRevoked { token }));
         for result in join_all(stored).await {
             result?;
@@ -315,7 +386,7 @@ impl Hub {
     /// `NotFound` channel, `BadRequest` for an invalid field or unknown expertise,
     /// `TooManyRequests` beyond the per-address session limit.
     pub async fn open_visitor_session(&self, channel: ChannelId, new: NewVisitor, ip: &str) -> Result<(ConversationId, String), ApiError> {
-        self.auth.count_session(ip).map_err(ApiError::TooManyRequests)?;
+        self.core.auth.count_session(ip).map_err(ApiError::TooManyRequests)?;
         // The channel's current script; the conversation keeps this version even if it is edited later.
         let script = {
             let directory = self.core.directory.read();
@@ -331,7 +402,7 @@ impl Hub {
         let name = visitor_name.unwrap_or_else(|| format!("Visitor #{id}"));
         let visitor = Visitor { name, lang, country, key: visitor_key };
         let conversation = Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new));
-        let token = self.auth.issue(Principal::Visitor(id));
+        let token = self.core.auth.issue(Principal::Visitor(id));
         let addr = self.core.start_conversation(conversation, Some(token.clone()));
         addr.send(Start).await??;
         Ok((id, token))
@@ -339,7 +410,11 @@ impl Hub {
 
     /// The conversation as its visitor sees it, once everything in it is durable.
     pub async fn visitor_view(&self, conversation: ConversationId) -> Result<VisitorConversationView, ApiError> {
-        Ok(self.conversation(conversation)?.send(GetVisitorConversation).await??)
+        self.read_with(conversation, GetVisitorConversation, |a| Ok(self.archived_visitor_view(&a.conversation))).await
+    }
+
+    fn archived_visitor_view(&self, c: &Conversation) -> VisitorConversationView {
+        VisitorConversationView::new(c, None, |id| self.core.operator_name(id))
     }
 
     /// Registers a widget connection and answers its greeting (hello, then
@@ -350,7 +425,15 @@ impl Hub {
         session: SessionTx<VisitorEvent>,
         after: Option<MessageId>,
     ) -> Result<Vec<VisitorEvent>, ApiError> {
-        Ok(self.conversation(conversation)?.send(AttachVisitor { session, after }).await??)
+        self.read_with(conversation, AttachVisitor { session, after }, |a| {
+            // Closed and archived: the greeting is all there is; nothing will happen to it live.
+            let c = &a.conversation;
+            let mut greeting = vec![VisitorEvent::Hello { conversation: self.archived_visitor_view(c) }];
+            let replay = after.map(|after| c.messages_after(after)).unwrap_or_default();
+            greeting.extend(replay.iter().map(|m| VisitorEvent::Message { message: (**m).clone() }));
+            Ok(greeting)
+        })
+        .await
     }
 
     /// The visitor leaves: the conversation closes and operators are told.
@@ -358,7 +441,7 @@ impl Hub {
     /// # Errors
     /// `Conflict` when already closed.
     pub async fn visitor_leave(&self, conversation: ConversationId) -> Result<VisitorConversationView, ApiError> {
-        self.conversation(conversation)?.send(Close { by: Closer::Visitor }).await??;
+        self.command(conversation, Close { by: Closer::Visitor }).await?;
         self.visitor_view(conversation).await
     }
 
@@ -376,16 +459,23 @@ impl Hub {
         content: Content,
         client_ref: Option<String>,
     ) -> Result<Option<Message>, ApiError> {
-        Ok(self.conversation(conversation)?.send(PostMessage { poster, content, client_ref }).await??)
+        self.command(conversation, PostMessage { poster, content, client_ref }).await
     }
 
+    /// A conversation, live or archived, that `caller` may read.
     pub async fn read(&self, conversation: ConversationId, caller: &Caller) -> Result<ConversationView, ApiError> {
-        Ok(self.conversation(conversation)?.send(GetConversation { reader: caller.reader() }).await??)
+        let reader = self.reader(caller);
+        self.read_with(conversation, GetConversation { reader }, |a| Ok(ConversationView::from(&self.archived_for(a, caller)?))).await
     }
 
     /// The list form of a conversation the caller may read.
     pub async fn summary(&self, conversation: ConversationId, caller: &Caller) -> Result<ConversationSummary, ApiError> {
-        Ok(self.conversation(conversation)?.send(GetSummary { reader: Some(caller.reader()) }).await??)
+        let reader = Some(self.reader(caller));
+        self.read_with(conversation, GetSummary { reader }, |a| Ok(ConversationSummary::from(&self.archived_for(a, caller)?))).await
+    }
+
+    fn reader(&self, caller: &Caller) -> Reader {
+        Reader { viewer: self.viewer(caller) }
     }
 
     pub async fn set_status(
@@ -394,7 +484,7 @@ impl Hub {
         caller: &Caller,
         status: RequestedStatus,
     ) -> Result<ConversationView, ApiError> {
-        Ok(self.conversation(conversation)?.send(SetStatus { by: caller.id, status }).await??)
+        self.command(conversation, SetStatus { by: caller.id, status }).await
     }
 
     /// # Errors
@@ -406,11 +496,11 @@ impl Hub {
         expertise_ids: BTreeSet<ExpertiseId>,
     ) -> Result<ConversationView, ApiError> {
         self.core.directory.read().check_expertise("expertise_ids", &expertise_ids)?;
-        Ok(self.conversation(conversation)?.send(SetExpertise { by: caller.id, expertise_ids }).await??)
+        self.command(conversation, SetExpertise { by: caller.id, expertise_ids }).await
     }
 
     pub async fn join(&self, conversation: ConversationId, caller: &Caller) -> Result<ConversationView, ApiError> {
-        Ok(self.conversation(conversation)?.send(Join { operator: caller.id }).await??)
+        self.command(conversation, Join { operator: caller.id }).await
     }
 
     /// # Errors
@@ -427,23 +517,27 @@ impl Hub {
         if let Some(unknown) = invitees.iter().find(|&&u| !self.core.directory.read().operator(u).is_some_and(|op| op.active)) {
             return Err(InvalidField::new("user_ids", format!("names unknown user {unknown}")).into());
         }
-        Ok(self.conversation(conversation)?.send(Invite { by: caller.id, invitees }).await??)
+        self.command(conversation, Invite { by: caller.id, invitees }).await
     }
 
     pub async fn leave(&self, conversation: ConversationId, caller: &Caller) -> Result<(), ApiError> {
-        Ok(self.conversation(conversation)?.send(Leave { operator: caller.id }).await??)
+        self.command(conversation, Leave { operator: caller.id }).await
     }
 
     pub async fn close(&self, conversation: ConversationId, caller: &Caller) -> Result<ConversationView, ApiError> {
-        Ok(self.conversation(conversation)?.send(Close { by: Closer::Operator(caller.id) }).await??)
+        self.command(conversation, Close { by: Closer::Operator(caller.id) }).await
     }
 
     pub async fn replay(&self, conversation: ConversationId, caller: &Caller, after: MessageId) -> Result<Vec<Message>, ApiError> {
-        Ok(self.conversation(conversation)?.send(Replay { reader: caller.reader(), after }).await??)
+        let reader = self.reader(caller);
+        self.read_with(conversation, Replay { reader, after }, |a| {
+            Ok(self.archived_for(a, caller)?.messages_after(after).iter().map(|m| (**m).clone()).collect())
+        })
+        .await
     }
 
     pub async fn typing(&self, conversation: ConversationId, poster: Poster) -> Result<(), ApiError> {
-        Ok(self.conversation(conversation)?.send(Typing { poster }).await??)
+        self.command(conversation, Typing { poster }).await
     }
 
     /// The direct conversation between `caller` and `other`, opened if needed.
@@ -459,7 +553,7 @@ impl Hub {
         }
         let (id, started) = self.core.open_direct(caller.id, other);
         if started {
-            self.conversation(id)?.send(Start).await??;
+            self.command(id, Start).await?;
         }
         let view = self.read(id, caller).await?;
         if started {
@@ -469,6 +563,81 @@ impl Hub {
             self.core.operator(other).do_send(Deliver(timed(AgentEvent::Invited { conversation: view.clone() })));
         }
         Ok(view)
+    }
+
+    // ---- history ----
+
+    /// One page of `GET /history` for `caller`: live and archived
+    /// conversations together, newest first.
+    pub async fn history(&self, caller: &Caller, filter: HistoryFilter, limit: usize) -> Result<HistoryPage, ApiError> {
+        self.search(filter, self.viewer(caller), limit).await
+    }
+
+    /// The live conversations a search finds, with their actors.
+    async fn find_live(&self, filter: &HistoryFilter, viewer: &Viewer) -> Result<Vec<(Addr<ConversationActor>, HistoryItem)>, ApiError> {
+        let (filter, viewer) = (Arc::new(filter.clone()), Arc::new(viewer.clone()));
+        let asks = self.core.conversations().into_iter().map(|addr| {
+            let ask = FindInHistory { filter: filter.clone(), viewer: viewer.clone() };
+            async move { (addr.send(ask).await, addr) }
+        });
+        let mut found = Vec::new();
+        for (answer, addr) in join_all(asks).await {
+            // A mailbox error: it retired meanwhile, and the archive answers for it.
+            if let Some(item) = answer.ok().transpose()?.flatten() {
+                found.push((addr, item));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn search(&self, filter: HistoryFilter, viewer: Viewer, limit: usize) -> Result<HistoryPage, ApiError> {
+        let (live, archived) =
+            futures_util::join!(self.find_live(&filter, &viewer), self.core.archive.search(filter.clone(), viewer.clone(), limit + 1));
+        let mut items: Vec<HistoryItem> = live?.into_iter().map(|(_, item)| item).collect();
+        let live_ids: HashSet<ConversationId> = items.iter().map(|i| i.id).collect();
+        items.extend(archived?.into_iter().filter(|i| !live_ids.contains(&i.id)));
+        items.sort_by_key(|i| std::cmp::Reverse(i.id));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = items.last().filter(|_| more).map(|last| history::cursor(last.id));
+        Ok(HistoryPage { items, next_cursor })
+    }
+
+    /// The other conversations of the same visitor (`visitor_key`) that `caller` may see, newest first.
+    pub async fn visitor_history(&self, conversation: ConversationId, caller: &Caller) -> Result<Vec<HistoryItem>, ApiError> {
+        let view = self.read(conversation, caller).await?;
+        let Some(visitor_key) = view.summary.visitor.and_then(|v| v.key) else { return Ok(Vec::new()) };
+        let filter = HistoryFilter { visitor_key: Some(visitor_key), except: Some(conversation), ..HistoryFilter::default() };
+        Ok(self.search(filter, self.viewer(caller), MAX_VISITOR_HISTORY).await?.items)
+    }
+
+    /// A data-subject erasure: every conversation of `visitor_key`, live
+    /// ones closed first, is erased; answers how many.
+    ///
+    /// # Errors
+    /// `Unavailable` when a conversation cannot be closed and archived in time, or the archive fails.
+    pub async fn erase_visitor(&self, visitor_key: String) -> Result<usize, ApiError> {
+        let everyone = Viewer { operator: OperatorId(0), is_admin: true, channels: BTreeSet::new() };
+        let filter = HistoryFilter { visitor_key: Some(visitor_key.clone()), ..HistoryFilter::default() };
+        let live = self.find_live(&filter, &everyone).await?;
+        let mut archived = Vec::new();
+        for erased in join_all(live.into_iter().map(|(addr, _)| async move { addr.send(Erase).await })).await {
+            // A mailbox error: it retired meanwhile, which is what we wait for.
+            if let Ok(erased) = erased {
+                archived.push(erased?);
+            }
+        }
+        let all_archived = tokio::time::timeout(ERASE_TIMEOUT, join_all(archived)).await;
+        if all_archived.is_err() {
+            return Err(ApiError::Unavailable("open conversations of this visitor could not be archived in time; try again".into()));
+        }
+        Ok(self.core.archive.erase_visitor(visitor_key).await?)
+    }
+
+    /// Deletes archived conversations closed more than `days` days ago.
+    pub async fn sweep_history(&self, days: u32) -> Result<usize, ApiError> {
+        let before = Timestamp::from_millis(Timestamp::now().as_millis() - i64::from(days) * 86_400_000);
+        Ok(self.core.archive.sweep(before).await?)
     }
 
     // ---- operations ----
@@ -481,7 +650,7 @@ impl Hub {
     pub async fn snapshot(&self) -> Result<SnapshotStats, ApiError> {
         let capture = || async {
             let directory = DirectoryV2::from(&*self.core.directory.read());
-            let tokens = self.auth.operator_tokens();
+            let tokens = self.core.auth.operator_tokens();
             let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(CopyForSnapshot))).await;
             let copies = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;
             let longest_pause = copies.iter().map(|&(_, took)| took).max().unwrap_or_default();
@@ -491,18 +660,17 @@ impl Hub {
         Ok(self.core.store.snapshot(capture).await?)
     }
 
-    /// The routing report over the conversations `scope` covers.
+    /// The routing report over the conversations `scope` covers, live and archived.
     pub async fn routing_report(&self, scope: Scope) -> Result<RoutingReport, ApiError> {
         let live = self.live().await?;
-        let facts = join_all(self.core.conversations().iter().map(|addr| addr.send(GetFacts))).await;
-        let facts: Vec<Facts> = facts
-            .into_iter()
-            .map(|f| Ok::<_, ApiError>(f??))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .filter(|f| scope.covers(f))
-            .collect();
+        let (facts, archived) =
+            futures_util::join!(join_all(self.core.conversations().iter().map(|addr| addr.send(GetFacts))), self.core.archive.facts(scope));
+        // An actor that retired meanwhile answers from the archive instead.
+        let mut facts: Vec<Facts> =
+            facts.into_iter().filter_map(|f| f.ok()).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+        let live_ids: HashSet<ConversationId> = facts.iter().map(|f| f.id).collect();
+        facts.extend(archived?.into_iter().filter(|f| !live_ids.contains(&f.id)));
+        facts.retain(|f| scope.covers(f));
         let active: HashMap<OperatorId, u32> = live.iter().map(|(&id, l)| (id, l.active_chats)).collect();
         let directory = self.core.directory.read();
         Ok(RoutingReport {

@@ -13,7 +13,8 @@
 //! - `views`: the API's JSON shapes.
 //! - `http`: routes and handlers; `ws`: WebSocket sessions and the wire protocol.
 //! - [`auth`]: password hashing, tokens, login throttle.
-//! - [`persist`]: snapshots, the journal and recovery.
+//! - [`backup`]: `switchboard backup`, a consistent copy of a running server's data directory.
+//! - [`persist`]: snapshots, the journal and recovery; `archive`: closed conversations in SQLite (history, search).
 //! - `metrics`: Prometheus metrics; `demo`: the `--demo` team.
 //!
 //! Modules are `pub(crate)` so rustc reports dead code; the public ones are
@@ -22,7 +23,9 @@
 //! `persist` and `auth::hash_password` for the benchmarks' synthetic state).
 
 pub(crate) mod actors;
+pub(crate) mod archive;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub(crate) mod demo;
 pub mod domain;

@@ -71,6 +71,12 @@ pub struct Metrics {
     pub time_to_operator: Family<RoutingLabels, Histogram>,
     /// Set when scraped: how stale a restart from the last snapshot alone would be.
     pub snapshot_age: Gauge<f64, AtomicU64>,
+    /// Closed conversations moved to the archive.
+    pub archived: Counter,
+    /// Archive writes that failed (the conversation stays live and is retried).
+    pub archive_failures: Counter,
+    /// Closed conversations waiting to be archived.
+    pub archive_pending: Gauge,
 }
 
 /// 50 µs … ~1.6 s: chat latencies of interest span these orders of magnitude.
@@ -91,6 +97,7 @@ impl Metrics {
         let reassignments = Family::<ReasonLabel, Counter>::default();
         let routed = Family::<RoutingLabels, Counter>::default();
         let routed_to_expert = Family::<RoutingLabels, Counter>::default();
+        let (archived, archive_failures, archive_pending) = (Counter::default(), Counter::default(), Gauge::default());
         let time_to_operator =
             Family::<RoutingLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16)));
         registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -104,7 +111,13 @@ impl Metrics {
         registry.register("routed", "Assignments per channel and wanted expertise", routed.clone());
         registry.register("routed_to_expert", "Assignments to an operator holding the wanted expertise", routed_to_expert.clone());
         registry.register("time_to_operator_seconds", "Visitor arrival until an operator is assigned", time_to_operator.clone());
+        registry.register("archived", "Closed conversations moved to the archive", archived.clone());
+        registry.register("archive_failures", "Archive writes that failed and will be retried", archive_failures.clone());
+        registry.register("archive_pending", "Closed conversations waiting to be archived", archive_pending.clone());
         Metrics {
+            archived,
+            archive_failures,
+            archive_pending,
             registry,
             ws_connections,
             queue_length,

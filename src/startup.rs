@@ -14,20 +14,23 @@ use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
+use futures_util::future::join_all;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::operator::Track;
 use crate::actors::router::RouterActor;
-use crate::actors::Core;
+use crate::actors::{Core, Stores};
+use crate::archive::{Archive, Entry};
 use crate::auth::{hash_password, Auth, Principal};
 use crate::config::Config;
 use crate::domain::directory::{Directory, NewOperator};
 use crate::domain::operator::Role;
+use crate::domain::time::Timestamp;
 use crate::domain::OperatorId;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::persist::records::RecordV1;
+use crate::persist::records::{ConversationV1, RecordV1, StatusV1};
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
 use crate::{demo, http, shutdown};
@@ -40,6 +43,9 @@ pub struct Application {
     sessions_tx: watch::Sender<bool>,
     hub: web::Data<Hub>,
 }
+
+/// How often `--retention-days` deletes what has aged out (and once at start).
+const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// The file a generated admin password is written to, inside the data directory.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -86,6 +92,27 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Conversations the journal says were closed but not yet archived (the
+/// server stopped in between): archived now, before anything starts, so they
+/// never come back to life. Archiving again what is already there is harmless.
+async fn finish_archiving(core: &Core, closed: Vec<ConversationV1>) -> anyhow::Result<()> {
+    let stored = closed.iter().map(|stored| {
+        let mut conversation = stored.to_domain();
+        conversation.closed_at = Some(Timestamp::now());
+        core.archive.store(Entry::new(&conversation, stored.visitor_token.as_deref()))
+    });
+    for result in join_all(stored).await {
+        result.context("archiving the conversations closed before the restart")?;
+    }
+    for stored in &closed {
+        core.store.journal.append(&RecordV1::Archived { id: stored.id }).await?;
+    }
+    if !closed.is_empty() {
+        tracing::info!(conversations = closed.len(), "archived the conversations closed before the restart");
+    }
+    Ok(())
+}
+
 impl Application {
     /// Recovers the state from the data directory, starts the actors and
     /// binds the listener (port 0 picks a free one).
@@ -112,22 +139,27 @@ impl Application {
             tracing::info!("--demo ignored: the data directory already holds a team");
         }
 
+        let archive = Archive::open(dir)?;
         let arbiters: Vec<Arbiter> = (0..config.actor_threads.max(1)).map(|_| Arbiter::new()).collect();
         let metrics = Arc::new(Metrics::new());
-        let core = Core::new(directory, metrics, config.limits, arbiters.iter().map(Arbiter::handle).collect(), store);
-        if fresh {
-            let first = RecordV1::directory(&core.directory.read());
-            core.store.journal.append(&first).await.context("storing the first directory")?;
-        }
         let auth = Auth::new(config.auth);
         for (token, operator) in state.tokens {
             auth.restore(token, Principal::Operator(OperatorId(operator)));
         }
-        let mut conversations = Vec::with_capacity(state.conversations.len());
-        for stored in state.conversations.into_values() {
+        let stores = Stores { store, archive, auth };
+        let core = Core::new(directory, metrics, config.limits, arbiters.iter().map(Arbiter::handle).collect(), stores);
+        if fresh {
+            let first = RecordV1::directory(&core.directory.read());
+            core.store.journal.append(&first).await.context("storing the first directory")?;
+        }
+        core.ids_after(core.archive.max_id()?);
+        let (live, closed): (Vec<_>, Vec<_>) = state.conversations.into_values().partition(|c| c.header.status != StatusV1::Closed);
+        finish_archiving(&core, closed).await?;
+        let mut conversations = Vec::with_capacity(live.len());
+        for stored in live {
             let conversation = stored.to_domain();
             if let Some(token) = &stored.visitor_token {
-                auth.restore(token.clone(), Principal::Visitor(conversation.id));
+                core.auth.restore(token.clone(), Principal::Visitor(conversation.id));
             }
             for &member in conversation.members() {
                 core.operator(member).do_send(Track::Joined(conversation.id));
@@ -145,7 +177,7 @@ impl Application {
         }));
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
-        let hub = web::Data::new(Hub::new(core, auth, config.ws.clone(), config.http.max_body_bytes, sessions_rx));
+        let hub = web::Data::new(Hub::new(core, config.ws.clone(), config.http.max_body_bytes, sessions_rx));
 
         let hub_handle = hub.clone();
         let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
@@ -185,6 +217,25 @@ impl Application {
                     }
                     if let Err(e) = hub.snapshot().await {
                         tracing::error!(error = %e, "periodic snapshot failed");
+                    }
+                }
+            });
+        }
+
+        if let Some(days) = config.retention_days {
+            let hub = hub_handle.clone();
+            let mut stopping = hub.shutdown_signal();
+            actix_rt::spawn(async move {
+                let mut ticks = actix_rt::time::interval(RETENTION_SWEEP_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = stopping.changed() => return,
+                    }
+                    match hub.sweep_history(days).await {
+                        Ok(0) => {}
+                        Ok(deleted) => tracing::info!(deleted, days, "retention: deleted closed conversations"),
+                        Err(e) => tracing::error!(error = %e, "retention sweep failed; retried at the next one"),
                     }
                 }
             });

@@ -171,6 +171,9 @@ pub struct ConversationSummary {
     pub created_at: Timestamp,
     pub need_help_since: Option<Timestamp>,
     pub last_message: Option<Message>,
+    /// When it was closed (closed conversations only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
 }
 
 impl From<&Conversation> for ConversationSummary {
@@ -186,8 +189,61 @@ impl From<&Conversation> for ConversationSummary {
             created_at: c.created_at,
             need_help_since: c.need_help_since(),
             last_message: c.last_message().cloned(),
+            closed_at: c.closed_at,
         }
     }
+}
+
+/// One result of `GET /history`: a conversation, live or archived, without its transcript.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryItem {
+    pub id: ConversationId,
+    pub channel_id: Option<ChannelId>,
+    pub kind: Kind,
+    pub visitor_name: Option<String>,
+    /// Every operator who took part.
+    pub operator_ids: Vec<OperatorId>,
+    pub expertise_ids: Vec<ExpertiseId>,
+    pub status: Status,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    /// Every stored message, system and bot lines included.
+    pub message_count: u64,
+    /// The visitor's score, once rated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+    /// The best-matching message body (at most 200 characters) when `q` matched a message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+impl HistoryItem {
+    pub fn new(c: &Conversation, snippet: Option<String>) -> HistoryItem {
+        HistoryItem {
+            id: c.id,
+            channel_id: c.channel_id,
+            kind: c.kind,
+            visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
+            operator_ids: c.participants().into_iter().collect(),
+            expertise_ids: c.expertise_ids.iter().copied().collect(),
+            status: c.status(),
+            created_at: c.created_at,
+            closed_at: c.closed_at,
+            message_count: c.messages().len() as u64,
+            rating: None,
+            snippet,
+        }
+    }
+}
+
+/// `GET /history`: one page, newest first.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A conversation as its visitor sees it: no expertise, no assignment record,
@@ -202,6 +258,26 @@ pub struct VisitorConversationView {
     pub operator: Option<UserRef>,
     #[schema(value_type = Vec<Message>)]
     pub messages: Vec<Arc<Message>>,
+}
+
+impl VisitorConversationView {
+    /// `queue_position` is the live actor's; `name_of` names the operator shown.
+    pub fn new(c: &Conversation, queue_position: Option<u32>, name_of: impl Fn(OperatorId) -> String) -> VisitorConversationView {
+        let operator = c
+            .assignment
+            .as_ref()
+            .map(|a| a.operator_id)
+            .filter(|&id| c.is_member(id))
+            .or_else(|| c.members().first().copied())
+            .map(|id| UserRef { id, name: name_of(id) });
+        VisitorConversationView {
+            id: c.id,
+            status: c.status().for_visitor(),
+            queue_position: queue_position.filter(|_| c.status() == Status::Queued),
+            operator,
+            messages: c.messages().to_vec(),
+        }
+    }
 }
 
 /// One entry of the Looking-for-help board, with the reader's own star.

@@ -7,27 +7,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::fut::{self, ActorFutureExt, WrapFuture};
-use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, ResponseActFuture};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
+use crate::archive::Entry;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
     Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, LeaveReason, Message as ChatMessage, Poster, RequestedStatus,
     Status,
 };
+use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
 use crate::domain::{AnswerId, ChannelId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::error::ApiError;
-use crate::persist::records::Journaled;
+use crate::persist::records::{Journaled, RecordV1};
 use crate::persist::Captured;
 use crate::persist::StoreError;
-use crate::views::{ConversationSummary, ConversationView, UserRef, VisitorConversationView};
+use crate::views::{ConversationSummary, ConversationView, HistoryItem, UserRef, VisitorConversationView};
 use crate::ws::outbound::{timed, SessionTx, Timed};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
 
@@ -53,6 +55,10 @@ pub struct ConversationActor {
     /// order, tagged with that record's number (`PENDING`: not committed yet).
     /// Nobody hears of a message that a crash could still take back.
     outbox: VecDeque<(u64, Effect)>,
+    /// Closed and on its way to the archive (see [`Retire`]).
+    retiring: bool,
+    /// Who waits for the conversation to be archived (an erasure).
+    on_retired: Vec<oneshot::Sender<()>>,
 }
 
 type Effect = Box<dyn FnOnce(&mut ConversationActor)>;
@@ -142,6 +148,8 @@ impl ConversationActor {
             journal_seq: 0,
             durable_seq: 0,
             outbox: VecDeque::new(),
+            retiring: false,
+            on_retired: Vec::new(),
         }
     }
 
@@ -362,21 +370,7 @@ impl ConversationActor {
     }
 
     fn visitor_view(&self) -> VisitorConversationView {
-        let c = &self.conversation;
-        let operator = c
-            .assignment
-            .as_ref()
-            .map(|a| a.operator_id)
-            .filter(|&id| c.is_member(id))
-            .or_else(|| c.members().first().copied())
-            .map(|id| UserRef { id, name: self.core.operator_name(id) });
-        VisitorConversationView {
-            id: c.id,
-            status: c.status().for_visitor(),
-            queue_position: self.queue_position.filter(|_| c.status() == Status::Queued),
-            operator,
-            messages: c.messages().to_vec(),
-        }
+        VisitorConversationView::new(&self.conversation, self.queue_position, |id| self.core.operator_name(id))
     }
 
     fn notify_members(&mut self, event: AgentEvent) {
@@ -443,7 +437,13 @@ impl ConversationActor {
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
                 self.core.forget_direct(*a, *b);
             }
-            self.defer(move |act| act.core.router().do_send(ConversationClosed { conversation: id, channel }));
+            self.defer(move |act| {
+                act.core.router().do_send(ConversationClosed { conversation: id, channel });
+                // Once the close is durable the conversation moves to the archive.
+                if let Some(me) = act.core.conversation(id) {
+                    me.do_send(Retire);
+                }
+            });
         } else if members == Members::Changed && self.conversation.kind == Kind::Livechat {
             if let Some(channel) = channel {
                 let members = self.conversation.members().to_vec();
@@ -567,11 +567,23 @@ impl Handler<PostMessage> for ConversationActor {
     }
 }
 
-/// An operator asking to read: members and admins always, anyone while it looks for help.
-#[derive(Clone, Copy, Debug)]
+/// An operator asking to read.
+#[derive(Clone, Debug)]
 pub struct Reader {
-    pub operator: OperatorId,
-    pub is_admin: bool,
+    pub viewer: Viewer,
+}
+
+impl Reader {
+    /// While open: members and admins, anyone while it looks for help. Once
+    /// closed: whoever history shows it to (admins, the channel's operators, those who took part).
+    fn check(&self, c: &Conversation) -> Result<(), ConversationError> {
+        let v = &self.viewer;
+        match c.status() {
+            Status::Closed if v.sees(c.channel_id, &c.participants()) => Ok(()),
+            Status::Closed => Err(ConversationError::NotReadable),
+            _ => c.check_readable(v.operator, v.is_admin),
+        }
+    }
 }
 
 /// The conversation as an operator sees it, if they may read it. Like every
@@ -588,7 +600,7 @@ impl Handler<GetConversation> for ConversationActor {
 
     fn handle(&mut self, msg: GetConversation, _: &mut Context<Self>) -> Self::Result {
         self.read_durable(move |act| {
-            act.conversation.check_readable(msg.reader.operator, msg.reader.is_admin)?;
+            msg.reader.check(&act.conversation)?;
             Ok(act.view())
         })
     }
@@ -621,7 +633,7 @@ impl Handler<GetSummary> for ConversationActor {
     fn handle(&mut self, msg: GetSummary, _: &mut Context<Self>) -> Self::Result {
         self.read_durable(move |act| {
             if let Some(reader) = msg.reader {
-                act.conversation.check_readable(reader.operator, reader.is_admin)?;
+                reader.check(&act.conversation)?;
             }
             Ok(ConversationSummary::from(&act.conversation))
         })
@@ -743,6 +755,8 @@ pub enum Closer {
     Operator(OperatorId),
     /// The visitor leaving: operators see "Visitor left the conversation".
     Visitor,
+    /// An admin erasing the visitor's data.
+    Erasure,
 }
 
 /// End the conversation for everyone.
@@ -757,21 +771,109 @@ impl Handler<Close> for ConversationActor {
 
     fn handle(&mut self, msg: Close, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
-            let before = act.conversation.status();
-            if let Closer::Operator(operator) = msg.by {
-                if !act.conversation.is_member(operator) {
-                    return Err(ConversationError::NotMember);
-                }
-            }
-            act.conversation.close()?;
-            if let Closer::Visitor = msg.by {
-                let notice = act.system_post("Visitor left the conversation".into());
-                act.publish_message(&notice);
-            }
-            act.queue_position = None;
-            act.after_change(before, Members::Same);
+            act.close(msg.by)?;
             Ok(act.view())
         })
+    }
+}
+
+impl ConversationActor {
+    fn close(&mut self, by: Closer) -> Result<(), ConversationError> {
+        let before = self.conversation.status();
+        if let Closer::Operator(operator) = by {
+            if !self.conversation.is_member(operator) {
+                return Err(ConversationError::NotMember);
+            }
+        }
+        self.conversation.close()?;
+        if let Closer::Visitor = by {
+            let notice = self.system_post("Visitor left the conversation".into());
+            self.publish_message(&notice);
+        }
+        self.queue_position = None;
+        self.after_change(before, Members::Same);
+        Ok(())
+    }
+
+    /// Stores the closed conversation in the archive, then journals that it
+    /// left live state; on failure (a full disk) it stays live and is tried
+    /// again, backing off up to a minute.
+    fn archive(&mut self, ctx: &mut Context<Self>, retry_in: Duration) {
+        let entry = Entry::new(&self.conversation, self.visitor_token.as_deref());
+        let (core, id) = (self.core.clone(), self.conversation.id);
+        let archived = async move {
+            core.archive.store(entry).await.map_err(|e| e.to_string())?;
+            core.store.journal.append(&RecordV1::Archived { id: id.0 }).await.map_err(|e| e.to_string())
+        };
+        ctx.spawn(archived.into_actor(self).map(move |archived, act, ctx| match archived {
+            Ok(()) => act.retired(ctx),
+            Err(error) => {
+                act.core.metrics.archive_failures.inc();
+                tracing::error!(conversation_id = %id, %error, ?retry_in, "archiving failed; the conversation stays live and is retried");
+                ctx.run_later(retry_in, move |act, ctx| act.archive(ctx, (retry_in * 2).min(Duration::from_secs(60))));
+            }
+        }));
+    }
+
+    /// The archive holds the conversation and the journal says so: it leaves memory.
+    fn retired(&mut self, ctx: &mut Context<Self>) {
+        let id = self.conversation.id;
+        self.core.metrics.archived.inc();
+        self.core.metrics.archive_pending.dec();
+        self.core.forget_conversation(id);
+        for &member in self.conversation.members() {
+            self.core.operator(member).do_send(Track::Left(id));
+        }
+        if let Some(token) = &self.visitor_token {
+            // The archive answers for it from now on; memory holds live conversations only.
+            self.core.auth.revoke(token);
+        }
+        for waiter in self.on_retired.drain(..) {
+            let _ = waiter.send(());
+        }
+        ctx.stop();
+    }
+}
+
+/// The conversation is closed and durable: move it to the archive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        if self.retiring || self.conversation.status() != Status::Closed {
+            return;
+        }
+        self.retiring = true;
+        self.core.metrics.archive_pending.inc();
+        self.archive(ctx, Duration::from_millis(200));
+    }
+}
+
+/// A data-subject erasure: close the conversation if it is open. Answers,
+/// once the close is durable, with a receiver that fires when the
+/// conversation is archived (the caller then erases it from the archive).
+/// The wait happens outside: a stopping actor drops its own futures.
+#[derive(Message)]
+#[rtype(result = "Result<oneshot::Receiver<()>, CommandError>")]
+pub struct Erase;
+
+impl Handler<Erase> for ConversationActor {
+    type Result = CommandReply<oneshot::Receiver<()>>;
+
+    fn handle(&mut self, _: Erase, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.on_retired.push(tx);
+        if self.conversation.status() == Status::Closed {
+            // Restored closed, or closed by a change that is still on its way: retire now (once).
+            ctx.notify(Retire);
+            return self.reply(Ok(rx));
+        }
+        let closed = self.close(Closer::Erasure).map(|()| rx);
+        self.reply(closed)
     }
 }
 
@@ -945,9 +1047,9 @@ impl Handler<Replay> for ConversationActor {
     type Result = CommandReply<Vec<ChatMessage>>;
 
     fn handle(&mut self, msg: Replay, _: &mut Context<Self>) -> Self::Result {
-        let replay = self
-            .conversation
-            .check_readable(msg.reader.operator, msg.reader.is_admin)
+        let replay = msg
+            .reader
+            .check(&self.conversation)
             .map(|()| self.conversation.messages_after(msg.after).iter().map(|m| (**m).clone()).collect());
         // Answered after the live events of the messages it holds went out, so none arrives twice.
         self.read_durable(move |_| replay)
@@ -956,22 +1058,22 @@ impl Handler<Replay> for ConversationActor {
 
 /// Someone is typing: tell the other side (not stored).
 #[derive(Message)]
-#[rtype(result = "Result<(), ConversationError>")]
+#[rtype(result = "Result<(), CommandError>")]
 pub struct Typing {
     pub poster: Poster,
 }
 
 impl Handler<Typing> for ConversationActor {
-    type Result = Result<(), ConversationError>;
+    type Result = Result<(), CommandError>;
 
     fn handle(&mut self, msg: Typing, _: &mut Context<Self>) -> Self::Result {
         if let Poster::Operator(operator) = msg.poster {
             if !self.conversation.is_member(operator) {
-                return Err(ConversationError::NotMember);
+                return Err(ConversationError::NotMember.into());
             }
         }
         if self.conversation.status() == Status::Closed {
-            return Err(ConversationError::Closed);
+            return Err(ConversationError::Closed.into());
         }
         let author = self.author(msg.poster);
         let id = self.conversation.id;
@@ -1036,6 +1138,25 @@ impl Handler<CopyForSnapshot> for ConversationActor {
     }
 }
 
+/// This conversation as a history search result, if the search finds it.
+#[derive(Message)]
+#[rtype(result = "Result<Option<HistoryItem>, CommandError>")]
+pub struct FindInHistory {
+    pub filter: Arc<HistoryFilter>,
+    pub viewer: Arc<Viewer>,
+}
+
+impl Handler<FindInHistory> for ConversationActor {
+    type Result = CommandReply<Option<HistoryItem>>;
+
+    fn handle(&mut self, msg: FindInHistory, _: &mut Context<Self>) -> Self::Result {
+        self.read_durable(move |act| {
+            let c = &act.conversation;
+            Ok(msg.filter.find(c, &msg.viewer).map(|found| HistoryItem::new(c, found.snippet)))
+        })
+    }
+}
+
 /// What this conversation contributes to the routing report (`None` for a direct one).
 #[derive(Message)]
 #[rtype(result = "Result<Option<Facts>, CommandError>")]
@@ -1059,6 +1180,10 @@ mod tests {
     use crate::domain::directory::{Directory, NewOperator};
     use crate::domain::operator::Role;
     use crate::domain::ConversationId;
+
+    fn reader(operator: OperatorId) -> Reader {
+        Reader { viewer: Viewer { operator, is_admin: false, channels: BTreeSet::new() } }
+    }
 
     /// A read that reaches the actor while a change's record is on its way to
     /// the journal waits for it; when the write then fails, the read does not
@@ -1085,8 +1210,7 @@ mod tests {
 
         core.store.journal.sabotage();
         let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text("lost".into()), client_ref: None };
-        let (posted, read) =
-            futures_util::join!(addr.send(post), addr.send(GetConversation { reader: Reader { operator: bob, is_admin: false } }));
+        let (posted, read) = futures_util::join!(addr.send(post), addr.send(GetConversation { reader: reader(bob) }));
         assert!(matches!(posted.unwrap(), Err(CommandError::Storage(_))), "the post is refused");
         match read.unwrap() {
             Err(CommandError::Storage(_)) => {}
@@ -1094,8 +1218,7 @@ mod tests {
             Err(other) => panic!("unexpected refusal {other}"),
         }
         // Every later read says storage failed, rather than hanging or answering from memory.
-        let later =
-            tokio::time::timeout(Duration::from_secs(5), addr.send(GetConversation { reader: Reader { operator: bob, is_admin: false } }));
+        let later = tokio::time::timeout(Duration::from_secs(5), addr.send(GetConversation { reader: reader(bob) }));
         assert!(matches!(later.await.expect("answered").unwrap(), Err(CommandError::Storage(_))));
     }
 }

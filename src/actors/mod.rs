@@ -36,6 +36,8 @@ use actix_rt::ArbiterHandle;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
+use crate::archive::Archive;
+use crate::auth::Auth;
 use crate::config::Limits;
 use crate::domain::conversation::{Conversation, Kind, Status};
 use crate::domain::directory::{Directory, DirectoryDiff};
@@ -59,8 +61,19 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub store: Store,
+    /// Closed conversations, out of memory.
+    pub archive: Archive,
+    /// Bearer tokens; conversation actors revoke their visitor's when archived.
+    pub auth: Auth,
     /// Set once in `Application::build`, before any request or actor can run.
     router: OnceLock<Addr<RouterActor>>,
+}
+
+/// What [`Core`] keeps its state in: the journal and snapshots, the archive, the tokens.
+pub struct Stores {
+    pub store: Store,
+    pub archive: Archive,
+    pub auth: Auth,
 }
 
 /// Where the live actors are.
@@ -76,7 +89,9 @@ pub struct Registry {
 }
 
 impl Core {
-    pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>, store: Store) -> Arc<Core> {
+    /// Where the server keeps its state; see `startup.rs`.
+    pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>, stores: Stores) -> Arc<Core> {
+        let Stores { store, archive, auth } = stores;
         assert!(!arbiters.is_empty(), "at least one actor arbiter is needed");
         Arc::new(Core {
             directory: RwLock::new(directory),
@@ -92,6 +107,8 @@ impl Core {
             metrics,
             limits,
             store,
+            archive,
+            auth,
             router: OnceLock::new(),
         })
     }
@@ -120,9 +137,19 @@ impl Core {
         self.spawn_conversation(conversation, visitor_token, Origin::New)
     }
 
+    /// New conversation ids continue after `id` (the highest ever archived).
+    pub fn ids_after(&self, id: u64) {
+        self.registry.last_conversation_id.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// An archived conversation leaves the registry.
+    pub fn forget_conversation(&self, id: ConversationId) {
+        self.registry.conversations.remove(&id);
+    }
+
     /// Starts the actor of a conversation recovered from disk, so ids continue after it.
     pub fn restore_conversation(self: &Arc<Self>, conversation: Conversation, visitor_token: Option<String>) -> Addr<ConversationActor> {
-        self.registry.last_conversation_id.fetch_max(conversation.id.0, Ordering::Relaxed);
+        self.ids_after(conversation.id.0);
         if let ([a, b], Kind::Direct, false) = (conversation.members(), conversation.kind, conversation.status() == Status::Closed) {
             self.registry.direct.insert((*a.min(b), *a.max(b)), conversation.id);
         }
@@ -213,7 +240,14 @@ pub(crate) fn test_core(dir: &std::path::Path, directory: Directory) -> Arc<Core
     use std::time::Duration;
     let store = Store::open(dir, 1, crate::persist::journal::FsyncMode::Always, Duration::from_millis(50)).unwrap();
     let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
-    Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], store)
+    let auth = Auth::new(crate::config::AuthConfig {
+        max_login_failures: 5,
+        login_window: Duration::from_secs(60),
+        token_idle_timeout: Duration::from_secs(3600),
+        visitor_sessions_per_minute: 0,
+    });
+    let stores = Stores { store, archive: Archive::open(dir).unwrap(), auth };
+    Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], stores)
 }
 
 #[cfg(test)]

@@ -192,6 +192,8 @@ pub struct ConversationParts {
     pub history: Vec<Assignment>,
     pub help_requests: Vec<HelpRequest>,
     pub abandoned: bool,
+    /// Known for archived conversations; a live one's is not stored (it leaves live state when closed).
+    pub closed_at: Option<Timestamp>,
 }
 
 /// The result of a post: the stored message, and whether it was stored by an
@@ -226,6 +228,8 @@ pub struct Conversation {
     pub help_requests: Vec<HelpRequest>,
     /// Closed by the visitor while waiting in the queue.
     pub abandoned: bool,
+    /// When it was closed; set by [`Conversation::close`] (and restored from the archive).
+    pub closed_at: Option<Timestamp>,
 }
 
 impl Conversation {
@@ -275,6 +279,7 @@ impl Conversation {
             history: Vec::new(),
             help_requests: Vec::new(),
             abandoned: false,
+            closed_at: None,
         }
     }
 
@@ -310,6 +315,7 @@ impl Conversation {
             history: parts.history,
             help_requests: parts.help_requests,
             abandoned: parts.abandoned,
+            closed_at: parts.closed_at,
         }
     }
 
@@ -323,6 +329,13 @@ impl Conversation {
 
     pub fn is_member(&self, operator: OperatorId) -> bool {
         self.members.contains(&operator)
+    }
+
+    /// Every operator who ever took part: members now, everyone ever assigned,
+    /// and every operator who wrote. History shows a conversation to them.
+    pub fn participants(&self) -> BTreeSet<OperatorId> {
+        let authors = self.messages.iter().filter(|m| m.author.kind == AuthorKind::Operator).filter_map(|m| m.author.id);
+        self.members.iter().copied().chain(self.history.iter().map(|a| a.operator_id)).chain(authors).collect()
     }
 
     pub fn messages(&self) -> &[Arc<Message>] {
@@ -378,6 +391,7 @@ impl Conversation {
             self.help_requests.push(HelpRequest { at, joined_at: None });
         }
         self.abandoned = status == Status::Closed && self.status == Status::Queued;
+        self.closed_at = (status == Status::Closed).then(Timestamp::now);
         self.status = status;
         true
     }

@@ -8,9 +8,11 @@ pub mod assignment;
 pub mod chatbot;
 pub mod conversation;
 pub mod directory;
+pub mod history;
 pub mod ids;
 pub mod operator;
 pub mod report;
+pub mod search;
 pub mod text;
 pub mod time;
 

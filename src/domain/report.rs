@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::conversation::{Assignment, AuthorKind, Conversation, HelpRequest, Kind};
 use super::directory::Directory;
 use super::time::Timestamp;
-use super::{ChannelId, ExpertiseId, OperatorId};
+use super::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 
 /// What one conversation contributes to the report.
 #[derive(Clone, Debug)]
 pub struct Facts {
+    pub id: ConversationId,
     pub channel: Option<ChannelId>,
     pub created_at: Timestamp,
     pub expertise: BTreeSet<ExpertiseId>,
@@ -35,6 +36,7 @@ impl Facts {
             c.messages().iter().find(|m| m.author.kind == AuthorKind::Operator && m.created_at >= since).map(|m| m.created_at)
         });
         Some(Facts {
+            id: c.id,
             channel: c.channel_id,
             created_at: c.created_at,
             expertise: c.expertise_ids.clone(),

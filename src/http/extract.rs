@@ -2,8 +2,6 @@
 //! same JSON error body: bearer-token callers and a JSON body reader whose
 //! errors name the offending field.
 
-use std::future::{ready, Ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -17,9 +15,9 @@ use crate::domain::ConversationId;
 use crate::error::ApiError;
 use crate::hub::{Caller, Hub};
 
-fn hub(req: &HttpRequest) -> &Hub {
+fn hub(req: &HttpRequest) -> web::Data<Hub> {
     // unwrap: `Application::build` registers the Hub as app data for every route.
-    req.app_data::<web::Data<Hub>>().expect("Hub registered as app data")
+    req.app_data::<web::Data<Hub>>().expect("Hub registered as app data").clone()
 }
 
 fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
@@ -34,10 +32,11 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Caller, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(bearer(req).and_then(|token| hub(req).operator_caller(token)))
+        let (token, hub) = (bearer(req).map(str::to_owned), hub(req));
+        Box::pin(async move { hub.operator_caller(&token?).await })
     }
 }
 
@@ -47,13 +46,16 @@ pub struct Admin;
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = Ready<Result<Admin, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Admin, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        ready(Caller::from_request(req, payload).into_inner().and_then(|caller| match caller.role {
-            Role::Admin => Ok(Admin),
-            Role::User => Err(ApiError::Forbidden("this requires the admin role".into())),
-        }))
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            match caller.await?.role {
+                Role::Admin => Ok(Admin),
+                Role::User => Err(ApiError::Forbidden("this requires the admin role".into())),
+            }
+        })
     }
 }
 
@@ -62,10 +64,11 @@ pub struct VisitorCaller(pub ConversationId);
 
 impl FromRequest for VisitorCaller {
     type Error = ApiError;
-    type Future = Ready<Result<VisitorCaller, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<VisitorCaller, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(bearer(req).and_then(|token| hub(req).visitor_conversation(token)).map(VisitorCaller))
+        let (token, hub) = (bearer(req).map(str::to_owned), hub(req));
+        Box::pin(async move { hub.visitor_conversation(&token?).await.map(VisitorCaller) })
     }
 }
 

@@ -7,6 +7,7 @@ pub mod chatbots;
 pub mod conversations;
 pub mod expertise;
 pub mod extract;
+pub mod history;
 pub mod linger;
 pub mod openapi;
 pub mod ops;
@@ -70,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/conversations/{id}/invite_candidates").get(conversations::invite_candidates))
                 .service(web::resource("/conversations/{id}/invite").post(conversations::invite))
                 .service(web::resource("/conversations/{id}/close").post(conversations::close))
+                .service(web::resource("/conversations/{id}/transcript").get(history::transcript))
+                .service(web::resource("/conversations/{id}/visitor_history").get(history::visitor_history))
+                .service(web::resource("/history").get(history::search))
+                .service(web::resource("/visitors/{visitor_key}").delete(history::erase_visitor))
                 .service(web::resource("/direct").post(conversations::direct))
                 .service(web::resource("/admin/snapshot").post(ops::snapshot))
                 .service(web::resource("/reports/routing").get(reports::routing)),

@@ -47,7 +47,18 @@ pub struct Files {
 
 /// Lists the data directory (other files are ignored; leftover temporary files are removed).
 pub fn list(dir: &Path) -> std::io::Result<Files> {
+    let (files, leftovers) = scan(dir)?;
+    for path in leftovers {
+        fs::remove_file(&path)?;
+    }
+    Ok(files)
+}
+
+/// Lists the data directory without touching it: the files, and the
+/// temporary ones (a snapshot being written, or one a crash left behind).
+pub fn scan(dir: &Path) -> std::io::Result<(Files, Vec<PathBuf>)> {
     let mut files = Files { snapshots: Vec::new(), segments: Vec::new() };
+    let mut temporary = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
@@ -57,10 +68,10 @@ pub fn list(dir: &Path) -> std::io::Result<Files> {
         } else if let Some(n) = number("journal-", ".log") {
             files.segments.push((n, path));
         } else if number("snapshot-", ".tmp").is_some() {
-            fs::remove_file(&path)?;
+            temporary.push(path);
         }
     }
     files.snapshots.sort_unstable();
     files.segments.sort_unstable();
-    Ok(files)
+    Ok((files, temporary))
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use thiserror::Error;
 
-pub use files::{decode, encode, list, sync_dir, Files, StoreError};
+pub use files::{decode, encode, list, scan, sync_dir, Files, StoreError};
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
 use records::{ConversationV1, DirectoryV2, MessageV1, RecordV1, SnapshotV2};
 
@@ -85,6 +85,9 @@ impl State {
                 Some(c) => c.apply(header, messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
+            RecordV1::Archived { id } => {
+                self.conversations.remove(&id);
+            }
         }
     }
 

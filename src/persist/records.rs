@@ -232,6 +232,11 @@ pub enum RecordV1 {
     /// The whole directory, as `Directory` does since users can be deactivated.
     /// Variants are only ever appended: bincode stores their index.
     DirectoryV2(Box<DirectoryV2>),
+    /// A closed conversation is committed to the archive (`archive`): it
+    /// leaves live state, the snapshots and the replay.
+    Archived {
+        id: u64,
+    },
 }
 
 /// The whole state, as format 1 snapshots hold it (read, never written).
@@ -538,6 +543,7 @@ impl ConversationV1 {
                 .map(|&(at, joined)| HelpRequest { at: Timestamp::from_millis(at), joined_at: joined.map(Timestamp::from_millis) })
                 .collect(),
             abandoned: h.abandoned,
+            closed_at: None,
             created_at: Timestamp::from_millis(self.created_at_ms),
             messages: self.messages.iter().map(|m| m.to_domain(id)).collect(),
             need_help_since: h.need_help_since_ms.map(Timestamp::from_millis),

@@ -96,7 +96,7 @@ pub async fn agent(
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &hub.ws_config().allowed_origins)?;
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
-    let caller = hub.operator_caller(token)?;
+    let caller = hub.operator_caller(token).await?;
     let (response, io, tx) = SessionIo::open(&hub, SocketKind::Agent, &req, body)?;
     let greeting = vec![hub.connect_operator(&caller, tx.clone()).await?];
     let hub = hub.into_inner();

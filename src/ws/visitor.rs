@@ -68,7 +68,7 @@ pub async fn visitor(
     query: web::Query<VisitorQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
-    let conversation = hub.visitor_conversation(token)?;
+    let conversation = hub.visitor_conversation(token).await?;
     let (response, io, tx) = SessionIo::open(&hub, SocketKind::Visitor, &req, body)?;
     let greeting = hub.attach_visitor(conversation, tx, query.after).await?;
     let hub = hub.into_inner();

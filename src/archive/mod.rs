@@ -1,0 +1,232 @@
+//! The archive: closed conversations in an embedded SQLite database
+//! (`history.sqlite3` in the data directory) with an FTS5 full-text index, so
+//! memory, snapshots and restarts scale with live conversations, not with history.
+//!
+//! Why SQLite: one bundled dependency, no server, transactions that are
+//! durable on commit (WAL, `synchronous = FULL`), FTS5 for the search the
+//! contract asks for, an online backup API, and a file any support engineer
+//! can open with `sqlite3`. All SQL is in `sql.rs`.
+//!
+//! Writes go to one thread that owns the write connection and commits what
+//! is queued in one transaction (group commit, like the journal); reads run on
+//! tokio's blocking pool, each on a pooled read-only connection (WAL lets them
+//! run beside the writer). No actor thread ever waits on SQLite.
+
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, Transaction};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+pub use sql::{Archived, Entry};
+
+use crate::domain::history::{HistoryFilter, Viewer};
+use crate::domain::report::{Facts, Scope};
+use crate::domain::time::Timestamp;
+use crate::domain::ConversationId;
+use crate::views::HistoryItem;
+
+/// The archive's file name inside the data directory.
+pub const FILE: &str = "history.sqlite3";
+
+/// Conversations stored per transaction at most.
+const BATCH: usize = 512;
+
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("cannot open the archive {path}: {reason}. Restore it from a backup, or move it away to start with an empty history")]
+    Open { path: PathBuf, reason: String },
+    #[error("archive: {0}")]
+    Sql(String),
+    #[error("the archive has stopped")]
+    Stopped,
+}
+
+impl From<rusqlite::Error> for ArchiveError {
+    fn from(e: rusqlite::Error) -> ArchiveError {
+        ArchiveError::Sql(e.to_string())
+    }
+}
+
+type Change = Box<dyn FnOnce(&Transaction<'_>) -> rusqlite::Result<usize> + Send>;
+
+enum Job {
+    Store(Box<Entry>, oneshot::Sender<Result<(), ArchiveError>>),
+    Change(Change, oneshot::Sender<Result<usize, ArchiveError>>),
+}
+
+pub struct Archive {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl Archive {
+    /// Opens (or creates) the archive in `dir`, migrates its schema and starts the writer thread.
+    ///
+    /// # Errors
+    /// `Open`, naming the file, when it is not a database, is damaged or is newer than this server.
+    pub fn open(dir: &Path) -> Result<Archive, ArchiveError> {
+        let path = dir.join(FILE);
+        let failed = |e: rusqlite::Error| ArchiveError::Open { path: path.clone(), reason: e.to_string() };
+        let mut conn = Connection::open(&path).map_err(failed)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(failed)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
+        sql::migrate(&mut conn).map_err(failed)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("archive".into())
+            .spawn(move || write_loop(conn, &rx))
+            .map_err(|e| ArchiveError::Open { path: path.clone(), reason: e.to_string() })?;
+        Ok(Archive { jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), path })
+    }
+
+    fn submit(&self, job: Job) {
+        // A send only fails when the writer thread is gone; the job's answer channel then says `Stopped`.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Stores a closed conversation; resolves once committed. Storing one that is already there changes nothing.
+    pub async fn store(&self, entry: Entry) -> Result<(), ArchiveError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Store(Box::new(entry), tx));
+        rx.await.unwrap_or(Err(ArchiveError::Stopped))
+    }
+
+    async fn change(&self, change: Change) -> Result<usize, ArchiveError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Job::Change(change, tx));
+        rx.await.unwrap_or(Err(ArchiveError::Stopped))
+    }
+
+    /// Erases every archived conversation of a visitor; answers how many.
+    pub async fn erase_visitor(&self, visitor_key: String) -> Result<usize, ArchiveError> {
+        self.change(Box::new(move |tx| sql::erase_visitor(tx, &visitor_key))).await
+    }
+
+    /// Deletes conversations closed before `before`; answers how many.
+    pub async fn sweep(&self, before: Timestamp) -> Result<usize, ArchiveError> {
+        self.change(Box::new(move |tx| sql::sweep(tx, before))).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ArchiveError> {
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = match readers.lock().pop() {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let result = read(&conn);
+            readers.lock().push(conn);
+            Ok(result?)
+        })
+        .await
+        .map_err(|_| ArchiveError::Stopped)?
+    }
+
+    /// The highest conversation id ever archived, so new ids continue after it.
+    ///
+    /// # Errors
+    /// When the archive cannot be read.
+    pub fn max_id(&self) -> Result<u64, ArchiveError> {
+        Ok(sql::max_id(&open_reader(&self.path)?)?)
+    }
+
+    pub async fn contains(&self, id: ConversationId) -> Result<bool, ArchiveError> {
+        self.read(move |conn| sql::contains(conn, id)).await
+    }
+
+    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Archived>, ArchiveError> {
+        self.read(move |conn| sql::conversation(conn, id)).await
+    }
+
+    /// The archived conversation a visitor token belongs to.
+    pub async fn by_visitor_token(&self, token: String) -> Result<Option<ConversationId>, ArchiveError> {
+        self.read(move |conn| sql::by_visitor_token(conn, &token)).await
+    }
+
+    /// At most `limit` archived conversations the search finds for `viewer`, newest first.
+    pub async fn search(&self, filter: HistoryFilter, viewer: Viewer, limit: usize) -> Result<Vec<HistoryItem>, ArchiveError> {
+        self.read(move |conn| sql::search(conn, &filter, &viewer, limit)).await
+    }
+
+    pub async fn facts(&self, scope: Scope) -> Result<Vec<Facts>, ArchiveError> {
+        self.read(move |conn| sql::facts(conn, &scope)).await
+    }
+}
+
+/// A consistent copy of the archive in `dir` at `to`, taken with SQLite's
+/// online backup, so the server may keep writing meanwhile. `false` when
+/// `dir` has no archive.
+///
+/// # Errors
+/// When the archive cannot be read or the copy written.
+pub fn backup(dir: &Path, to: &Path) -> Result<bool, ArchiveError> {
+    let path = dir.join(FILE);
+    if !path.exists() {
+        return Ok(false);
+    }
+    open_reader(&path)?.backup(rusqlite::MAIN_DB, to, rusqlite::backup::NO_PROGRESS)?;
+    Ok(true)
+}
+
+/// The writer thread: group-commits queued stores, runs changes one by one.
+fn write_loop(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
+        match job {
+            Job::Store(entry, answer) => {
+                let mut batch = vec![(entry, answer)];
+                while batch.len() < BATCH {
+                    match jobs.try_recv() {
+                        Ok(Job::Store(entry, answer)) => batch.push((entry, answer)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let stored = (|| {
+                    let tx = conn.transaction()?;
+                    for (entry, _) in &batch {
+                        sql::insert(&tx, entry)?;
+                    }
+                    tx.commit()
+                })();
+                if let Err(e) = &stored {
+                    tracing::error!(error = %e, conversations = batch.len(), "archive write failed; the conversations stay live");
+                }
+                for (_, answer) in batch {
+                    let _ = answer.send(stored.as_ref().map(|_| ()).map_err(|e| ArchiveError::Sql(e.to_string())));
+                }
+            }
+            Job::Change(change, answer) => {
+                let changed = (|| {
+                    let tx = conn.transaction()?;
+                    let n = change(&tx)?;
+                    tx.commit()?;
+                    Ok::<_, rusqlite::Error>(n)
+                })();
+                let _ = answer.send(changed.map_err(ArchiveError::from));
+            }
+        }
+        if next.is_none() {
+            next = jobs.recv().ok();
+        }
+    }
+}

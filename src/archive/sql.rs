@@ -1,0 +1,426 @@
+//! Every SQL statement of the archive, over a plain `rusqlite::Connection`:
+//! the schema and its migrations, storing, reading, searching, erasing.
+//!
+//! Layout: `conversations` holds one row per closed conversation (the columns
+//! searches filter on, plus the stored record without its transcript);
+//! `messages` one row per message, keyed `conversation_id << 24 | message_id`
+//! so a conversation's messages are one key range and a full-text hit names
+//! its conversation without a join; row `… | 0` holds the visitor's name, so
+//! one FTS5 index (`messages_fts`, external content) answers both "message
+//! bodies" and "visitor name". Ids follow creation order, so "newest first"
+//! is "highest key first", which FTS5 can walk in order and stop early.
+
+use std::collections::BTreeSet;
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+
+use crate::domain::conversation::{Conversation, Kind};
+use crate::domain::history::{snippet, HistoryFilter, Viewer};
+use crate::domain::report::{Facts, Scope};
+use crate::domain::time::Timestamp;
+use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
+use crate::persist::records::{ConversationV1, MessageV1};
+use crate::persist::{decode, encode};
+use crate::views::HistoryItem;
+
+/// Message ids of one conversation live below this (16 million messages).
+const KEY_BITS: u32 = 24;
+
+fn key(conversation: u64, message: u64) -> i64 {
+    ((conversation << KEY_BITS) | message) as i64
+}
+
+fn conversation_of(key: i64) -> u64 {
+    (key as u64) >> KEY_BITS
+}
+
+/// Schema versions in order; `PRAGMA user_version` says how many are applied.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE conversations (
+        id            INTEGER PRIMARY KEY,
+        kind          INTEGER NOT NULL,   -- 0 livechat, 1 direct
+        channel_id    INTEGER,
+        visitor_name  TEXT,
+        visitor_key   TEXT,
+        visitor_token TEXT,
+        created_at    INTEGER NOT NULL,   -- ms since the epoch
+        closed_at     INTEGER NOT NULL,
+        message_count INTEGER NOT NULL,
+        rating        INTEGER,
+        first_reply   INTEGER,
+        record        BLOB NOT NULL       -- bincode ConversationV1 without its messages
+    );
+    CREATE INDEX conversations_channel ON conversations (channel_id, id);
+    CREATE INDEX conversations_visitor_key ON conversations (visitor_key);
+    CREATE INDEX conversations_visitor_token ON conversations (visitor_token);
+    CREATE INDEX conversations_created ON conversations (created_at);
+    CREATE INDEX conversations_closed ON conversations (closed_at);
+    CREATE TABLE conversation_operators (
+        operator_id     INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        PRIMARY KEY (operator_id, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX conversation_operators_by_conversation ON conversation_operators (conversation_id);
+    CREATE TABLE conversation_expertise (
+        expertise_id    INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        PRIMARY KEY (expertise_id, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX conversation_expertise_by_conversation ON conversation_expertise (conversation_id);
+    CREATE TABLE messages (
+        key    INTEGER PRIMARY KEY,       -- conversation_id << 24 | message id (0: the visitor's name)
+        body   TEXT NOT NULL,
+        record BLOB                       -- bincode MessageV1 without body and ref
+    );
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        body, content = 'messages', content_rowid = 'key', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_indexed AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (new.key, new.body);
+    END;
+    CREATE TRIGGER messages_unindexed AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.key, old.body);
+    END;
+"];
+
+/// Applies the migrations this file does not have yet.
+///
+/// # Errors
+/// When the file is not a database, is damaged, or was written by a newer version.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if applied > MIGRATIONS.len() {
+        let newer = format!("schema version {applied} is newer than this server's {}; run the newer version", MIGRATIONS.len());
+        return Err(rusqlite::Error::ToSqlConversionFailure(newer.into()));
+    }
+    // Reading the schema fails on a damaged file, before anything is served from it.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// One closed conversation, ready to store.
+pub struct Entry {
+    pub record: ConversationV1,
+    pub participants: BTreeSet<OperatorId>,
+    pub closed_at: Timestamp,
+    pub first_reply: Option<Timestamp>,
+}
+
+impl Entry {
+    pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Entry {
+        Entry {
+            record: ConversationV1::new(c, visitor_token),
+            participants: c.participants(),
+            closed_at: c.closed_at.unwrap_or_else(Timestamp::now),
+            first_reply: Facts::of(c).and_then(|f| f.first_reply),
+        }
+    }
+}
+
+/// Stores `entry`, replacing an earlier copy (a replay after a crash
+/// archives again) but keeping its `closed_at`, the time it really closed.
+pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
+    let r = &entry.record;
+    let earlier: Option<i64> =
+        tx.query_row("SELECT closed_at FROM conversations WHERE id = ?1", [r.id as i64], |row| row.get(0)).optional()?;
+    if earlier.is_some() {
+        delete(tx, &[r.id as i64])?;
+    }
+    let closed_at = earlier.unwrap_or_else(|| entry.closed_at.as_millis());
+    let mut header = r.clone();
+    let messages = std::mem::take(&mut header.messages);
+    let visitor = r.visitor.as_ref();
+    let kind = match Kind::from(r.kind) {
+        Kind::Livechat => 0,
+        Kind::Direct => 1,
+    };
+    tx.execute(
+        "INSERT INTO conversations (id, kind, channel_id, visitor_name, visitor_key, visitor_token, created_at, closed_at,
+                                    message_count, first_reply, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            r.id as i64,
+            kind,
+            r.channel_id.map(|c| c as i64),
+            visitor.map(|v| &v.name),
+            visitor.and_then(|v| v.key.as_ref()),
+            r.visitor_token,
+            r.created_at_ms,
+            closed_at,
+            messages.len() as i64,
+            entry.first_reply.map(Timestamp::as_millis),
+            encode(&header),
+        ],
+    )?;
+    let mut operator = tx.prepare_cached("INSERT INTO conversation_operators (operator_id, conversation_id) VALUES (?1, ?2)")?;
+    for op in &entry.participants {
+        operator.execute([op.0 as i64, r.id as i64])?;
+    }
+    let mut expertise = tx.prepare_cached("INSERT INTO conversation_expertise (expertise_id, conversation_id) VALUES (?1, ?2)")?;
+    for e in &r.header.expertise_ids {
+        expertise.execute([*e as i64, r.id as i64])?;
+    }
+    let mut message = tx.prepare_cached("INSERT INTO messages (key, body, record) VALUES (?1, ?2, ?3)")?;
+    if let Some(v) = visitor {
+        message.execute(params![key(r.id, 0), v.name, Option::<Vec<u8>>::None])?;
+    }
+    for mut m in messages {
+        let body = std::mem::take(&mut m.body);
+        m.client_ref = None;
+        message.execute(params![key(r.id, m.id), body, encode(&m)])?;
+    }
+    Ok(())
+}
+
+/// Deletes the conversations with these ids; answers how many there were.
+fn delete(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<usize> {
+    let mut deleted = 0;
+    for &id in ids {
+        let id = id as u64;
+        tx.execute("DELETE FROM messages WHERE key >= ?1 AND key < ?2", [key(id, 0), key(id + 1, 0)])?;
+        tx.execute("DELETE FROM conversation_operators WHERE conversation_id = ?1", [id as i64])?;
+        tx.execute("DELETE FROM conversation_expertise WHERE conversation_id = ?1", [id as i64])?;
+        deleted += tx.execute("DELETE FROM conversations WHERE id = ?1", [id as i64])?;
+    }
+    Ok(deleted)
+}
+
+fn ids(tx: &Transaction<'_>, sql: &str, param: Value) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = tx.prepare(sql)?;
+    let rows = stmt.query_map([param], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Erases every archived conversation of `visitor_key`.
+pub fn erase_visitor(tx: &Transaction<'_>, visitor_key: &str) -> rusqlite::Result<usize> {
+    let found = ids(tx, "SELECT id FROM conversations WHERE visitor_key = ?1", Value::Text(visitor_key.to_owned()))?;
+    delete(tx, &found)
+}
+
+/// Deletes conversations closed before `before`.
+pub fn sweep(tx: &Transaction<'_>, before: Timestamp) -> rusqlite::Result<usize> {
+    let found = ids(tx, "SELECT id FROM conversations WHERE closed_at < ?1", Value::Integer(before.as_millis()))?;
+    delete(tx, &found)
+}
+
+pub fn max_id(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM conversations", [], |r| r.get::<_, i64>(0)).map(|id| id as u64)
+}
+
+pub fn contains(conn: &Connection, id: ConversationId) -> rusqlite::Result<bool> {
+    Ok(conn.query_row("SELECT 1 FROM conversations WHERE id = ?1", [id.0 as i64], |_| Ok(())).optional()?.is_some())
+}
+
+pub fn by_visitor_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<ConversationId>> {
+    conn.query_row("SELECT id FROM conversations WHERE visitor_token = ?1", [token], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|id| id.map(|id| ConversationId(id as u64)))
+}
+
+fn corrupt(e: bincode::error::DecodeError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+}
+
+/// An archived conversation, whole, as a domain conversation (closed, with `closed_at`).
+pub struct Archived {
+    pub conversation: Conversation,
+    pub participants: BTreeSet<OperatorId>,
+}
+
+pub fn conversation(conn: &Connection, id: ConversationId) -> rusqlite::Result<Option<Archived>> {
+    let row = conn
+        .query_row("SELECT record, closed_at FROM conversations WHERE id = ?1", [id.0 as i64], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    let Some((record, closed_at)) = row else { return Ok(None) };
+    let mut record: ConversationV1 = decode(&record).map_err(corrupt)?;
+    let mut stmt = conn.prepare_cached("SELECT body, record FROM messages WHERE key > ?1 AND key < ?2 ORDER BY key")?;
+    let rows = stmt.query_map([key(id.0, 0), key(id.0 + 1, 0)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    for row in rows {
+        let (body, bytes) = row?;
+        let mut message: MessageV1 = decode(&bytes).map_err(corrupt)?;
+        message.body = body;
+        record.messages.push(message);
+    }
+    let mut conversation = record.to_domain();
+    conversation.closed_at = Some(Timestamp::from_millis(closed_at));
+    let participants = operator_ids(conn, id.0 as i64)?.into_iter().collect();
+    Ok(Some(Archived { conversation, participants }))
+}
+
+fn operator_ids(conn: &Connection, id: i64) -> rusqlite::Result<Vec<OperatorId>> {
+    let mut stmt = conn.prepare_cached("SELECT operator_id FROM conversation_operators WHERE conversation_id = ?1 ORDER BY operator_id")?;
+    let rows = stmt.query_map([id], |r| r.get::<_, i64>(0).map(|id| OperatorId(id as u64)))?;
+    rows.collect()
+}
+
+fn expertise_ids(conn: &Connection, id: i64) -> rusqlite::Result<Vec<ExpertiseId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT expertise_id FROM conversation_expertise WHERE conversation_id = ?1 ORDER BY expertise_id")?;
+    let rows = stmt.query_map([id], |r| r.get::<_, i64>(0).map(|id| ExpertiseId(id as u64)))?;
+    rows.collect()
+}
+
+/// The `WHERE` conditions of a search, with their parameters.
+struct Conditions {
+    sql: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Conditions {
+    fn new(filter: &HistoryFilter, viewer: &Viewer) -> Conditions {
+        let mut c = Conditions { sql: Vec::new(), params: Vec::new() };
+        let int = |v: u64| Value::Integer(v as i64);
+        if let Some(ch) = filter.channel {
+            c.push("c.channel_id = ?", int(ch.0));
+        }
+        if let Some(op) = filter.operator {
+            c.push("EXISTS (SELECT 1 FROM conversation_operators o WHERE o.operator_id = ? AND o.conversation_id = c.id)", int(op.0));
+        }
+        if let Some(e) = filter.expertise {
+            c.push("EXISTS (SELECT 1 FROM conversation_expertise x WHERE x.expertise_id = ? AND x.conversation_id = c.id)", int(e.0));
+        }
+        if let Some(k) = &filter.visitor_key {
+            c.push("c.visitor_key = ?", Value::Text(k.clone()));
+        }
+        if let Some(from) = filter.from {
+            c.push("c.created_at >= ?", Value::Integer(from.as_millis()));
+        }
+        if let Some(to) = filter.to {
+            c.push("c.created_at < ?", Value::Integer(to.as_millis()));
+        }
+        if let Some(rating) = filter.rating {
+            c.push("c.rating = ?", Value::Integer(rating.into()));
+        }
+        if let Some(before) = filter.before {
+            c.push("c.id < ?", int(before.0));
+        }
+        if let Some(except) = filter.except {
+            c.push("c.id <> ?", int(except.0));
+        }
+        if !viewer.is_admin {
+            let channels = vec!["?"; viewer.channels.len()].join(", ");
+            c.sql.push(format!(
+                "(c.channel_id IN ({channels}) OR EXISTS (SELECT 1 FROM conversation_operators v WHERE v.operator_id = ? AND v.conversation_id = c.id))"
+            ));
+            c.params.extend(viewer.channels.iter().map(|ch| int(ch.0)));
+            c.params.push(int(viewer.operator.0));
+        }
+        c
+    }
+
+    fn push(&mut self, sql: &str, param: Value) {
+        self.sql.push(sql.to_owned());
+        self.params.push(param);
+    }
+
+    fn clause(&self) -> String {
+        if self.sql.is_empty() {
+            "1".into()
+        } else {
+            self.sql.join(" AND ")
+        }
+    }
+}
+
+const ITEM_COLUMNS: &str = "c.id, c.kind, c.channel_id, c.visitor_name, c.created_at, c.closed_at, c.message_count, c.rating";
+
+fn item(conn: &Connection, r: &rusqlite::Row<'_>, snippet: Option<String>) -> rusqlite::Result<HistoryItem> {
+    let id: i64 = r.get(0)?;
+    Ok(HistoryItem {
+        id: ConversationId(id as u64),
+        channel_id: r.get::<_, Option<i64>>(2)?.map(|c| ChannelId(c as u64)),
+        kind: if r.get::<_, i64>(1)? == 0 { Kind::Livechat } else { Kind::Direct },
+        visitor_name: r.get(3)?,
+        operator_ids: operator_ids(conn, id)?,
+        expertise_ids: expertise_ids(conn, id)?,
+        status: crate::domain::conversation::Status::Closed,
+        created_at: Timestamp::from_millis(r.get(4)?),
+        closed_at: Some(Timestamp::from_millis(r.get(5)?)),
+        message_count: r.get::<_, i64>(6)? as u64,
+        rating: r.get::<_, Option<i64>>(7)?.map(|r| r as u8),
+        snippet,
+    })
+}
+
+/// At most `limit` archived conversations the search finds, newest first.
+pub fn search(conn: &Connection, filter: &HistoryFilter, viewer: &Viewer, limit: usize) -> rusqlite::Result<Vec<HistoryItem>> {
+    let conditions = Conditions::new(filter, viewer);
+    if filter.terms.is_empty() {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM conversations c WHERE {} ORDER BY c.id DESC LIMIT {limit}", conditions.clause());
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(&conditions.params))?;
+        let mut items = Vec::new();
+        while let Some(r) = rows.next()? {
+            items.push(item(conn, r, None)?);
+        }
+        return Ok(items);
+    }
+    // Walk the hits newest first and keep the conversations the filters
+    // accept, stopping at `limit`: a common word costs what one page needs.
+    let query = filter.terms.fts_query();
+    let below = filter.before.map_or(i64::MAX, |b| key(b.0, 0));
+    let mut hits = conn.prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC")?;
+    let mut hits = hits.query(params![query, below])?;
+    let one = format!("SELECT {ITEM_COLUMNS} FROM conversations c WHERE c.id = ? AND {}", conditions.clause());
+    let mut one = conn.prepare(&one)?;
+    let mut best = conn.prepare(
+        "SELECT body FROM messages WHERE key = (
+             SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid > ?2 AND rowid < ?3 ORDER BY rank LIMIT 1)",
+    )?;
+    let (mut items, mut last) = (Vec::new(), None);
+    while let Some(hit) = hits.next()? {
+        let id = conversation_of(hit.get(0)?);
+        if last == Some(id) {
+            continue;
+        }
+        last = Some(id);
+        let mut params = vec![Value::Integer(id as i64)];
+        params.extend(conditions.params.iter().cloned());
+        let mut rows = one.query(params_from_iter(&params))?;
+        let Some(r) = rows.next()? else { continue };
+        let body: Option<String> = best.query_row(params![query, key(id, 0), key(id + 1, 0)], |r| r.get(0)).optional()?;
+        items.push(item(conn, r, body.as_deref().map(snippet))?);
+        if items.len() >= limit {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// Routing-report facts of the archived livechats `scope` covers.
+pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
+    let mut sql = String::from("SELECT record, first_reply FROM conversations WHERE kind = 0");
+    let mut params = Vec::new();
+    if let Some(from) = scope.from {
+        sql.push_str(" AND created_at >= ?");
+        params.push(from.as_millis());
+    }
+    if let Some(to) = scope.to {
+        sql.push_str(" AND created_at < ?");
+        params.push(to.as_millis());
+    }
+    if let Some(channel) = scope.channel {
+        sql.push_str(" AND channel_id = ?");
+        params.push(channel.0 as i64);
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut facts = Vec::new();
+    while let Some(r) = rows.next()? {
+        let record: ConversationV1 = decode(&r.get::<_, Vec<u8>>(0)?).map_err(corrupt)?;
+        if let Some(mut f) = Facts::of(&record.to_domain()) {
+            f.first_reply = r.get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
+            facts.push(f);
+        }
+    }
+    Ok(facts)
+}
