@@ -424,3 +424,86 @@ pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
     }
     Ok(facts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::conversation::tests::visitor;
+    use crate::domain::conversation::{Author, AuthorKind};
+    use crate::domain::search::Terms;
+
+    fn archive() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn store(conn: &mut Connection, id: u64, body: &str, closed_at: Timestamp) {
+        let mut c = Conversation::livechat(ConversationId(id), ChannelId(1), visitor(), BTreeSet::new(), None);
+        c.append(Author { kind: AuthorKind::Visitor, id: None, name: "V".into() }, body.into());
+        c.close().unwrap();
+        let mut entry = Entry::new(&c, None);
+        entry.closed_at = closed_at;
+        let tx = conn.transaction().unwrap();
+        insert(&tx, &entry).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn admin() -> Viewer {
+        Viewer { operator: OperatorId(1), is_admin: true, channels: BTreeSet::new() }
+    }
+
+    fn find(conn: &Connection, q: &str) -> Vec<u64> {
+        let filter = HistoryFilter { terms: Terms::parse(q), ..HistoryFilter::default() };
+        search(conn, &filter, &admin(), 100).unwrap().iter().map(|i| i.id.0).collect()
+    }
+
+    #[test]
+    fn storing_again_replaces_and_keeps_the_first_closing_time() {
+        let mut conn = archive();
+        let first = Timestamp::from_millis(1_000);
+        store(&mut conn, 7, "first words", first);
+        store(&mut conn, 7, "second words", Timestamp::from_millis(9_000));
+        assert_eq!(find(&conn, "second"), [7]);
+        assert!(find(&conn, "first").is_empty(), "the old copy's words left the index");
+        let archived = conversation(&conn, ConversationId(7)).unwrap().unwrap();
+        assert_eq!(archived.conversation.closed_at, Some(first));
+        assert_eq!(archived.conversation.messages().len(), 1);
+    }
+
+    #[test]
+    fn sweeping_deletes_what_closed_before_the_cut() {
+        let mut conn = archive();
+        store(&mut conn, 1, "old", Timestamp::from_millis(1_000));
+        store(&mut conn, 2, "new", Timestamp::from_millis(5_000));
+        let tx = conn.transaction().unwrap();
+        assert_eq!(sweep(&tx, Timestamp::from_millis(2_000)).unwrap(), 1);
+        tx.commit().unwrap();
+        assert!(find(&conn, "old").is_empty());
+        assert_eq!(find(&conn, "new"), [2]);
+        assert!(!contains(&conn, ConversationId(1)).unwrap());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a user types, SQLite sees only quoted words: no query is
+        /// ever a syntax error, and operators are words like any other (the
+        /// document holds them, so `NOT refund` must find it, not exclude it).
+        #[test]
+        fn any_query_text_is_only_words(q in any::<String>(), syntax in "[\"()*:^+-]{0,6}(NEAR|AND|OR|NOT)?[\"()*:^+-]{0,6}") {
+            let conn = {
+                let mut conn = archive();
+                store(&mut conn, 1, "refund near and or not the end", Timestamp::from_millis(1));
+                conn
+            };
+            find(&conn, &q);
+            find(&conn, &format!("{syntax}{q}{syntax}"));
+            prop_assert_eq!(find(&conn, &format!("{syntax} refund {syntax}")), vec![1]);
+        }
+    }
+}

@@ -15,6 +15,8 @@ use crate::support::ServerProcess;
 /// Kills per run; each cycle runs a few hundred milliseconds of load.
 const KILLS: usize = 20;
 const WRITERS: usize = 6;
+/// Conversations opened, written to and closed per cycle, at most.
+const CLOSED_PER_CYCLE: usize = 10;
 
 /// A tiny deterministic generator (xorshift), seeded from the clock and printed, so a failure can be replayed.
 struct Rng(u64);
@@ -29,7 +31,7 @@ impl Rng {
 }
 
 fn crash_server(dir: &TempDir) -> ServerProcess {
-    let args = ["--snapshot-interval-s", "1", "--workers", "2"];
+    let args = ["--snapshot-interval-s", "1", "--workers", "2", "--visitor-sessions-per-minute", "0"];
     ServerProcess::start(dir.path(), &args, &[("SWITCHBOARD_ADMIN_PASSWORD", "crash-pass"), ("RUST_LOG", "info")])
 }
 
@@ -39,6 +41,8 @@ struct Acked {
     /// Per visitor token: body → message id.
     messages: HashMap<String, BTreeMap<String, u64>>,
     expertise: Vec<String>,
+    /// Conversations closed (the visitor left) after one message: id → that message's body.
+    closed: BTreeMap<u64, String>,
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Option<Value> {
@@ -85,6 +89,22 @@ async fn every_acknowledged_write_survives_sigkill() {
                 }
             }));
         }
+        let (http3, acked3, base3, channel) = (http.clone(), acked.clone(), base.clone(), channel.clone());
+        tasks.push(actix_rt::spawn(async move {
+            // Conversations that close (and move to the archive) while the kills happen.
+            for i in 0..CLOSED_PER_CYCLE {
+                let Some(opened) = post(&http3, format!("{base3}/api/v1/channels/{channel}/sessions"), "", json!({})).await else { return };
+                let (id, token) = (opened["conversation_id"].as_u64().unwrap(), opened["visitor_token"].as_str().unwrap().to_owned());
+                let body = format!("zq{cycle}x{i}");
+                if post(&http3, format!("{base3}/api/v1/visitor/messages"), &token, json!({"body": body})).await.is_none() {
+                    return;
+                }
+                if post(&http3, format!("{base3}/api/v1/visitor/leave"), &token, json!({})).await.is_none() {
+                    return;
+                }
+                acked3.borrow_mut().closed.insert(id, body);
+            }
+        }));
         let (http2, acked2, admin2, base2) = (http.clone(), acked.clone(), admin.clone(), base.clone());
         tasks.push(actix_rt::spawn(async move {
             for i in 0.. {
@@ -109,13 +129,19 @@ async fn every_acknowledged_write_survives_sigkill() {
     }
     let acked = acked.borrow();
     let total: usize = acked.messages.values().map(BTreeMap::len).sum();
-    eprintln!("crash test: {KILLS} kills, {total} acknowledged messages and {} expertise all survived", acked.expertise.len());
+    eprintln!(
+        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise and {} closed conversations all survived",
+        acked.expertise.len(),
+        acked.closed.len()
+    );
+    assert!(!acked.closed.is_empty(), "no conversation was closed during the kills");
     assert!(total > KILLS, "the load wrote too little to prove anything: {total}");
     server.take().unwrap().kill();
 }
 
 async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &[String], acked: &Acked, cycle: usize) {
     let started = Instant::now();
+    eprintln!("cycle {cycle}: verifying {} closed conversations", acked.closed.len());
     for token in visitors {
         let res = http.get(format!("{base}/api/v1/visitor/conversation")).bearer_auth(token).send().await.unwrap();
         assert_eq!(res.status(), 200, "cycle {cycle}: a visitor token was lost");
@@ -139,5 +165,31 @@ async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &[Str
     for name in &acked.expertise {
         assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "cycle {cycle}: expertise {name} lost");
     }
+    for (id, body) in &acked.closed {
+        let res = http.get(format!("{base}/api/v1/conversations/{id}")).bearer_auth(admin).send().await.unwrap();
+        assert_eq!(res.status(), 200, "cycle {cycle}: closed conversation {id} lost");
+        let view: Value = res.json().await.unwrap();
+        assert_eq!(view["status"], "closed", "cycle {cycle}: conversation {id} reopened");
+        let bodies: Vec<&str> = view["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+        assert_eq!(bodies.iter().filter(|b| **b == body).count(), 1, "cycle {cycle}: {id}: {bodies:?}");
+    }
+    // History lists each of them exactly once (paging through every `zq…` conversation).
+    let mut listed: Vec<u64> = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..1000 {
+        let res = http.get(format!("{base}/api/v1/history?q=zq*&limit=100{cursor}")).bearer_auth(admin).send().await.unwrap();
+        let page: Value = res.json().await.unwrap();
+        listed.extend(page["items"].as_array().unwrap().iter().map(|i| i["id"].as_u64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<u64> = listed.iter().copied().collect();
+    assert_eq!(unique.len(), listed.len(), "cycle {cycle}: history lists a conversation twice");
+    for id in acked.closed.keys() {
+        assert!(unique.contains(id), "cycle {cycle}: history lost closed conversation {id}");
+    }
+    eprintln!("cycle {cycle}: verified in {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(30));
 }

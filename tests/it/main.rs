@@ -11,6 +11,7 @@ mod crash;
 mod directory;
 mod funnel;
 mod fuzz;
+mod history;
 mod invite;
 mod looking_for_help;
 mod ops;

@@ -148,6 +148,33 @@ impl TestServer {
         Res { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), content_type }
     }
 
+    /// A GET answered with text (a download): status, `Content-Disposition`, body.
+    pub async fn download(&self, path: &str, token: &str) -> (u16, String, String) {
+        let req = self.http.get(self.url(path)).bearer_auth(token);
+        let res = tokio::time::timeout(TEST_WAIT, req.send()).await.expect("HTTP answer in time").expect("HTTP request");
+        let status = res.status().as_u16();
+        let disposition = res.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        (status, disposition, res.text().await.expect("body"))
+    }
+
+    /// Waits until at least `count` conversations were archived in all (they left memory).
+    pub async fn archived(&self, count: u64) {
+        let started = std::time::Instant::now();
+        loop {
+            let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
+            let archived = text
+                .lines()
+                .find_map(|l| l.strip_prefix("switchboard_archived_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if archived >= count as f64 {
+                return;
+            }
+            assert!(started.elapsed() < TEST_WAIT, "only {archived} of {count} conversations archived in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Res {
         self.call(Method::GET, path, Some(token), None).await
     }
