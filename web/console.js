@@ -32,6 +32,9 @@ const state = {
   unseen: 0,
   reconnectDelay: 500,
   lastTyping: 0,
+  /** conversation id → the visitor's other conversations (history items). */
+  previous: new Map(),
+  history: { items: [], cursor: null },
 };
 
 // ---- start-up and login ----
@@ -49,6 +52,7 @@ async function boot() {
   $("app").hidden = false;
   renderHeader();
   connect();
+  if (location.hash === "#history") showHistory();
 }
 
 function showLogin() {
@@ -356,6 +360,7 @@ async function select(id) {
     const view = await api("GET", `/conversations/${id}`);
     upsert(view);
     state.transcripts.set(id, new Map(view.messages.map((m) => [m.id, m])));
+    if (view.kind === "livechat") state.previous.set(id, await api("GET", `/conversations/${id}/visitor_history`));
   } catch (error) {
     toast(error.message, "error");
   }
@@ -389,6 +394,7 @@ function renderPane() {
     actions.push(el("button", { id: "invite", type: "button", onclick: () => openInvite(c) }, icon("user-plus"), " Invite People"));
     actions.push(el("button", { id: "close", type: "button", onclick: () => closeConversation(c.id) }, "Close"));
   }
+  actions.push(el("button", { id: "download-transcript", type: "button", onclick: () => downloadTranscript(c.id) }, "Download transcript"));
   fill(
     pane,
     el(
@@ -399,12 +405,106 @@ function renderPane() {
       el("div", { class: "actions" }, actions),
     ),
     c.kind === "livechat" ? expertiseEditor(c, member && open) : null,
+    previousConversations(c),
     el("ol", { id: "transcript", class: "transcript", "aria-label": "Messages" }),
     el("p", { id: "typing", class: "typing", "aria-live": "polite" }),
     member && open ? composer(c) : null,
   );
   renderTranscript();
   renderTyping();
+}
+
+// ---- history ----
+
+/** One history result: who, when, status and the matching words. */
+function historyItem(item) {
+  const who = item.visitor_name ?? (item.kind === "direct" ? item.operator_ids.map(userName).join(" & ") : `Conversation #${item.id}`);
+  return el(
+    "li",
+    {},
+    el(
+      "button",
+      { type: "button", class: "item", dataset: { conversation: item.id }, onclick: () => select(item.id) },
+      el("span", { class: "item-title" }, who),
+      el("span", { class: `badge status-${item.status}` }, STATUS_LABELS[item.status]),
+      el("span", { class: "meta" }, `${clock(item.created_at)} · ${item.message_count} messages`),
+      item.snippet ? el("span", { class: "snippet" }, item.snippet) : null,
+    ),
+  );
+}
+
+/** "Previous conversations" of the open livechat's visitor. */
+function previousConversations(c) {
+  const items = state.previous.get(c.id);
+  if (!items?.length) return null;
+  return el(
+    "section",
+    { id: "previous", class: "previous", "aria-labelledby": "previous-title" },
+    el("h3", { id: "previous-title" }, `Previous conversations (${items.length})`),
+    el("ul", { class: "list" }, items.map(historyItem)),
+  );
+}
+
+function showHistory() {
+  state.selected = null;
+  renderSidebar();
+  const choices = (map, all) => [el("option", { value: "" }, all), ...[...map.values()].map((x) => el("option", { value: x.id }, x.name))];
+  fill(
+    $("pane"),
+    el("header", { class: "pane-header" }, el("h2", { id: "pane-title" }, "History")),
+    el(
+      "form",
+      { id: "history-form", class: "history-filters", role: "search", onsubmit: (e) => { e.preventDefault(); searchHistory(false); } },
+      el("input", { id: "history-q", type: "search", placeholder: "Words in messages or the visitor's name (word* for a prefix)", "aria-label": "Search history" }),
+      el("select", { id: "history-channel", "aria-label": "Channel" }, choices(state.channels, "All channels")),
+      el("select", { id: "history-operator", "aria-label": "Operator" }, choices(state.users, "All operators")),
+      el("select", { id: "history-expertise", "aria-label": "Expertise" }, choices(state.expertise, "All expertise")),
+      el("label", { class: "inline" }, "From ", el("input", { id: "history-from", type: "date" })),
+      el("label", { class: "inline" }, "To ", el("input", { id: "history-to", type: "date" })),
+      el("button", { type: "submit", class: "primary" }, "Search"),
+    ),
+    el("ul", { id: "history-results", class: "list history-results", "aria-label": "Results" }),
+    el("button", { id: "history-more", type: "button", hidden: true, onclick: () => searchHistory(true) }, "Load more"),
+  );
+  searchHistory(false);
+}
+
+async function searchHistory(more) {
+  const params = new URLSearchParams();
+  const set = (name, value) => value && params.set(name, value);
+  set("q", $("history-q").value.trim());
+  set("channel_id", $("history-channel").value);
+  set("operator_id", $("history-operator").value);
+  set("expertise_id", $("history-expertise").value);
+  set("from", $("history-from").value && `${$("history-from").value}T00:00:00Z`);
+  // The day picked is included: `to` is exclusive, so the next midnight.
+  const to = $("history-to").valueAsDate;
+  if (to) params.set("to", new Date(to.getTime() + 86400000).toISOString());
+  if (more && state.history.cursor) params.set("cursor", state.history.cursor);
+  try {
+    const page = await api("GET", `/history?${params}`);
+    state.history.items = more ? [...state.history.items, ...page.items] : page.items;
+    state.history.cursor = page.next_cursor ?? null;
+  } catch (error) {
+    return toast(error.message, "error");
+  }
+  const results = $("history-results");
+  if (!results) return;
+  fill(results, state.history.items.length ? state.history.items.map(historyItem) : el("li", { class: "empty" }, "No conversation matches."));
+  $("history-more").hidden = !state.history.cursor;
+}
+
+$("open-history").addEventListener("click", showHistory);
+
+/** Saves the transcript as a text file (fetched with the token, so not a plain link). */
+async function downloadTranscript(id) {
+  const res = await fetch(`/api/v1/conversations/${id}/transcript?format=text`, { headers: { Authorization: `Bearer ${auth.token}` } });
+  if (!res.ok) return toast(`Download failed (${res.status})`, "error");
+  document.getElementById("transcript-download")?.remove();
+  const href = `data:text/plain;charset=utf-8,${encodeURIComponent(await res.text())}`;
+  const link = el("a", { id: "transcript-download", href, download: `conversation-${id}.txt`, hidden: true });
+  document.body.append(link);
+  link.click();
 }
 
 function renderTranscript() {

@@ -154,6 +154,7 @@ async fn the_ui_in_a_real_browser() {
     user_supplied_text_is_never_markup(&driver, &s).await;
     a_user_cannot_edit_expertise(&driver, &s).await;
     the_widget_survives_a_reload(&driver, &s).await;
+    history_search_open_download(&driver, &s).await;
 }
 
 /// Admin creates Billing in the UI; A (Billing) gets the visitor who answered
@@ -304,4 +305,41 @@ async fn the_widget_survives_a_reload(driver: &Driver, s: &TestServer) {
     assert_eq!(console.find_all(Locator::Css("#channels .item")).await.unwrap().len(), 1);
     console.close().await.unwrap();
     visitor.close().await.unwrap();
+}
+
+/// History: search a closed (archived) conversation, open it read-only with
+/// the visitor's previous conversation listed, download its transcript.
+async fn history_search_open_download(driver: &Driver, s: &TestServer) {
+    let channel = s.channel(&[], None).await;
+    let mut last = 0;
+    for line in ["first visit, about shipping", "my parcel never arrived"] {
+        let (id, token) = s.visit(channel, json!({"visitor_name": "Vera", "visitor_key": "vera-browser"})).await;
+        s.post("/api/v1/visitor/messages", &token, json!({"body": line})).await.expect(201);
+        s.post("/api/v1/visitor/leave", &token, json!({})).await.expect(200);
+        last = id;
+    }
+    let archived = s.get("/api/v1/history?q=parcel", &s.admin).await.expect(200);
+    assert_eq!(archived["items"][0]["id"], last);
+    let admin = console(driver, s, "admin", "admin-pass").await;
+    find(&admin, "#open-history").await.click().await.unwrap();
+    find(&admin, "#history-q").await.send_keys("PARCEL").await.unwrap();
+    find(&admin, "#history-form button[type=submit]").await.click().await.unwrap();
+    let result = wait_text(&admin, "#history-results .item", "my parcel never arrived").await;
+    screenshot(&admin, "console-history").await;
+    result.click().await.unwrap();
+    wait_text(&admin, "#transcript", "my parcel never arrived").await;
+    wait_text(&admin, "#pane-status", "Closed").await;
+    wait_text(&admin, "#previous", "Previous conversations (1)").await;
+    assert!(admin.find_all(Locator::Css("#composer-input")).await.unwrap().is_empty(), "a closed conversation is read-only");
+    find(&admin, "#download-transcript").await.click().await.unwrap();
+    find(&admin, "#transcript-download").await;
+    let script = "const link = document.getElementById('transcript-download');
+        return [link.download, decodeURIComponent(link.href.slice(link.href.indexOf(',') + 1))];";
+    let downloaded = admin.execute(script, vec![]).await.unwrap();
+    assert_eq!(downloaded[0], format!("conversation-{last}.txt"));
+    assert!(downloaded[1].as_str().unwrap().contains("] Vera: my parcel never arrived"), "{downloaded}");
+    screenshot(&admin, "console-history-transcript").await;
+    find(&admin, "#previous .item").await.click().await.unwrap();
+    wait_text(&admin, "#transcript", "first visit, about shipping").await;
+    admin.close().await.unwrap();
 }
