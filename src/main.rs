@@ -10,6 +10,14 @@ use switchboard::{shutdown, telemetry};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options: freed memory goes back to the system from a background
+/// thread once it has been unused for a while, not only when the program next
+/// allocates — after a burst of conversations closed and archived, an idle
+/// server gave nothing back until its next request (BENCHMARKS.md, "History").
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+static malloc_conf: &[u8; 23] = b"background_thread:true\0";
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let config = match Launch::from_args() {

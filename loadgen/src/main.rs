@@ -6,6 +6,7 @@
 //! loadgen echo-server --bind 127.0.0.1:9001
 //! loadgen echo --url ws://127.0.0.1:9001 --connections 100 --duration 10s
 //! loadgen churn --server-pid $(pgrep -n switchboard) --sessions 10000 --cycles 5
+//! loadgen history --server-pid $(pgrep -n switchboard) --conversations 20000 --messages 50
 //! ```
 //!
 //! Traffic goes to loopback only and every run is bounded in time and count.
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 mod churn;
+mod history;
 
 #[derive(Parser)]
 #[command(about = "Load generator for Switchboard (loopback only)")]
@@ -50,6 +52,8 @@ enum Command {
     Echo(EchoArgs),
     /// Visitor sockets connecting and closing: memory per connection, leaks, soak.
     Churn(churn::ChurnArgs),
+    /// History at a year's size: memory after archiving, archive rate, search latency.
+    History(history::HistoryArgs),
 }
 
 #[derive(Args, Clone)]
@@ -134,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Churn(args) => churn::churn(args).await,
+            Command::History(args) => history::history(args).await,
             Command::EchoServer { bind } => echo_server(bind).await,
             Command::Echo(args) => {
                 loopback_only(&args.url)?;

@@ -1185,6 +1185,59 @@ mod tests {
         Reader { viewer: Viewer { operator, is_admin: false, channels: BTreeSet::new() } }
     }
 
+    /// A conversation whose archive write fails (a full disk) stays live and
+    /// readable, the failure is counted, and it is archived once space is back.
+    #[actix_rt::test]
+    async fn a_conversation_the_archive_cannot_take_stays_live_until_it_can() {
+        use actix::Actor as _;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut directory = Directory::default();
+        let mut operator = |login: &str| {
+            let new = NewOperator {
+                login: login.into(),
+                name: login.into(),
+                password_hash: String::new(),
+                role: Role::User,
+                languages: vec![],
+                country: None,
+            };
+            directory.create_operator(new).unwrap().id
+        };
+        let (ann, bob) = (operator("ann"), operator("bob"));
+        let core = test_core(dir.path(), directory);
+        core.set_router(crate::actors::router::RouterActor::new(core.clone()).start());
+        core.archive.limit_pages(1).await;
+        let id = ConversationId(1);
+        let addr = core.start_conversation(Conversation::direct(id, [ann, bob]), None);
+        addr.send(Start).await.unwrap().unwrap();
+        // Long enough to need pages the capped file cannot add.
+        let body = format!("keep me {}", "x".repeat(3900));
+        for _ in 0..4 {
+            let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text(body.clone()), client_ref: None };
+            addr.send(post).await.unwrap().unwrap();
+        }
+        addr.send(Close { by: Closer::Operator(ann) }).await.unwrap().unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while core.metrics.archive_failures.get() == 0 {
+            assert!(Instant::now() < deadline, "the failed archive write is counted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(core.conversation(id).is_some(), "still live");
+        let view = addr.send(GetConversation { reader: reader(bob) }).await.unwrap().unwrap();
+        assert_eq!(view.messages[0].body, body);
+
+        core.archive.limit_pages(u32::MAX.into()).await;
+        while core.conversation(id).is_some() {
+            assert!(Instant::now() < deadline + Duration::from_secs(5), "archived once there is room");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let archived = core.archive.conversation(id).await.unwrap().expect("in the archive");
+        assert_eq!(archived.conversation.messages()[0].body, body);
+        assert_eq!(archived.conversation.messages().len(), 4);
+    }
+
     /// A read that reaches the actor while a change's record is on its way to
     /// the journal waits for it; when the write then fails, the read does not
     /// reveal the change (before, it answered from memory at once).

@@ -14,7 +14,7 @@
 //!   `GetSummary`, `SetStatus`, `SetExpertise`, `Join`, `Invite`, `Leave`,
 //!   `Close`, `AssignOperator`, `SetQueuePosition`, `AttachVisitor`, `Replay`,
 //!   `Typing`, `DirectoryPruned`, `CopyForSnapshot`, `PassOn`, `Reassign`,
-//!   `Unassign`, `GetFacts`.
+//!   `Unassign`, `GetFacts`, `FindInHistory`, `Retire` (closed and durable: archive, then stop), `Erase`.
 //! - `OperatorActor` (one per operator): presence, the operator's sessions
 //!   (tabs) and the events pushed to them, the conversations they belong to.
 //!   Accepts: `Connect`, `Disconnect`, `SetPresence`, `Deliver`, `Track`,

@@ -37,6 +37,18 @@ pub const FILE: &str = "history.sqlite3";
 /// Conversations stored per transaction at most.
 const BATCH: usize = 512;
 
+/// How long the writer gathers conversations before committing them in one
+/// transaction: one fsync per gathering instead of one per conversation, so
+/// the archive's syncs do not crowd the journal's on the same disk.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The writer thread's niceness: archiving can wait a little; chat cannot.
+const WRITER_NICENESS: libc::c_int = 10;
+
+/// Read connections kept open for reuse; more may be opened under load, and
+/// are closed after use, so memory stays bounded (each has its own page cache).
+const IDLE_READERS: usize = 4;
+
 #[derive(Debug, Error)]
 pub enum ArchiveError {
     #[error("cannot open the archive {path}: {reason}. Restore it from a backup, or move it away to start with an empty history")]
@@ -87,7 +99,10 @@ impl Archive {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("archive".into())
-            .spawn(move || write_loop(conn, &rx))
+            .spawn(move || {
+                lower_priority();
+                write_loop(conn, &rx);
+            })
             .map_err(|e| ArchiveError::Open { path: path.clone(), reason: e.to_string() })?;
         Ok(Archive { jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), path })
     }
@@ -120,6 +135,14 @@ impl Archive {
         self.change(Box::new(move |tx| sql::sweep(tx, before))).await
     }
 
+    /// Caps the file at `pages` pages (SQLite's `max_page_count`; it never
+    /// goes below the current size): writes beyond fail as on a full disk.
+    #[cfg(test)]
+    pub async fn limit_pages(&self, pages: u64) {
+        let limit = Box::new(move |tx: &Transaction<'_>| tx.pragma_update(None, "max_page_count", pages as i64).map(|()| 0));
+        self.change(limit).await.unwrap();
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -131,7 +154,10 @@ impl Archive {
                 None => open_reader(&path)?,
             };
             let result = read(&conn);
-            readers.lock().push(conn);
+            let mut idle = readers.lock();
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
             Ok(result?)
         })
         .await
@@ -184,6 +210,19 @@ pub fn backup(dir: &Path, to: &Path) -> Result<bool, ArchiveError> {
     Ok(true)
 }
 
+/// Makes the calling thread yield to the others when the CPU is contended
+/// (Linux: niceness is per thread). Failure only costs that preference.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers and affect only this thread.
+    let failed = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICENESS) != 0
+    };
+    if failed {
+        tracing::warn!("could not lower the archive writer's priority");
+    }
+}
+
 /// The writer thread: group-commits queued stores, runs changes one by one.
 fn write_loop(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
     let mut next = jobs.recv().ok();
@@ -191,8 +230,9 @@ fn write_loop(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
         match job {
             Job::Store(entry, answer) => {
                 let mut batch = vec![(entry, answer)];
+                let until = std::time::Instant::now() + GATHER;
                 while batch.len() < BATCH {
-                    match jobs.try_recv() {
+                    match jobs.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
                         Ok(Job::Store(entry, answer)) => batch.push((entry, answer)),
                         Ok(other) => {
                             next = Some(other);

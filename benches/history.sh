@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# History benchmarks of issue "history" (BENCHMARKS.md, "History"): a million
+# archived messages, search latency, memory after archiving, archive rate, and
+# restart time with 1,000 live conversations. Release builds, loopback,
+# durability on (--fsync always). Usage: bash benches/history.sh [quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p switchboard -p loadgen
+out=target/history; rm -rf "$out"; mkdir -p "$out"
+scale=1; [ "${1:-}" = quick ] && scale=20
+ulimit -n 20000
+server_pid=""
+start_server() {
+  local started=$(date +%s%N)
+  SWITCHBOARD_ADMIN_PASSWORD=bench ./target/release/switchboard --data-dir "$out/data" --bind 127.0.0.1:18092 \
+    --visitor-sessions-per-minute 0 >> "$out/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 2000); do
+    if curl -sf http://127.0.0.1:18092/healthz > /dev/null; then
+      echo $(( ($(date +%s%N) - started) / 1000000 ))
+      return
+    fi
+    sleep 0.005
+  done
+  echo "server did not start" >&2; exit 1
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" || true; }
+trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null || true' EXIT
+
+start_server > /dev/null
+echo "### loadgen history"; echo
+./target/release/loadgen history --server http://127.0.0.1:18092 --admin-password bench --server-pid "$server_pid" \
+  --conversations $((20000 / scale)) --warm-up $((2000 / scale)) --live 1000 --json "$out/history.json" 2> "$out/history.progress"
+stop_server
+
+echo; echo "### restart with that history and 1,000 live conversations"; echo
+echo "| run | ms to /healthz | RSS after start (MB) |"; echo "|---|---|---|"
+for run in 1 2 3; do
+  ms=$(start_server)
+  rss=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' /proc/$server_pid/status)
+  echo "| $run | $ms | $rss |"
+  stop_server
+done
+echo
+snapshot=$(ls -t "$out"/data/snapshot-*.bin | head -1)
+echo "newest snapshot: $(stat -c %s "$snapshot") bytes; archive: $(stat -c %s "$out/data/history.sqlite3") bytes"
