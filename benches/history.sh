@@ -10,6 +10,8 @@ out=target/history; rm -rf "$out"; mkdir -p "$out"
 scale=1; [ "${1:-}" = quick ] && scale=20
 ulimit -n 20000
 server_pid=""
+# Starts the server; `startup_ms` is how long until /healthz answered.
+startup_ms=0
 start_server() {
   local started=$(date +%s%N)
   SWITCHBOARD_ADMIN_PASSWORD=bench ./target/release/switchboard --data-dir "$out/data" --bind 127.0.0.1:18092 \
@@ -17,7 +19,7 @@ start_server() {
   server_pid=$!
   for _ in $(seq 2000); do
     if curl -sf http://127.0.0.1:18092/healthz > /dev/null; then
-      echo $(( ($(date +%s%N) - started) / 1000000 ))
+      startup_ms=$(( ($(date +%s%N) - started) / 1000000 ))
       return
     fi
     sleep 0.005
@@ -27,18 +29,18 @@ start_server() {
 stop_server() { kill "$server_pid"; wait "$server_pid" || true; }
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null || true' EXIT
 
-start_server > /dev/null
+start_server
 echo "### loadgen history"; echo
 ./target/release/loadgen history --server http://127.0.0.1:18092 --admin-password bench --server-pid "$server_pid" \
-  --conversations $((20000 / scale)) --warm-up $((2000 / scale)) --live 1000 --json "$out/history.json" 2> "$out/history.progress"
+  --conversations $((20000 / scale)) --warm-up $((20000 / scale)) --live 1000 --json "$out/history.json" 2> "$out/history.progress"
 stop_server
 
 echo; echo "### restart with that history and 1,000 live conversations"; echo
 echo "| run | ms to /healthz | RSS after start (MB) |"; echo "|---|---|---|"
 for run in 1 2 3; do
-  ms=$(start_server)
+  start_server
   rss=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' /proc/$server_pid/status)
-  echo "| $run | $ms | $rss |"
+  echo "| $run | $startup_ms | $rss |"
   stop_server
 done
 echo

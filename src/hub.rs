@@ -121,6 +121,7 @@ impl Hub {
     /// The Prometheus text exposition, with the snapshot age read now.
     pub fn metrics_text(&self) -> String {
         self.core.metrics.snapshot_age.set(self.core.store.snapshot_age().as_secs_f64());
+        self.core.metrics.archive_memory.set(crate::archive::memory_used());
         self.core.metrics.encode()
     }
 
@@ -400,7 +401,11 @@ impl Hub {
         let visitor_name = new.visitor_name.as_deref().map(|name| text::name("visitor_name", name)).transpose()?;
         let id = self.core.next_conversation_id();
         let name = visitor_name.unwrap_or_else(|| format!("Visitor #{id}"));
-        let visitor = Visitor { name, lang, country, key: visitor_key };
+        let previous_operator = match &visitor_key {
+            Some(key) => self.core.archive.previous_operator(channel, key.clone()).await?,
+            None => None,
+        };
+        let visitor = Visitor { name, lang, country, key: visitor_key, previous_operator };
         let conversation = Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new));
         let token = self.core.auth.issue(Principal::Visitor(id));
         let addr = self.core.start_conversation(conversation, Some(token.clone()));

@@ -15,8 +15,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// allocates — after a burst of conversations closed and archived, an idle
 /// server gave nothing back until its next request (BENCHMARKS.md, "History").
 #[allow(non_upper_case_globals)]
-#[export_name = "_rjem_malloc_conf"]
-static malloc_conf: &[u8; 23] = b"background_thread:true\0";
+#[export_name = "malloc_conf"]
+static malloc_conf: &[u8; 40] = b"background_thread:true,muzzy_decay_ms:0\0";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub archive_failures: Counter,
     /// Closed conversations waiting to be archived.
     pub archive_pending: Gauge,
+    /// Memory SQLite holds (page caches, the full-text index's buffers), set when scraped.
+    pub archive_memory: Gauge,
 }
 
 /// 50 µs … ~1.6 s: chat latencies of interest span these orders of magnitude.
@@ -97,7 +99,8 @@ impl Metrics {
         let reassignments = Family::<ReasonLabel, Counter>::default();
         let routed = Family::<RoutingLabels, Counter>::default();
         let routed_to_expert = Family::<RoutingLabels, Counter>::default();
-        let (archived, archive_failures, archive_pending) = (Counter::default(), Counter::default(), Gauge::default());
+        let (archived, archive_failures, archive_pending, archive_memory) =
+            (Counter::default(), Counter::default(), Gauge::default(), Gauge::default());
         let time_to_operator =
             Family::<RoutingLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16)));
         registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -114,10 +117,12 @@ impl Metrics {
         registry.register("archived", "Closed conversations moved to the archive", archived.clone());
         registry.register("archive_failures", "Archive writes that failed and will be retried", archive_failures.clone());
         registry.register("archive_pending", "Closed conversations waiting to be archived", archive_pending.clone());
+        registry.register("archive_memory_bytes", "Memory held by SQLite (page caches, index buffers)", archive_memory.clone());
         Metrics {
             archived,
             archive_failures,
             archive_pending,
+            archive_memory,
             registry,
             ws_connections,
             queue_length,

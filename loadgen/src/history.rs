@@ -1,7 +1,8 @@
 //! `loadgen history`: what history costs and how it holds at a year's size.
 //!
-//! 1. Warm-up: `--warm-up` conversations are held and closed (the allocator
-//!    and the archive's caches settle), then the server's RSS is read: "before".
+//! 1. Warm-up: `--warm-up` conversations are held and closed and a round of
+//!    searches runs (the allocator and the archive's caches settle), then the
+//!    server's RSS is read: "before".
 //! 2. `--conversations` visitors each write `--messages` lines of words drawn
 //!    from a fixed vocabulary (held: RSS "held"), then all of them leave
 //!    at `--close-rate` per second: the close rate and the archive rate, and a probe's delivery
@@ -42,8 +43,8 @@ pub struct HistoryArgs {
     /// Visitor messages per conversation.
     #[arg(long, default_value_t = 50)]
     messages: usize,
-    /// Conversations held and closed before the "before" RSS reading.
-    #[arg(long, default_value_t = 2_000)]
+    /// Conversations held and closed (then a round of searches) before the "before" RSS reading.
+    #[arg(long, default_value_t = 20_000)]
     warm_up: usize,
     /// Open conversations during the searches.
     #[arg(long, default_value_t = 1_000)]
@@ -152,15 +153,15 @@ async fn until_archived(api: &Api, total: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A client of its own for one phase, so its keep-alive connections (and the
+/// server's buffers for them) are gone when the phase ends and RSS is read.
+fn phase_client(api: &Api) -> Arc<Api> {
+    Arc::new(Api { http: reqwest::Client::new(), base: api.base.clone() })
+}
+
 /// Opens `count` conversations on `channels` (alternating), each with `messages` visitor lines; returns their visitor tokens.
-async fn fill(
-    api: &Arc<Api>,
-    args: &HistoryArgs,
-    channels: &[u64],
-    count: usize,
-    messages: usize,
-    seed: u64,
-) -> anyhow::Result<Vec<String>> {
+async fn fill(api: &Api, args: &HistoryArgs, channels: &[u64], count: usize, messages: usize, seed: u64) -> anyhow::Result<Vec<String>> {
+    let api = &phase_client(api);
     let words = Arc::new(vocabulary());
     let gate = Arc::new(Semaphore::new(args.parallel));
     let mut tasks = Vec::new();
@@ -188,7 +189,8 @@ async fn fill(
 }
 
 /// Every visitor leaves, `rate` per second; answers the wall time of the leaves.
-async fn close_all(api: &Arc<Api>, tokens: Vec<String>, rate: u64) -> anyhow::Result<Duration> {
+async fn close_all(api: &Api, tokens: Vec<String>, rate: u64) -> anyhow::Result<Duration> {
+    let api = &phase_client(api);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, token) in tokens.into_iter().enumerate() {
@@ -231,8 +233,8 @@ async fn operator_online(api: &Api, admin: &str, login: &str) -> anyhow::Result<
     Ok(operator)
 }
 
-async fn start_probe(api: &Arc<Api>, admin: &str, probe: Arc<Probe>) -> anyhow::Result<()> {
-    let (operator, mut ws) = console(api, admin, "history-probe").await?;
+async fn start_probe(api: &Arc<Api>, admin: &str, login: &str, probe: Arc<Probe>) -> anyhow::Result<()> {
+    let (operator, mut ws) = console(api, admin, login).await?;
     let channel =
         api.post("/channels", Some(admin), json!({"name": "probe", "operator_ids": [operator]})).await?["id"].as_u64().context("no id")?;
     let visitor = api.post(&format!("/channels/{channel}/sessions"), None, json!({})).await?["visitor_token"]
@@ -270,6 +272,20 @@ async fn timed(api: &Api, admin: &str, path: &str, into: &mut Histogram<u64>) ->
     Ok(())
 }
 
+/// `queries` searches of each kind, timed.
+async fn search_round(api: &Api, admin: &str, channels: &[u64], queries: usize, rng: &mut Rng) -> anyhow::Result<Round> {
+    let words = vocabulary();
+    let (mut one, mut two, mut page) = (histogram(), histogram(), histogram());
+    for _ in 0..queries {
+        let word = &words[rng.below(words.len())];
+        timed(api, admin, &format!("/history?q={word}"), &mut one).await?;
+        let (a, b, channel) = (&words[rng.below(words.len())], &words[rng.below(words.len())], channels[rng.below(2)]);
+        timed(api, admin, &format!("/history?q={a}%20{b}&channel_id={channel}"), &mut two).await?;
+        timed(api, admin, "/history", &mut page).await?;
+    }
+    Ok(Round { one_word: (&one).into(), two_words_channel: (&two).into(), first_page: (&page).into() })
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -282,10 +298,12 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
     // One online operator takes every conversation (nobody waits in a queue: a
     // 20,000-long queue is another measurement); their console's events are read and dropped.
-    let archivist = operator_online(&api, &admin, "history-archivist").await?;
+    // Names carry the process id, so runs can follow each other on one server.
+    let run = std::process::id();
+    let archivist = operator_online(&api, &admin, &format!("history-archivist-{run}")).await?;
     let mut channels = Vec::new();
     for name in ["history-a", "history-b"] {
-        let body = json!({"name": name, "operator_ids": [archivist]});
+        let body = json!({"name": format!("{name}-{run}"), "operator_ids": [archivist]});
         channels.push(api.post("/channels", Some(&admin), body).await?["id"].as_u64().context("no id")?);
     }
     let probe = Arc::new(Probe {
@@ -293,12 +311,17 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
         phase: AtomicUsize::new(0),
         running: AtomicBool::new(true),
     });
-    start_probe(&api, &admin, probe.clone()).await?;
+    start_probe(&api, &admin, &format!("history-probe-{run}"), probe.clone()).await?;
 
-    eprintln!("warm-up: {} conversations", args.warm_up);
+    // The warm-up does once what the measured part does (hold, close,
+    // search), so "before" already holds what a server keeps once it has.
+    eprintln!("warm-up: {} conversations, then searches", args.warm_up);
+    let already = archived_total(&api).await?;
+    let mut rng = Rng(0x5eed);
     let warm = fill(&api, &args, &channels, args.warm_up, args.messages, 1).await?;
     close_all(&api, warm, args.close_rate).await?;
-    until_archived(&api, args.warm_up as f64).await?;
+    until_archived(&api, already + args.warm_up as f64).await?;
+    search_round(&api, &admin, &channels, args.queries, &mut rng).await?;
     let before_mb = settled_rss(args.server_pid).await?;
 
     eprintln!("filling: {} conversations × {} messages", args.conversations, args.messages);
@@ -308,13 +331,13 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     let held_mb = settled_rss(args.server_pid).await?;
 
     eprintln!("closing them all");
-    // The probe's baseline: 5 s with everything held, then the same probe while all leave.
+    // The probe's baseline, with everything held, as long as the closing will take; then the same probe while all leave.
     probe.phases[0].lock().reset();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs_f64(args.conversations as f64 / args.close_rate as f64)).await;
     probe.phase.store(1, Ordering::Relaxed);
     let started = Instant::now();
     let close_took = close_all(&api, tokens, args.close_rate).await?;
-    until_archived(&api, (args.warm_up + args.conversations) as f64).await?;
+    until_archived(&api, already + (args.warm_up + args.conversations) as f64).await?;
     let archive_took = started.elapsed();
     probe.running.store(false, Ordering::Relaxed);
     let after_mb = settled_rss(args.server_pid).await?;
@@ -328,19 +351,9 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 
     eprintln!("{} live conversations, then {} rounds of searches", args.live, args.rounds);
     fill(&api, &args, &channels, args.live, 5, 3).await?;
-    let words = vocabulary();
-    let mut rng = Rng(0x5eed);
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
-        let (mut one, mut two, mut page) = (histogram(), histogram(), histogram());
-        for _ in 0..args.queries {
-            let word = &words[rng.below(words.len())];
-            timed(&api, &admin, &format!("/history?q={word}"), &mut one).await?;
-            let (a, b, channel) = (&words[rng.below(words.len())], &words[rng.below(words.len())], channels[rng.below(2)]);
-            timed(&api, &admin, &format!("/history?q={a}%20{b}&channel_id={channel}"), &mut two).await?;
-            timed(&api, &admin, "/history", &mut page).await?;
-        }
-        rounds.push(Round { one_word: (&one).into(), two_words_channel: (&two).into(), first_page: (&page).into() });
+        rounds.push(search_round(&api, &admin, &channels, args.queries, &mut rng).await?);
     }
     let median_p95_ms = [
         median(rounds.iter().map(|r| r.one_word.p95_ms).collect()),

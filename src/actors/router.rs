@@ -86,6 +86,8 @@ fn candidates<'a>(
 #[derive(Clone, Debug, Default)]
 pub struct RoutingNeed {
     pub visitor_key: Option<String>,
+    /// From the archive, for when this process has not seen the visitor served.
+    pub previous_operator: Option<OperatorId>,
     pub lang: Option<String>,
     pub country: Option<String>,
     pub expertise: BTreeSet<ExpertiseId>,
@@ -97,6 +99,7 @@ impl RoutingNeed {
         let visitor = c.visitor.as_ref();
         RoutingNeed {
             visitor_key: visitor.and_then(|v| v.key.clone()),
+            previous_operator: visitor.and_then(|v| v.previous_operator),
             lang: visitor.and_then(|v| v.lang.clone()),
             country: visitor.and_then(|v| v.country.clone()),
             expertise: c.expertise_ids.clone(),
@@ -216,7 +219,8 @@ impl RouterActor {
         let Some(channel_def) = directory.channel(channel) else {
             return Decision::NoCandidate;
         };
-        let previous = need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied());
+        let previous =
+            need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied()).or(need.previous_operator);
         let candidates = candidates(&directory, channel_def, &self.operators, exclude);
         let wanted = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
         let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {

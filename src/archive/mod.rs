@@ -28,7 +28,7 @@ pub use sql::{Archived, Entry};
 use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
-use crate::domain::ConversationId;
+use crate::domain::{ChannelId, ConversationId, OperatorId};
 use crate::views::HistoryItem;
 
 /// The archive's file name inside the data directory.
@@ -190,9 +190,20 @@ impl Archive {
         self.read(move |conn| sql::search(conn, &filter, &viewer, limit)).await
     }
 
+    /// The operator last assigned to this visitor's newest archived conversation on `channel` (routing rule 1).
+    pub async fn previous_operator(&self, channel: ChannelId, visitor_key: String) -> Result<Option<OperatorId>, ArchiveError> {
+        self.read(move |conn| sql::previous_operator(conn, channel, &visitor_key)).await
+    }
+
     pub async fn facts(&self, scope: Scope) -> Result<Vec<Facts>, ArchiveError> {
         self.read(move |conn| sql::facts(conn, &scope)).await
     }
+}
+
+/// Bytes of memory SQLite holds in this process, all connections together.
+pub fn memory_used() -> i64 {
+    // SAFETY: a read of SQLite's global memory counter; no pointers involved.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
 /// A consistent copy of the archive in `dir` at `to`, taken with SQLite's

@@ -396,6 +396,19 @@ pub fn search(conn: &Connection, filter: &HistoryFilter, viewer: &Viewer, limit:
     Ok(items)
 }
 
+pub fn previous_operator(conn: &Connection, channel: ChannelId, visitor_key: &str) -> rusqlite::Result<Option<OperatorId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT record FROM conversations WHERE visitor_key = ?1 AND channel_id = ?2 ORDER BY id DESC LIMIT 20")?;
+    let mut rows = stmt.query(params![visitor_key, channel.0 as i64])?;
+    while let Some(r) = rows.next()? {
+        let record: ConversationV1 = decode(&r.get::<_, Vec<u8>>(0)?).map_err(corrupt)?;
+        if let Some(a) = record.header.assignment {
+            return Ok(Some(OperatorId(a.operator_id)));
+        }
+    }
+    Ok(None)
+}
+
 /// Routing-report facts of the archived livechats `scope` covers.
 pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
     let mut sql = String::from("SELECT record, first_reply FROM conversations WHERE kind = 0");

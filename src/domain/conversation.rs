@@ -72,6 +72,11 @@ pub struct Visitor {
     /// The widget's stable anonymous id; internal (routing rule 1), never shown.
     #[serde(skip)]
     pub key: Option<String>,
+    /// The operator of this visitor's last archived conversation on the
+    /// channel, looked up when the session opened: routing rule 1 across
+    /// restarts. A hint for routing, not stored.
+    #[serde(skip)]
+    pub previous_operator: Option<OperatorId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -630,7 +635,7 @@ pub(crate) mod tests {
     const BOB: OperatorId = OperatorId(2);
 
     pub(crate) fn visitor() -> Visitor {
-        Visitor { name: "V".into(), lang: None, country: None, key: None }
+        Visitor { name: "V".into(), lang: None, country: None, key: None, previous_operator: None }
     }
 
     fn assigned() -> Conversation {

@@ -156,7 +156,7 @@ fn transcript_text(view: &ConversationView) -> String {
 /// The whole conversation as a download.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/transcript", tag = "history", security(("bearer" = [])),
     params(("id" = u64, Path), TranscriptQuery),
-    responses((status = 200, description = "`Content-Disposition: attachment`; text/plain or application/json", content_type = "text/plain"),
+    responses((status = 200, description = "`Content-Disposition: attachment`", content((String = "text/plain"), (ConversationView = "application/json"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn transcript(
     hub: web::Data<Hub>,

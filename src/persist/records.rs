@@ -534,6 +534,7 @@ impl ConversationV1 {
                 lang: v.lang.clone(),
                 country: v.country.clone(),
                 key: v.key.clone(),
+                previous_operator: None,
             }),
             assignment: h.assignment.as_ref().map(Assignment::from),
             history: h.history.iter().map(Assignment::from).collect(),
@@ -614,7 +615,7 @@ mod tests {
             help in any::<bool>(),
             lang in prop::option::of("[a-z]{2}"),
         ) {
-            let visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()) };
+            let visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()), previous_operator: None };
             let mut c = Conversation::livechat(ConversationId(7), ChannelId(3), visitor, [ExpertiseId(2)].into(), None);
             let ann = OperatorId(5);
             if assigned {

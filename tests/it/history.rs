@@ -288,3 +288,27 @@ async fn a_backup_taken_while_running_restores() {
     assert_eq!(ids(&restored.get("/api/v1/history?q=archived", &restored.admin).await.expect(200)), [closed]);
     assert_eq!(restored.conversation(open, &restored.admin).await["status"], "queued");
 }
+
+/// `--retention-days`: conversations closed longer ago than that are deleted (at start, then hourly).
+#[actix_rt::test]
+async fn retention_deletes_what_aged_out() {
+    let t = team().await;
+    let (old, _) = chat(&t.s, t.a, json!({}), &["ancient words"], true).await;
+    let (recent, _) = chat(&t.s, t.a, json!({}), &["recent words"], true).await;
+    t.s.archived(2).await;
+    let admin = t.s.admin.clone();
+    let dir = t.s.stop().await;
+    // Three days pass for the first one.
+    let db = rusqlite::Connection::open(dir.path().join("history.sqlite3")).unwrap();
+    db.execute("UPDATE conversations SET closed_at = closed_at - 3 * 86400000 WHERE id = ?1", [old as i64]).unwrap();
+    drop(db);
+    let mut s = TestServer::start_in(dir, |c| c.retention_days = Some(2)).await.unwrap();
+    s.admin = admin;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.get(&format!("/api/v1/conversations/{old}"), &s.admin).await.status != 404 {
+        assert!(std::time::Instant::now() < deadline, "the aged conversation was not deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.get(&format!("/api/v1/conversations/{recent}"), &s.admin).await.status, 200);
+    assert!(ids(&s.get("/api/v1/history?q=ancient", &s.admin).await.expect(200)).is_empty());
+}

@@ -200,3 +200,30 @@ async fn a_returning_visitor_gets_their_previous_operator() {
     assert_eq!(view["assignment"]["operator_id"], ann);
     assert_eq!(view["assignment"]["rule"], "previous_operator");
 }
+
+/// Rule 1 across a restart: by then the visitor's last conversation is in the archive.
+#[actix_rt::test]
+async fn a_returning_visitor_gets_their_previous_operator_after_a_restart() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (bob, bob_token) = s.operator("bob", json!({})).await;
+    let channel = s.channel(&[ann, bob], None).await;
+    {
+        let (_a, _) = s.agent(&ann_token).await;
+        let (first, token) = s.visit(channel, json!({"visitor_key": "k-restart"})).await;
+        assert_eq!(s.conversation(first, &s.admin).await["assignment"]["operator_id"], ann);
+        s.post("/api/v1/visitor/leave", &token, json!({})).await.expect(200);
+        // ann keeps one open chat, so without rule 1 the less busy bob is next.
+        s.visit(channel, json!({})).await;
+        s.archived(1).await;
+    }
+    let s = s.restart().await;
+    let (_b, _) = s.agent(&bob_token).await;
+    let (_a, _) = s.agent(&ann_token).await;
+    let (again, _) = s.visit(channel, json!({"visitor_key": "k-restart"})).await;
+    let view = s.conversation(again, &s.admin).await;
+    assert_eq!(view["assignment"]["operator_id"], ann, "{view}");
+    assert_eq!(view["assignment"]["rule"], "previous_operator");
+    let (other, _) = s.visit(channel, json!({})).await;
+    assert_eq!(s.conversation(other, &s.admin).await["assignment"]["operator_id"], bob);
+}
