@@ -131,8 +131,22 @@ impl Hub {
         self.core.directory.read()
     }
 
-    /// Sends a command to a live conversation. One that is archived (or
-    /// retires while the command waits) is closed: 409, as for a live closed one.
+    /// The live actor's answer to `msg`; `None` when there is no live actor,
+    /// or it retired (moved to the archive) while the message waited.
+    async fn ask_live<M, T, E>(&self, id: ConversationId, msg: M) -> Option<Result<T, ApiError>>
+    where
+        M: actix::Message<Result = Result<T, E>> + Send + 'static,
+        ConversationActor: Handler<M>,
+        T: Send + 'static,
+        E: Send + 'static,
+        ApiError: From<E>,
+    {
+        let answer = self.core.conversation(id)?.send(msg).await.ok()?;
+        Some(answer.map_err(ApiError::from))
+    }
+
+    /// Sends a command to a live conversation. One that is archived is
+    /// closed: 409, as for a live closed one.
     async fn command<M, T, E>(&self, id: ConversationId, msg: M) -> Result<T, ApiError>
     where
         M: actix::Message<Result = Result<T, E>> + Send + 'static,
@@ -141,10 +155,8 @@ impl Hub {
         E: Send + 'static,
         ApiError: From<E>,
     {
-        if let Some(addr) = self.core.conversation(id) {
-            if let Ok(answer) = addr.send(msg).await {
-                return Ok(answer?);
-            }
+        if let Some(answer) = self.ask_live(id, msg).await {
+            return answer;
         }
         Err(match self.core.archive.contains(id).await {
             Ok(true) => ConversationError::Closed.into(),
@@ -153,8 +165,7 @@ impl Hub {
         })
     }
 
-    /// Reads a conversation: from its actor while live, else from the archive
-    /// (also when it retires while the read waits).
+    /// Reads a conversation: from its actor while live, else from the archive.
     async fn read_with<M, T, E>(
         &self,
         id: ConversationId,
@@ -168,10 +179,8 @@ impl Hub {
         E: Send + 'static,
         ApiError: From<E>,
     {
-        if let Some(addr) = self.core.conversation(id) {
-            if let Ok(answer) = addr.send(msg).await {
-                return Ok(answer?);
-            }
+        if let Some(answer) = self.ask_live(id, msg).await {
+            return answer;
         }
         let found = self.core.archive.conversation(id).await?.ok_or_else(|| ApiError::not_found("conversation"))?;
         archived(found)

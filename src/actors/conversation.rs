@@ -1181,17 +1181,8 @@ mod tests {
     use crate::domain::operator::Role;
     use crate::domain::ConversationId;
 
-    fn reader(operator: OperatorId) -> Reader {
-        Reader { viewer: Viewer { operator, is_admin: false, channels: BTreeSet::new() } }
-    }
-
-    /// A conversation whose archive write fails (a full disk) stays live and
-    /// readable, the failure is counted, and it is archived once space is back.
-    #[actix_rt::test]
-    async fn a_conversation_the_archive_cannot_take_stays_live_until_it_can() {
-        use actix::Actor as _;
-
-        let dir = tempfile::TempDir::new().unwrap();
+    /// A core whose directory holds operators ann and bob.
+    fn ann_and_bob(dir: &std::path::Path) -> (Arc<Core>, OperatorId, OperatorId) {
         let mut directory = Directory::default();
         let mut operator = |login: &str| {
             let new = NewOperator {
@@ -1205,7 +1196,21 @@ mod tests {
             directory.create_operator(new).unwrap().id
         };
         let (ann, bob) = (operator("ann"), operator("bob"));
-        let core = test_core(dir.path(), directory);
+        (test_core(dir, directory), ann, bob)
+    }
+
+    fn reader(operator: OperatorId) -> Reader {
+        Reader { viewer: Viewer { operator, is_admin: false, channels: BTreeSet::new() } }
+    }
+
+    /// A conversation whose archive write fails (a full disk) stays live and
+    /// readable, the failure is counted, and it is archived once space is back.
+    #[actix_rt::test]
+    async fn a_conversation_the_archive_cannot_take_stays_live_until_it_can() {
+        use actix::Actor as _;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let (core, ann, bob) = ann_and_bob(dir.path());
         core.set_router(crate::actors::router::RouterActor::new(core.clone()).start());
         core.archive.limit_pages(1).await;
         let id = ConversationId(1);
@@ -1244,20 +1249,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_read_never_reveals_a_change_whose_journal_write_fails() {
         let dir = tempfile::TempDir::new().unwrap();
-        let mut directory = Directory::default();
-        let mut operator = |login: &str| {
-            let new = NewOperator {
-                login: login.into(),
-                name: login.into(),
-                password_hash: String::new(),
-                role: Role::User,
-                languages: vec![],
-                country: None,
-            };
-            directory.create_operator(new).unwrap().id
-        };
-        let (ann, bob) = (operator("ann"), operator("bob"));
-        let core = test_core(dir.path(), directory);
+        let (core, ann, bob) = ann_and_bob(dir.path());
         let addr = core.start_conversation(Conversation::direct(ConversationId(1), [ann, bob]), None);
         addr.send(Start).await.unwrap().unwrap();
 

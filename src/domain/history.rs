@@ -100,8 +100,11 @@ pub fn cursor(last: ConversationId) -> String {
     format!("h1.{}", last.0)
 }
 
+/// Conversation ids stay below this, so the archive's message keys (`id << 24 | n`) fit in SQLite's i64.
+pub const MAX_CONVERSATION_ID: u64 = 1 << 39;
+
 /// Reads a cursor made by [`cursor`]; `None` when it is not one.
 pub fn parse_cursor(text: &str) -> Option<ConversationId> {
     let id: u64 = text.strip_prefix("h1.")?.parse().ok()?;
-    (id > 0).then_some(ConversationId(id))
+    (1..=MAX_CONVERSATION_ID).contains(&id).then_some(ConversationId(id))
 }

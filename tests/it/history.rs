@@ -231,6 +231,8 @@ async fn bad_history_filters_are_refused_by_name() {
         ("limit=101", "limit"),
         ("limit=ten", "limit"),
         ("cursor=garbage", "cursor"),
+        ("cursor=h1.0", "cursor"),
+        ("cursor=h1.18446744073709551615", "cursor"),
         ("channel_id=abc", "channel_id"),
         ("channel_id=999999", "channel_id"),
         ("operator_id=-1", "operator_id"),
