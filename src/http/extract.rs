@@ -11,6 +11,8 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::domain::operator::Role;
+use crate::domain::text::InvalidField;
+use crate::domain::time::Timestamp;
 use crate::domain::ConversationId;
 use crate::error::ApiError;
 use crate::hub::{Caller, Hub};
@@ -146,4 +148,19 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
         Value::Object(fields) => fields.values_mut().fold(false, |changed, v| integral_floats_to_integers(v) | changed),
         Value::Null | Value::Bool(_) | Value::String(_) => false,
     }
+}
+
+/// An optional RFC 3339 query parameter (`from`, `to`); an empty one counts as absent.
+///
+/// # Errors
+/// `InvalidField` naming `field` when it is not such a time.
+pub fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, InvalidField> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            Timestamp::parse(v)
+                .ok_or_else(|| InvalidField::new(field, format!("{v:?} is not an RFC 3339 time such as 2026-11-30T09:00:00Z")))
+        })
+        .transpose()
 }

@@ -8,11 +8,10 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::Admin;
+use super::extract::{time_param, Admin};
 use crate::domain::history::{parse_cursor, HistoryFilter};
 use crate::domain::search::{Terms, MAX_QUERY_CHARS};
 use crate::domain::text::InvalidField;
-use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub, MAX_VISITOR_KEY_CHARS};
@@ -22,94 +21,91 @@ use crate::views::{ConversationView, HistoryItem, HistoryPage};
 const DEFAULT_LIMIT: usize = 25;
 const MAX_LIMIT: usize = 100;
 
-/// Every filter arrives as text so a bad value is refused naming its field;
-/// an unknown parameter is refused too (a typo must not silently widen a search).
+/// Every filter arrives as text so a bad value is refused naming its field
+/// (and an empty one counts as absent, as an HTML form sends it); an unknown
+/// parameter is refused too, because a typo must not silently widen a search.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Words in message bodies or the visitor's name: case- and accent-insensitive, `word*` for a prefix, all required.
+    #[param(max_length = 200)]
     pub q: Option<String>,
+    /// Only this channel's conversations (an id that names no channel finds none).
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub channel_id: Option<String>,
     /// Conversations this operator took part in.
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub operator_id: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub expertise_id: Option<String>,
+    #[param(max_length = 128)]
     pub visitor_key: Option<String>,
-    /// RFC 3339; `from <= created_at < to`.
+    /// `from <= created_at < to`.
+    #[param(format = DateTime)]
     pub from: Option<String>,
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// The visitor's score: 1, 3 or 5.
+    #[param(pattern = "^[135]$")]
     pub rating: Option<String>,
     /// 1..=100, default 25.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^h1\.[1-9][0-9]{0,10}$")]
     pub cursor: Option<String>,
 }
 
-fn id(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
-    value
-        .map(|v| v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| InvalidField::new(field, "must be a positive integer")))
-        .transpose()
+/// A parameter's value, `None` when absent or empty.
+fn given(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-fn time(field: &'static str, value: Option<&String>) -> Result<Option<Timestamp>, InvalidField> {
-    value
-        .map(|v| {
-            Timestamp::parse(v.trim()).ok_or_else(|| InvalidField::new(field, "must be an RFC 3339 time such as 2026-11-30T09:00:00Z"))
-        })
+fn id(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
+    given(value)
+        .map(|v| v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| InvalidField::new(field, "must be a positive integer")))
         .transpose()
 }
 
 impl HistoryQuery {
     /// The filter and page size, or the first field that is wrong.
-    fn parse(&self, hub: &Hub) -> Result<(HistoryFilter, usize), ApiError> {
-        if self.q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+    fn parse(&self) -> Result<(HistoryFilter, usize), ApiError> {
+        if given(self.q.as_ref()).is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
             return Err(InvalidField::new("q", format!("must be at most {MAX_QUERY_CHARS} characters")).into());
         }
-        let limit = match &self.limit {
+        let limit = match given(self.limit.as_ref()) {
             None => DEFAULT_LIMIT,
             Some(l) => l
-                .trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| InvalidField::new("limit", format!("must be an integer in 1..={MAX_LIMIT}")))?,
         };
-        let rating = match self.rating.as_deref().map(str::trim) {
+        let rating = match given(self.rating.as_ref()) {
             None => None,
             Some(r @ ("1" | "3" | "5")) => r.parse().ok(),
             Some(_) => return Err(InvalidField::new("rating", "must be 1, 3 or 5").into()),
         };
-        let before = match &self.cursor {
+        let before = match given(self.cursor.as_ref()) {
             None => None,
             Some(c) => Some(parse_cursor(c).ok_or_else(|| InvalidField::new("cursor", "is not a cursor this server gave out"))?),
         };
-        if self.visitor_key.as_ref().is_some_and(|k| k.chars().count() > MAX_VISITOR_KEY_CHARS) {
+        let visitor_key = given(self.visitor_key.as_ref()).map(str::to_owned);
+        if visitor_key.as_ref().is_some_and(|k| k.chars().count() > MAX_VISITOR_KEY_CHARS) {
             return Err(InvalidField::new("visitor_key", format!("must be at most {MAX_VISITOR_KEY_CHARS} characters")).into());
         }
         let channel = id("channel_id", self.channel_id.as_ref())?.map(ChannelId);
         let operator = id("operator_id", self.operator_id.as_ref())?.map(OperatorId);
         let expertise = id("expertise_id", self.expertise_id.as_ref())?.map(ExpertiseId);
-        {
-            let directory = hub.directory();
-            if channel.is_some_and(|c| directory.channel(c).is_none()) {
-                return Err(InvalidField::new("channel_id", "names no channel").into());
-            }
-            if operator.is_some_and(|o| directory.operator(o).is_none()) {
-                return Err(InvalidField::new("operator_id", "names no user").into());
-            }
-            if expertise.is_some_and(|e| directory.expertise_by_id(e).is_none()) {
-                return Err(InvalidField::new("expertise_id", "names no expertise").into());
-            }
-        }
         let filter = HistoryFilter {
-            terms: self.q.as_deref().map(Terms::parse).unwrap_or_default(),
+            terms: given(self.q.as_ref()).map(Terms::parse).unwrap_or_default(),
             channel,
             operator,
             expertise,
-            visitor_key: self.visitor_key.clone(),
-            from: time("from", self.from.as_ref())?,
-            to: time("to", self.to.as_ref())?,
+            visitor_key,
+            from: time_param("from", self.from.as_deref())?,
+            to: time_param("to", self.to.as_deref())?,
             rating,
             before,
             except: None,
@@ -123,7 +119,7 @@ impl HistoryQuery {
     responses((status = 200, body = HistoryPage), (status = 400, description = "A filter's value, `limit`, `cursor` or an unknown parameter", body = ErrorBody),
               (status = 401, body = ErrorBody)))]
 pub async fn search(hub: web::Data<Hub>, caller: Caller, query: web::Query<HistoryQuery>) -> Result<HttpResponse, ApiError> {
-    let (filter, limit) = query.parse(&hub)?;
+    let (filter, limit) = query.parse()?;
     Ok(HttpResponse::Ok().json(hub.history(&caller, filter, limit).await?))
 }
 

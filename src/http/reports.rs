@@ -7,10 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::Admin;
+use super::extract::{time_param, Admin};
 use crate::domain::report::Scope;
-use crate::domain::text::InvalidField;
-use crate::domain::time::Timestamp;
 use crate::domain::ChannelId;
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::Hub;
@@ -37,10 +35,6 @@ pub enum ReportFormat {
     Json,
 }
 
-fn time(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, InvalidField> {
-    value.map(|v| Timestamp::parse(v).ok_or_else(|| InvalidField::new(field, format!("{v:?} is not an RFC 3339 time")))).transpose()
-}
-
 /// The routing report: does skills routing work, per expertise and per operator.
 #[utoipa::path(get, path = "/api/v1/reports/routing", tag = "reports", security(("bearer" = [])), params(ReportQuery),
     responses((status = 200, description = "JSON, or CSV (`text/csv`) on request",
@@ -52,7 +46,8 @@ pub async fn routing(
     req: HttpRequest,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = Scope { from: time("from", query.from.as_deref())?, to: time("to", query.to.as_deref())?, channel: query.channel_id };
+    let scope =
+        Scope { from: time_param("from", query.from.as_deref())?, to: time_param("to", query.to.as_deref())?, channel: query.channel_id };
     let report = hub.routing_report(scope).await?;
     let accepts_csv = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     Ok(match query.format {

@@ -95,6 +95,21 @@ async fn wait_gone(c: &Client, css: &str) {
     }
 }
 
+/// Clicks `css`, finding it again if the page re-rendered it in between
+/// (the console redraws its lists on live events).
+async fn click(c: &Client, css: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match find(c, css).await.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e)) if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {
+                assert!(Instant::now() < deadline, "{css} kept going stale");
+            }
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&dir).unwrap();
@@ -106,26 +121,26 @@ async fn console(driver: &Driver, s: &TestServer, login: &str, password: &str) -
     c.goto(&s.url("/")).await.unwrap();
     find(&c, "#login").await.send_keys(login).await.unwrap();
     find(&c, "#password").await.send_keys(password).await.unwrap();
-    find(&c, "#login-form button[type=submit]").await.click().await.unwrap();
+    click(&c, "#login-form button[type=submit]").await;
     wait_text(&c, "#me", login).await;
     c
 }
 
 async fn send_in_console(c: &Client, text: &str) {
     find(c, "#composer-input").await.send_keys(text).await.unwrap();
-    find(c, ".composer button[type=submit]").await.click().await.unwrap();
+    click(c, ".composer button[type=submit]").await;
 }
 
 async fn widget(driver: &Driver, s: &TestServer, channel: u64) -> Client {
     let c = driver.browser().await;
     c.goto(&s.url(&format!("/demo?channel={channel}"))).await.unwrap();
-    find(&c, ".sbw-bubble").await.click().await.unwrap();
+    click(&c, ".sbw-bubble").await;
     c
 }
 
 async fn send_in_widget(c: &Client, text: &str) {
     find(c, ".sbw-form input").await.send_keys(text).await.unwrap();
-    find(c, ".sbw-form button").await.click().await.unwrap();
+    click(c, ".sbw-form button").await;
 }
 
 /// The triage bot: Billing leads to a forward with the Billing expertise.
@@ -170,7 +185,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     for operator in [a, c] {
         find(&admin, &format!("#expertise-form input[name=operator_ids][value='{operator}']")).await.click().await.unwrap();
     }
-    find(&admin, "#expertise-form button[type=submit]").await.click().await.unwrap();
+    click(&admin, "#expertise-form button[type=submit]").await;
     wait_text(&admin, "#expertise-table", "Billing").await;
     screenshot(&admin, "admin-expertise").await;
     let expertise = s.get("/api/v1/expertise", &s.admin).await.expect(200);
@@ -220,7 +235,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     screenshot(&chloe, "console-looking-for-help").await;
 
     for_chloe.click().await.unwrap();
-    find(&chloe, "#join").await.click().await.unwrap();
+    click(&chloe, "#join").await;
     wait_text(&visitor, ".sbw-msg", "Chloe joined the conversation").await;
     for operator in [&bruno, &chloe] {
         wait_gone(operator, &format!("#need-help .item[data-conversation='{conversation}']")).await;
@@ -229,7 +244,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     screenshot(&chloe, "console-joined").await;
 
     // The routing report page draws the day with the vendored charts.
-    find(&admin, "#tab-reports").await.click().await.unwrap();
+    click(&admin, "#tab-reports").await;
     wait_text(&admin, "#report-expertise", "Billing").await;
     let drawn: bool = admin
         .execute("return !!window.Chart && Chart.getChart(document.getElementById('chart-served')) !== undefined;", vec![])
@@ -241,7 +256,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     wait_text(&admin, "#report-operators", "Anna").await;
     screenshot(&admin, "admin-report").await;
     // Bruno leaves the team: the admin deactivates him from the Users table.
-    find(&admin, "#tab-users").await.click().await.unwrap();
+    click(&admin, "#tab-users").await;
     find(&admin, &format!("#users-table button[data-user='{b}']")).await.click().await.unwrap();
     wait_text(&admin, "#users-table tr", "Deactivated").await;
     screenshot(&admin, "admin-users").await;
@@ -259,7 +274,7 @@ async fn user_supplied_text_is_never_markup(driver: &Driver, s: &TestServer) {
     let channel = s.channel(&[operator], None).await;
     let console = console(driver, s, "xavier", "pw").await;
     let visitor = widget(driver, s, channel).await;
-    find(&console, "#channels .item").await.click().await.unwrap();
+    click(&console, "#channels .item").await;
     send_in_widget(&visitor, attack).await;
     let shown = wait_text(&console, "#transcript .message .body", attack).await;
     assert_eq!(shown.text().await.unwrap(), attack);
@@ -293,7 +308,7 @@ async fn the_widget_survives_a_reload(driver: &Driver, s: &TestServer) {
     let console = console(driver, s, "rita", "pw").await;
     let visitor = widget(driver, s, channel).await;
     send_in_widget(&visitor, "before the reload").await;
-    find(&console, "#channels .item").await.click().await.unwrap();
+    click(&console, "#channels .item").await;
     wait_text(&console, "#transcript", "before the reload").await;
     visitor.refresh().await.unwrap();
     wait_text(&visitor, ".sbw-msg", "before the reload").await;
@@ -321,9 +336,9 @@ async fn history_search_open_download(driver: &Driver, s: &TestServer) {
     let archived = s.get("/api/v1/history?q=parcel", &s.admin).await.expect(200);
     assert_eq!(archived["items"][0]["id"], last);
     let admin = console(driver, s, "admin", "admin-pass").await;
-    find(&admin, "#open-history").await.click().await.unwrap();
+    click(&admin, "#open-history").await;
     find(&admin, "#history-q").await.send_keys("PARCEL").await.unwrap();
-    find(&admin, "#history-form button[type=submit]").await.click().await.unwrap();
+    click(&admin, "#history-form button[type=submit]").await;
     let result = wait_text(&admin, "#history-results .item", "my parcel never arrived").await;
     screenshot(&admin, "console-history").await;
     result.click().await.unwrap();
@@ -331,7 +346,7 @@ async fn history_search_open_download(driver: &Driver, s: &TestServer) {
     wait_text(&admin, "#pane-status", "Closed").await;
     wait_text(&admin, "#previous", "Previous conversations (1)").await;
     assert!(admin.find_all(Locator::Css("#composer-input")).await.unwrap().is_empty(), "a closed conversation is read-only");
-    find(&admin, "#download-transcript").await.click().await.unwrap();
+    click(&admin, "#download-transcript").await;
     find(&admin, "#transcript-download").await;
     let script = "const link = document.getElementById('transcript-download');
         return [link.download, decodeURIComponent(link.href.slice(link.href.indexOf(',') + 1))];";
@@ -339,7 +354,7 @@ async fn history_search_open_download(driver: &Driver, s: &TestServer) {
     assert_eq!(downloaded[0], format!("conversation-{last}.txt"));
     assert!(downloaded[1].as_str().unwrap().contains("] Vera: my parcel never arrived"), "{downloaded}");
     screenshot(&admin, "console-history-transcript").await;
-    find(&admin, "#previous .item").await.click().await.unwrap();
+    click(&admin, "#previous .item").await;
     wait_text(&admin, "#transcript", "first visit, about shipping").await;
     admin.close().await.unwrap();
 }
