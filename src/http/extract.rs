@@ -150,14 +150,12 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
     }
 }
 
-/// An optional RFC 3339 query parameter (`from`, `to`); an empty one counts as absent.
+/// An optional RFC 3339 query parameter (`from`, `to`).
 ///
 /// # Errors
-/// `InvalidField` naming `field` when it is not such a time.
+/// `InvalidField` naming `field` when it is not such a time (an empty value is not).
 pub fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<Timestamp>, InvalidField> {
     value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
         .map(|v| {
             Timestamp::parse(v)
                 .ok_or_else(|| InvalidField::new(field, format!("{v:?} is not an RFC 3339 time such as 2026-11-30T09:00:00Z")))

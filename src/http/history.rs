@@ -21,8 +21,8 @@ use crate::views::{ConversationView, HistoryItem, HistoryPage};
 const DEFAULT_LIMIT: usize = 25;
 const MAX_LIMIT: usize = 100;
 
-/// Every filter arrives as text so a bad value is refused naming its field
-/// (and an empty one counts as absent, as an HTML form sends it); an unknown
+/// Every filter arrives as text so a bad value (an empty one included, where
+/// the document states a type) is refused naming its field; an unknown
 /// parameter is refused too, because a typo must not silently widen a search.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +57,9 @@ pub struct HistoryQuery {
     pub cursor: Option<String>,
 }
 
-/// A parameter's value, `None` when absent or empty.
+/// A parameter's value, surrounding spaces ignored.
 fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+    value.map(|v| v.trim())
 }
 
 fn id(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
