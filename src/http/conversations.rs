@@ -20,6 +20,7 @@ use crate::views::{BoardEntry, ConversationSummary, ConversationView, ExpertiseR
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageBody {
+    #[schema(schema_with = super::schema::message_body)]
     pub body: String,
 }
 

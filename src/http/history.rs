@@ -64,7 +64,11 @@ fn given(value: Option<&String>) -> Option<&str> {
 
 fn id(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
     given(value)
-        .map(|v| v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| InvalidField::new(field, "must be a positive integer")))
+        .map(|v| {
+            // SQLite's integers are i64: a larger id cannot name anything and is out of the documented range.
+            let id = v.parse::<u64>().ok().filter(|&n| n > 0 && i64::try_from(n).is_ok());
+            id.ok_or_else(|| InvalidField::new(field, format!("must be an integer in 1..={}", i64::MAX)))
+        })
         .transpose()
 }
 

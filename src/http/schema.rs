@@ -30,6 +30,11 @@ fn languages(nullable: bool) -> RefOr<Schema> {
     ArrayBuilder::new().schema_type(kind).items(language()).into()
 }
 
+/// A chat message: not blank; its longest is the server's `--max-message-chars`.
+pub fn message_body() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(not_blank()).into()
+}
+
 pub fn name() -> RefOr<Schema> {
     text(MAX_NAME_CHARS, not_blank(), false)
 }

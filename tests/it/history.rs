@@ -235,6 +235,7 @@ async fn bad_history_filters_are_refused_by_name() {
         ("cursor=h1.18446744073709551615", "cursor"),
         ("channel_id=abc", "channel_id"),
         ("operator_id=-1", "operator_id"),
+        ("operator_id=9223372036854775808", "operator_id"),
         ("from=yesterday", "from"),
         ("to=2026-13-01", "to"),
         ("rating=2", "rating"),
