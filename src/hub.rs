@@ -443,8 +443,9 @@ impl Hub {
             // Closed and archived: the greeting is all there is; nothing will happen to it live.
             let c = &a.conversation;
             let mut greeting = vec![VisitorEvent::Hello { conversation: self.archived_visitor_view(c) }];
-            let replay = after.map(|after| c.messages_after(after)).unwrap_or_default();
-            greeting.extend(replay.iter().map(|m| VisitorEvent::Message { message: (**m).clone() }));
+            if let Some(after) = after {
+                greeting.extend(c.visitor_messages_after(after).map(|m| VisitorEvent::Message { message: (**m).clone() }));
+            }
             Ok(greeting)
         })
         .await
@@ -635,11 +636,9 @@ impl Hub {
         let filter = HistoryFilter { visitor_key: Some(visitor_key.clone()), ..HistoryFilter::default() };
         let live = self.find_live(&filter, &everyone).await?;
         let mut archived = Vec::new();
-        for erased in join_all(live.into_iter().map(|(addr, _)| async move { addr.send(Erase).await })).await {
-            // A mailbox error: it retired meanwhile, which is what we wait for.
-            if let Ok(erased) = erased {
-                archived.push(erased?);
-            }
+        // A mailbox error (skipped by `flatten`): it retired meanwhile, which is what we wait for.
+        for erased in join_all(live.into_iter().map(|(addr, _)| async move { addr.send(Erase).await })).await.into_iter().flatten() {
+            archived.push(erased?);
         }
         let all_archived = tokio::time::timeout(ERASE_TIMEOUT, join_all(archived)).await;
         if all_archived.is_err() {

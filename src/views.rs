@@ -11,7 +11,7 @@ use crate::domain::directory::{Channel, Directory, Expertise};
 use crate::domain::operator::{Operator, Presence, Role};
 use crate::domain::report::{ExpertiseRow, OperatorRow};
 use crate::domain::time::Timestamp;
-use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, OperatorId, StepId};
+use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 /// An operator with their live presence and load.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -275,7 +275,7 @@ impl VisitorConversationView {
             status: c.status().for_visitor(),
             queue_position: queue_position.filter(|_| c.status() == Status::Queued),
             operator,
-            messages: c.messages().to_vec(),
+            messages: c.visitor_messages_after(MessageId(0)).cloned().collect(),
         }
     }
 }

@@ -516,8 +516,9 @@ function renderTranscript() {
     messages.map((m) =>
       el(
         "li",
-        { class: `message from-${m.author.kind}${m.author.id === state.me.id ? " mine" : ""}`, dataset: { id: m.id } },
+        { class: `message from-${m.author.kind}${m.author.id === state.me.id ? " mine" : ""}${m.internal ? " internal" : ""}`, dataset: { id: m.id } },
         el("span", { class: "author" }, m.author.name),
+        m.internal ? el("span", { class: "note-label" }, "Internal note") : null,
         el("time", { datetime: m.created_at }, clock(m.created_at)),
         el("p", { class: "body" }, m.body),
         m.answers ? el("ul", { class: "answers", "aria-label": "Choices offered" }, m.answers.map((a) => el("li", {}, a.label))) : null,
@@ -557,7 +558,19 @@ function expertiseEditor(c, editable) {
 
 function composer(c) {
   const input = el("textarea", { id: "composer-input", rows: 2, "aria-label": "Message", placeholder: "Write a message…" });
-  const form = el("form", { class: "composer" }, input, el("button", { type: "submit", class: "primary", "aria-label": "Send" }, icon("send"), " Send"));
+  // An internal note goes to colleagues only; the visitor never sees it.
+  const note = el("input", { type: "checkbox", id: "composer-note" });
+  const form = el(
+    "form",
+    { class: "composer" },
+    input,
+    el("label", { class: "check note-toggle", title: "Only operators see internal notes" }, note, "Internal note"),
+    el("button", { type: "submit", class: "primary", "aria-label": "Send" }, icon("send"), " Send"),
+  );
+  note.addEventListener("change", () => {
+    form.classList.toggle("note-mode", note.checked);
+    input.placeholder = note.checked ? "Write an internal note (operators only)…" : "Write a message…";
+  });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
@@ -576,7 +589,7 @@ function composer(c) {
     if (!body) return;
     input.value = "";
     try {
-      await command({ type: "send", conversation_id: c.id, body });
+      await command({ type: "send", conversation_id: c.id, body, internal: note.checked });
       renderTranscript();
     } catch (error) {
       input.value = body;

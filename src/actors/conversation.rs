@@ -18,8 +18,8 @@ use crate::archive::Entry;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
-    Assignment, Author, AuthorKind, Conversation, ConversationError, Kind, LeaveReason, Message as ChatMessage, Poster, RequestedStatus,
-    Status,
+    Assignment, Audience, Author, AuthorKind, Conversation, ConversationError, Kind, LeaveReason, Message as ChatMessage, Poster,
+    RequestedStatus, Status,
 };
 use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::Facts;
@@ -327,11 +327,12 @@ impl ConversationActor {
         if let Some(message) = msg.client_ref.as_deref().and_then(|r| self.conversation.find_ref(msg.poster, r)) {
             return (Ok(Some(message.clone())), None);
         }
-        let body = match msg.content {
-            Content::Text(body) => body,
+        let (body, audience) = match msg.content {
+            Content::Text(body) => (body, Audience::Everyone),
+            Content::Note(body) => (body, Audience::Team),
             Content::Answer { step_id, answer_id } => {
                 match self.conversation.bot.as_ref().ok_or(None).and_then(|bot| bot.answer_label(step_id, answer_id)) {
-                    Ok(label) => label.to_owned(),
+                    Ok(label) => (label.to_owned(), Audience::Everyone),
                     Err(None) => return (Err(ConversationError::NotAwaitingAnswer(step_id)), None),
                     Err(Some(invalid)) => return (Err(invalid.into()), None),
                 }
@@ -349,7 +350,7 @@ impl ConversationActor {
         let before = self.conversation.status();
         let author = self.author(msg.poster);
         let max_chars = self.core.limits.max_message_chars;
-        let posted = match self.conversation.post(msg.poster, author, &body, msg.client_ref, max_chars) {
+        let posted = match self.conversation.post(msg.poster, author, &body, msg.client_ref, audience, max_chars) {
             Ok(posted) => posted,
             Err(error) => return (Err(error), None),
         };
@@ -416,7 +417,9 @@ impl ConversationActor {
     fn publish_message(&mut self, message: &ChatMessage) {
         self.core.metrics.messages.inc();
         self.notify_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
-        self.notify_visitor(VisitorEvent::Message { message: message.clone() });
+        if !message.internal {
+            self.notify_visitor(VisitorEvent::Message { message: message.clone() });
+        }
     }
 
     /// Tells everyone what a command changed: status events, the router's
@@ -535,10 +538,13 @@ impl Handler<Start> for ConversationActor {
     }
 }
 
-/// What is posted: text, or the visitor picking an answer of the bot's question.
+/// What is posted: text, an operator's internal note, or the visitor picking
+/// an answer of the bot's question.
 #[derive(Debug)]
 pub enum Content {
     Text(String),
+    /// Seen by operators only; it neither wakes the chatbot nor changes the status.
+    Note(String),
     /// Stored as a visitor message holding the answer's label.
     Answer {
         step_id: StepId,
@@ -1019,7 +1025,7 @@ impl Handler<AttachVisitor> for ConversationActor {
     fn handle(&mut self, msg: AttachVisitor, _: &mut Context<Self>) -> Self::Result {
         let mut greeting = vec![VisitorEvent::Hello { conversation: self.visitor_view() }];
         if let Some(after) = msg.after {
-            greeting.extend(self.conversation.messages_after(after).iter().map(|m| VisitorEvent::Message { message: (**m).clone() }));
+            greeting.extend(self.conversation.visitor_messages_after(after).map(|m| VisitorEvent::Message { message: (**m).clone() }));
         }
         // Registered once the state greeted is durable: the session then gets
         // exactly the events that came after it, none twice.

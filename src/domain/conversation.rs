@@ -110,6 +110,8 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<Answer>>,
     pub created_at: Timestamp,
+    /// An operator's internal note: members and readers see it, the visitor never does.
+    pub internal: bool,
     /// The author's client `ref`, kept so a resend is recognised (also after a restart); never shown.
     #[serde(skip)]
     pub client_ref: Option<String>,
@@ -142,6 +144,13 @@ pub enum LeaveReason {
 pub struct HelpRequest {
     pub at: Timestamp,
     pub joined_at: Option<Timestamp>,
+}
+
+/// Who a posted message is for: everyone, or the team only (an internal note).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Team,
 }
 
 /// Who is posting: the key under which client `ref`s are remembered.
@@ -357,6 +366,11 @@ impl Conversation {
         &self.messages[start..]
     }
 
+    /// What the visitor may see of `messages_after`: everything but internal notes.
+    pub fn visitor_messages_after(&self, after: MessageId) -> impl Iterator<Item = &Arc<Message>> {
+        self.messages_after(after).iter().filter(|m| !m.internal)
+    }
+
     pub fn need_help_since(&self) -> Option<Timestamp> {
         self.need_help_since
     }
@@ -405,24 +419,28 @@ impl Conversation {
     /// `in_progress` (but leaves `need_help` alone), as Odoo does.
     ///
     /// # Errors
-    /// `Closed`, `NotMember` for an operator outside the conversation, `Invalid` body.
+    /// `Closed`, `NotMember` for an operator outside the conversation (or a
+    /// visitor writing an internal note), `Invalid` body.
     pub fn post(
         &mut self,
         poster: Poster,
         author: Author,
         body: &str,
         client_ref: Option<String>,
+        audience: Audience,
         max_chars: usize,
     ) -> Result<Posted, ConversationError> {
         if let Some(message) = client_ref.as_deref().and_then(|r| self.find_ref(poster, r)) {
             return Ok(Posted { message: message.clone(), duplicate: true });
         }
-        if let Poster::Operator(operator) = poster {
-            self.check_member(operator)?;
+        match poster {
+            Poster::Operator(operator) => self.check_member(operator)?,
+            Poster::Visitor if audience == Audience::Team => return Err(ConversationError::NotMember),
+            Poster::Visitor => {}
         }
         self.check_open()?;
         let body = text::bounded("body", body, max_chars)?;
-        let message = self.push(author, body, None, None, client_ref.clone());
+        let message = self.push(author, body, None, None, client_ref.clone(), audience);
         if let Some(r) = client_ref {
             self.refs.insert((poster, r), message.id);
         }
@@ -434,14 +452,14 @@ impl Conversation {
 
     /// Appends a message that needs no permission (system notices).
     pub fn append(&mut self, author: Author, body: String) -> Message {
-        self.push(author, body, None, None, None)
+        self.push(author, body, None, None, None, Audience::Everyone)
     }
 
     /// Appends what the chatbot says at `step_id`.
     pub fn append_bot(&mut self, step_id: StepId, body: String, answers: Vec<Answer>) -> Message {
         let name = self.bot.as_ref().map_or("Bot", |b| b.name()).to_owned();
         let answers = (!answers.is_empty()).then_some(answers);
-        self.push(Author { kind: AuthorKind::Bot, id: None, name }, body, Some(step_id), answers, None)
+        self.push(Author { kind: AuthorKind::Bot, id: None, name }, body, Some(step_id), answers, None, Audience::Everyone)
     }
 
     fn push(
@@ -451,9 +469,12 @@ impl Conversation {
         step_id: Option<StepId>,
         answers: Option<Vec<Answer>>,
         client_ref: Option<String>,
+        audience: Audience,
     ) -> Message {
         let id = MessageId(self.messages.len() as u64 + 1);
-        let message = Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), client_ref };
+        let internal = audience == Audience::Team;
+        let message =
+            Message { id, conversation_id: self.id, author, body, step_id, answers, created_at: Timestamp::now(), internal, client_ref };
         self.messages.push(Arc::new(message.clone()));
         message
     }
@@ -585,9 +606,9 @@ impl Conversation {
         Ok(())
     }
 
-    /// Whether `operator` wrote anything since `since`.
+    /// Whether `operator` wrote anything to the visitor since `since` (a note is no answer).
     pub fn answered_since(&self, operator: OperatorId, since: Timestamp) -> bool {
-        self.messages.iter().rev().take_while(|m| m.created_at >= since).any(|m| m.author.id == Some(operator))
+        self.messages.iter().rev().take_while(|m| m.created_at >= since).any(|m| m.author.id == Some(operator) && !m.internal)
     }
 
     /// A member steps out; an open livechat keeps at least one operator.
@@ -652,10 +673,10 @@ pub(crate) mod tests {
     fn visitor_message_ends_waiting_but_not_need_help() {
         let mut c = assigned();
         c.set_status(ANN, RequestedStatus::Waiting).unwrap();
-        c.post(Poster::Visitor, author(), "hi", None, 4000).unwrap();
+        c.post(Poster::Visitor, author(), "hi", None, Audience::Everyone, 4000).unwrap();
         assert_eq!(c.status(), Status::InProgress);
         c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
-        c.post(Poster::Visitor, author(), "still there?", None, 4000).unwrap();
+        c.post(Poster::Visitor, author(), "still there?", None, Audience::Everyone, 4000).unwrap();
         assert_eq!(c.status(), Status::NeedHelp);
         assert!(c.need_help_since().is_some());
     }
@@ -683,13 +704,13 @@ pub(crate) mod tests {
     #[test]
     fn a_resent_ref_returns_the_stored_message() {
         let mut c = assigned();
-        let first = c.post(Poster::Visitor, author(), "once", Some("r1".into()), 4000).unwrap();
-        let again = c.post(Poster::Visitor, author(), "once", Some("r1".into()), 4000).unwrap();
+        let first = c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).unwrap();
+        let again = c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).unwrap();
         assert!(again.duplicate);
         assert_eq!(first.message.id, again.message.id);
         assert_eq!(c.messages().len(), 1);
         // The same ref from another author is another message.
-        c.post(Poster::Operator(ANN), author(), "mine", Some("r1".into()), 4000).unwrap();
+        c.post(Poster::Operator(ANN), author(), "mine", Some("r1".into()), Audience::Everyone, 4000).unwrap();
         assert_eq!(c.messages().len(), 2);
     }
 
@@ -698,7 +719,7 @@ pub(crate) mod tests {
         let mut c = assigned();
         c.close().unwrap();
         assert_eq!(c.close(), Err(ConversationError::Closed));
-        assert!(matches!(c.post(Poster::Visitor, author(), "hello?", None, 4000), Err(ConversationError::Closed)));
+        assert!(matches!(c.post(Poster::Visitor, author(), "hello?", None, Audience::Everyone, 4000), Err(ConversationError::Closed)));
         assert_eq!(c.set_status(ANN, RequestedStatus::InProgress), Err(ConversationError::Closed));
     }
 
@@ -714,7 +735,7 @@ pub(crate) mod tests {
     fn messages_after_is_by_id() {
         let mut c = assigned();
         for body in ["a", "b", "c"] {
-            c.post(Poster::Visitor, author(), body, None, 4000).unwrap();
+            c.post(Poster::Visitor, author(), body, None, Audience::Everyone, 4000).unwrap();
         }
         let after: Vec<_> = c.messages_after(MessageId(1)).iter().map(|m| m.body.as_str()).collect();
         assert_eq!(after, ["b", "c"]);
@@ -768,9 +789,9 @@ pub(crate) mod tests {
         pub(crate) fn apply(c: &mut Conversation, command: &Command) {
             let author = |kind| Author { kind, id: None, name: "x".into() };
             let _ = match *command {
-                Command::VisitorPost => c.post(Poster::Visitor, author(AuthorKind::Visitor), "hi", None, 100).map(drop),
+                Command::VisitorPost => c.post(Poster::Visitor, author(AuthorKind::Visitor), "hi", None, Audience::Everyone, 100).map(drop),
                 Command::OperatorPost(o) => {
-                    c.post(Poster::Operator(OperatorId(o)), author(AuthorKind::Operator), "hello", None, 100).map(drop)
+                    c.post(Poster::Operator(OperatorId(o)), author(AuthorKind::Operator), "hello", None, Audience::Everyone, 100).map(drop)
                 }
                 Command::SetStatus(o, r) => c.set_status(OperatorId(o), r).map(drop),
                 Command::Join(o) => c.join(OperatorId(o)),

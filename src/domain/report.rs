@@ -19,7 +19,7 @@ pub struct Facts {
     pub expertise: BTreeSet<ExpertiseId>,
     /// Every assignment, oldest first.
     pub history: Vec<Assignment>,
-    /// The first message an operator wrote after the first assignment.
+    /// The first message an operator wrote to the visitor after the first assignment.
     pub first_reply: Option<Timestamp>,
     pub help_requests: Vec<HelpRequest>,
     pub abandoned: bool,
@@ -33,7 +33,10 @@ impl Facts {
         }
         let first_assigned = c.history.first().map(|a| a.at);
         let first_reply = first_assigned.and_then(|since| {
-            c.messages().iter().find(|m| m.author.kind == AuthorKind::Operator && m.created_at >= since).map(|m| m.created_at)
+            c.messages()
+                .iter()
+                .find(|m| m.author.kind == AuthorKind::Operator && !m.internal && m.created_at >= since)
+                .map(|m| m.created_at)
         });
         Some(Facts {
             id: c.id,

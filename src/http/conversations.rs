@@ -127,6 +127,21 @@ pub async fn post_message(
     Ok(created(message))
 }
 
+/// A member writes an internal note: members and readers see it, the visitor never does.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", security(("bearer" = [])), params(("id" = u64, Path)),
+    request_body = MessageBody,
+    responses((status = 201, body = Message), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "Conversation closed", body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn post_note(
+    hub: web::Data<Hub>,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    JsonBody(body): JsonBody<MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Note(body.body), None).await?;
+    Ok(created(message))
+}
+
 /// 201 with the stored message, or 204 when nothing was stored (an empty line
 /// ending a chatbot's multi-line question).
 pub fn created(message: Option<Message>) -> HttpResponse {

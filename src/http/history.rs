@@ -143,12 +143,15 @@ pub struct TranscriptQuery {
     pub format: Option<TranscriptFormat>,
 }
 
-/// `[2026-11-30T09:00:00.000Z] Ann: Hello` per message.
+/// `[2026-11-30T09:00:00.000Z] Ann: Hello` per message; an internal note
+/// reads `Ann (internal note): …`, so a transcript forwarded by an operator
+/// cannot pass a note off as something the visitor was told.
 fn transcript_text(view: &ConversationView) -> String {
     let mut text = String::new();
     for m in &view.messages {
+        let marker = if m.internal { " (internal note)" } else { "" };
         // unwrap: writing to a String cannot fail.
-        writeln!(text, "[{}] {}: {}", m.created_at, m.author.name, m.body).unwrap();
+        writeln!(text, "[{}] {}{marker}: {}", m.created_at, m.author.name, m.body).unwrap();
     }
     text
 }

@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/conversations").get(conversations::list))
                 .service(web::resource("/conversations/{id}").get(conversations::get))
                 .service(web::resource("/conversations/{id}/messages").post(conversations::post_message))
+                .service(web::resource("/conversations/{id}/notes").post(conversations::post_note))
                 .service(web::resource("/conversations/{id}/status").put(conversations::set_status))
                 .service(web::resource("/conversations/{id}/expertise").put(conversations::set_expertise))
                 .service(web::resource("/conversations/{id}/join").post(conversations::join))

@@ -46,7 +46,41 @@ macro_rules! stored_enum {
 stored_enum!(RoleV1 <=> Role { Admin, User });
 stored_enum!(KindV1 <=> Kind { Livechat, Direct });
 stored_enum!(StatusV1 <=> Status { Bot, Queued, InProgress, Waiting, NeedHelp, Closed });
-stored_enum!(AuthorKindV1 <=> AuthorKind { Visitor, Operator, Bot, System });
+
+/// Who wrote a stored message. `OperatorNote` (appended when internal notes
+/// came) is an operator's internal note: only operators write notes, so the
+/// author kind carries the flag and `MessageV1` keeps its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthorKindV1 {
+    Visitor,
+    Operator,
+    Bot,
+    System,
+    OperatorNote,
+}
+
+impl AuthorKindV1 {
+    fn of(m: &Message) -> AuthorKindV1 {
+        match m.author.kind {
+            AuthorKind::Operator if m.internal => AuthorKindV1::OperatorNote,
+            AuthorKind::Operator => AuthorKindV1::Operator,
+            AuthorKind::Visitor => AuthorKindV1::Visitor,
+            AuthorKind::Bot => AuthorKindV1::Bot,
+            AuthorKind::System => AuthorKindV1::System,
+        }
+    }
+
+    /// The domain author kind and whether the message is internal.
+    fn to_domain(self) -> (AuthorKind, bool) {
+        match self {
+            AuthorKindV1::Visitor => (AuthorKind::Visitor, false),
+            AuthorKindV1::Operator => (AuthorKind::Operator, false),
+            AuthorKindV1::Bot => (AuthorKind::Bot, false),
+            AuthorKindV1::System => (AuthorKind::System, false),
+            AuthorKindV1::OperatorNote => (AuthorKind::Operator, true),
+        }
+    }
+}
 stored_enum!(StepKindV1 <=> StepKind {
     Text,
     QuestionSelection,
@@ -340,7 +374,7 @@ impl From<&Message> for MessageV1 {
     fn from(m: &Message) -> MessageV1 {
         MessageV1 {
             id: m.id.0,
-            author_kind: m.author.kind.into(),
+            author_kind: AuthorKindV1::of(m),
             author_id: m.author.id.map(|o| o.0),
             author_name: m.author.name.clone(),
             body: m.body.clone(),
@@ -494,14 +528,16 @@ impl From<&DirectoryV2> for Directory {
 
 impl MessageV1 {
     pub fn to_domain(&self, conversation_id: ConversationId) -> Message {
+        let (kind, internal) = self.author_kind.to_domain();
         Message {
             id: MessageId(self.id),
             conversation_id,
-            author: Author { kind: self.author_kind.into(), id: self.author_id.map(OperatorId), name: self.author_name.clone() },
+            author: Author { kind, id: self.author_id.map(OperatorId), name: self.author_name.clone() },
             body: self.body.clone(),
             step_id: self.step_id.map(StepId),
             answers: self.answers.as_deref().map(answers),
             created_at: Timestamp::from_millis(self.created_at_ms),
+            internal,
             client_ref: self.client_ref.clone(),
         }
     }
@@ -601,7 +637,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::conversation::{Poster, RequestedStatus};
+    use crate::domain::conversation::{Audience, Poster, RequestedStatus};
     use crate::persist::{decode, encode};
 
     proptest! {
@@ -610,7 +646,7 @@ mod tests {
         /// A conversation → record → bincode → record → conversation → record is the identity.
         #[test]
         fn a_conversation_survives_the_round_trip(
-            posts in prop::collection::vec((any::<bool>(), "\\PC{1,40}", prop::option::of("[a-z0-9]{1,8}")), 0..30),
+            posts in prop::collection::vec((0u8..3, "\\PC{1,40}", prop::option::of("[a-z0-9]{1,8}")), 0..30),
             assigned in any::<bool>(),
             help in any::<bool>(),
             lang in prop::option::of("[a-z]{2}"),
@@ -621,10 +657,16 @@ mod tests {
             if assigned {
                 c.assign(Assignment { operator_id: ann, rule: Rule::LangAllExpertise, candidates: 2, at: Timestamp::now() }).unwrap();
             }
-            for (from_visitor, body, client_ref) in posts {
-                let (poster, kind) = if from_visitor || !assigned { (Poster::Visitor, AuthorKind::Visitor) } else { (Poster::Operator(ann), AuthorKind::Operator) };
+            // 0: the visitor writes, 1: the operator, 2: the operator's internal note.
+            for (who, body, client_ref) in posts {
+                let (poster, kind, audience) = match who {
+                    1 | 2 if assigned => {
+                        (Poster::Operator(ann), AuthorKind::Operator, if who == 2 { Audience::Team } else { Audience::Everyone })
+                    }
+                    _ => (Poster::Visitor, AuthorKind::Visitor, Audience::Everyone),
+                };
                 let author = Author { kind, id: (kind == AuthorKind::Operator).then_some(ann), name: "n".into() };
-                let _ = c.post(poster, author, &body, client_ref, 4000);
+                let _ = c.post(poster, author, &body, client_ref, audience, 4000);
             }
             if assigned && help {
                 c.set_status(ann, RequestedStatus::NeedHelp).unwrap();

@@ -32,10 +32,9 @@ impl CommandHandler for AgentSession {
         let hub = &self.hub;
         let caller = &self.caller;
         match command {
-            AgentCommand::Send { conversation_id, body } => {
-                let message = hub
-                    .post_message(conversation_id, Poster::Operator(caller.id), Content::Text(body), reference.map(str::to_owned))
-                    .await?;
+            AgentCommand::Send { conversation_id, body, internal } => {
+                let content = if internal { Content::Note(body) } else { Content::Text(body) };
+                let message = hub.post_message(conversation_id, Poster::Operator(caller.id), content, reference.map(str::to_owned)).await?;
                 Ok(Ack::message(message))
             }
             AgentCommand::SetStatus { conversation_id, status } => {

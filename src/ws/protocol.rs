@@ -36,6 +36,9 @@ pub enum AgentCommand {
     Send {
         conversation_id: ConversationId,
         body: String,
+        /// An internal note: members see it, the visitor never does.
+        #[serde(default)]
+        internal: bool,
     },
     SetStatus {
         conversation_id: ConversationId,

@@ -21,4 +21,5 @@ mod routing;
 mod routing_options;
 mod security;
 mod support;
+mod together;
 mod websocket;

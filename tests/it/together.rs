@@ -1,0 +1,94 @@
+//! Operators working together: internal notes and canned responses.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{TestServer, WsClient};
+
+/// ann (connected) serving Vera; returns (server, ann token, ann socket, conversation, visitor token).
+async fn served() -> (TestServer, String, WsClient, u64, String) {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({"name": "Ann"})).await;
+    let (mut ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
+    ws.next_of("assigned").await;
+    (s, ann_token, ws, conversation, visitor)
+}
+
+/// The bodies of the messages people wrote (system notices left out).
+fn bodies(messages: &Value) -> Vec<&str> {
+    messages.as_array().unwrap().iter().filter(|m| m["author"]["kind"] != "system").map(|m| m["body"].as_str().unwrap()).collect()
+}
+
+/// A note reaches the members marked `internal` and never the visitor: not live,
+/// not in the visitor's view, not on reconnect with `after`, not after a restart or once archived.
+#[actix_rt::test]
+async fn internal_notes_are_seen_by_operators_and_never_by_the_visitor() {
+    let (s, ann_token, mut ann_ws, conversation, visitor) = served().await;
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    let note = s.post(&format!("/api/v1/conversations/{conversation}/notes"), &ann_token, json!({"body": "VIP, refund quietly"})).await;
+    let note = note.expect(201);
+    assert_eq!(note["internal"], true);
+    assert_eq!(note["author"]["kind"], "operator");
+    let pushed = ann_ws.next_where("the note", |f| f["type"] == "message" && f["message"]["id"] == note["id"]).await;
+    assert_eq!(pushed["message"]["internal"], true);
+    // Over the socket too; the ack carries the stored note.
+    ann_ws.send(json!({"type": "send", "ref": "n2", "conversation_id": conversation, "body": "second note", "internal": true})).await;
+    let ack = ann_ws.next_where("ack n2", |f| f["type"] == "ack" && f["ref"] == "n2").await;
+    assert_eq!(ack["message"]["internal"], true);
+    let reply =
+        s.post(&format!("/api/v1/conversations/{conversation}/messages"), &ann_token, json!({"body": "Hello Vera"})).await.expect(201);
+    assert_eq!(reply["internal"], false);
+    // The first message the widget receives is the reply: the notes never came.
+    let first = widget.next_of("message").await;
+    assert_eq!(first["message"]["body"], "Hello Vera");
+    assert_eq!(bodies(&s.visitor_view(&visitor).await["messages"]), vec!["Hello Vera"]);
+    let (mut again, hello) = s.widget(&visitor, Some(0)).await;
+    assert_eq!(bodies(&hello["conversation"]["messages"]), vec!["Hello Vera"]);
+    let replayed = again.next_where("replayed reply", |f| f["type"] == "message" && f["message"]["author"]["kind"] != "system").await;
+    assert_eq!(replayed["message"]["body"], "Hello Vera");
+    again.expect_no("message", Duration::from_millis(300)).await;
+    let operator_view = s.conversation(conversation, &ann_token).await;
+    assert_eq!(bodies(&operator_view["messages"]), vec!["VIP, refund quietly", "second note", "Hello Vera"]);
+
+    let s = s.restart().await;
+    let ann_token = s.login("ann", "pw").await;
+    let messages = s.conversation(conversation, &ann_token).await["messages"].clone();
+    assert_eq!(messages[1]["internal"], true, "the flag survives the journal: {messages}");
+    assert_eq!(bodies(&s.visitor_view(&visitor).await["messages"]), vec!["Hello Vera"]);
+
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
+    s.archived(1).await;
+    assert_eq!(bodies(&s.visitor_view(&visitor).await["messages"]), vec!["Hello Vera"]);
+    let (_, hello) = s.widget(&visitor, Some(0)).await;
+    assert_eq!(bodies(&hello["conversation"]["messages"]), vec!["Hello Vera"]);
+    let archived = s.conversation(conversation, &ann_token).await;
+    assert_eq!(archived["messages"][2]["internal"], true, "the flag survives the archive: {archived}");
+    let (_, _, text) = s.download(&format!("/api/v1/conversations/{conversation}/transcript"), &ann_token).await;
+    assert!(text.contains("Ann (internal note): VIP, refund quietly\n"), "{text}");
+    assert!(text.contains("Ann: Hello Vera\n"), "{text}");
+    let found = s.get("/api/v1/history?q=refund", &ann_token).await.expect(200);
+    assert_eq!(found["items"][0]["id"], conversation, "operators search notes: {found}");
+}
+
+/// Notes follow the rules of messages: members only, not blank, not once closed, visitors cannot write them.
+#[actix_rt::test]
+async fn internal_notes_are_refused_where_messages_are() {
+    let (s, ann_token, _ann_ws, conversation, visitor) = served().await;
+    let path = format!("/api/v1/conversations/{conversation}/notes");
+    let (_, bob_token) = s.operator("bob", json!({})).await;
+    assert_eq!(s.post(&path, &bob_token, json!({"body": "hi"})).await.expect(403)["error"]["code"], "forbidden");
+    assert_eq!(s.post(&path, &ann_token, json!({"body": "  "})).await.expect(400)["error"]["code"], "bad_request");
+    s.post(&path, &ann_token, json!({})).await.expect(400);
+    s.post(&path, &visitor, json!({"body": "hi"})).await.expect(403);
+    s.post("/api/v1/conversations/999999/notes", &ann_token, json!({"body": "hi"})).await.expect(404);
+    // The visitor's socket has no notes: the flag is not part of its `send`.
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    widget.send(json!({"type": "send", "ref": "v", "body": "from Vera", "internal": true})).await;
+    let ack = widget.next_where("ack v", |f| f["type"] == "ack" && f["ref"] == "v").await;
+    assert_eq!(ack["message"]["internal"], false);
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
+    assert_eq!(s.post(&path, &ann_token, json!({"body": "late"})).await.expect(409)["error"]["code"], "conflict");
+}
