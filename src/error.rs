@@ -115,10 +115,12 @@ impl From<DirectoryError> for ApiError {
             | DirectoryError::UnknownOperator { .. }
             | DirectoryError::UnknownExpertise { .. }
             | DirectoryError::UnknownChatbot { .. } => ApiError::BadRequest(message),
-            DirectoryError::DuplicateLogin(_) | DirectoryError::DuplicateExpertise(_) | DirectoryError::LastAdmin => {
-                ApiError::Conflict(message)
-            }
+            DirectoryError::DuplicateLogin(_)
+            | DirectoryError::DuplicateExpertise(_)
+            | DirectoryError::DuplicateShortcut(_)
+            | DirectoryError::LastAdmin => ApiError::Conflict(message),
             DirectoryError::NotFound(_) => ApiError::NotFound(message),
+            DirectoryError::Forbidden(_) => ApiError::Forbidden(message),
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
-use crate::persist::records::{DirectoryV2, RecordV1};
+use crate::persist::records::{DirectoryV3, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
 use crate::views::{
     BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LiveStatus, RoutingReport, UserView,
@@ -662,7 +662,7 @@ impl Hub {
     /// When the journal failed, an actor is gone (shutting down) or the file cannot be written.
     pub async fn snapshot(&self) -> Result<SnapshotStats, ApiError> {
         let capture = || async {
-            let directory = DirectoryV2::from(&*self.core.directory.read());
+            let directory = DirectoryV3::from(&*self.core.directory.read());
             let tokens = self.core.auth.operator_tokens();
             let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(CopyForSnapshot))).await;
             let copies = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;

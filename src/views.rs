@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, StepKind};
 use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Status, Visitor};
 use crate::domain::directory::{Channel, Directory, Expertise};
 use crate::domain::operator::{Operator, Presence, Role};
 use crate::domain::report::{ExpertiseRow, OperatorRow};
 use crate::domain::time::Timestamp;
-use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
+use crate::domain::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 /// An operator with their live presence and load.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -69,6 +70,25 @@ pub struct ExpertiseView {
 impl ExpertiseView {
     pub fn new(expertise: &Expertise, directory: &Directory) -> ExpertiseView {
         ExpertiseView { id: expertise.id, name: expertise.name.clone(), operator_ids: directory.holders(expertise.id) }
+    }
+}
+
+/// A canned response as `/canned_responses` shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct CannedView {
+    pub id: CannedId,
+    pub shortcut: String,
+    /// May hold `{visitor_name}` and `{operator_name}`, filled in by the console.
+    pub body: String,
+    pub shared: bool,
+    /// The operator whose own response it is; absent for shared ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<OperatorId>,
+}
+
+impl From<&CannedResponse> for CannedView {
+    fn from(c: &CannedResponse) -> CannedView {
+        CannedView { id: c.id, shortcut: c.shortcut.clone(), body: c.body.clone(), shared: c.owner.is_none(), owner_id: c.owner }
     }
 }
 

@@ -35,6 +35,8 @@ const state = {
   /** conversation id → the visitor's other conversations (history items). */
   previous: new Map(),
   history: { items: [], cursor: null },
+  /** Canned responses: the shared ones and mine, by shortcut, mine first. */
+  canned: [],
 };
 
 // ---- start-up and login ----
@@ -90,6 +92,11 @@ async function loadDirectory() {
   state.users = new Map(users.map((u) => [u.id, u]));
   state.expertise = new Map(expertise.map((e) => [e.id, e]));
   state.channels = new Map(channels.map((c) => [c.id, c]));
+  await loadCanned();
+}
+
+async function loadCanned() {
+  state.canned = await api("GET", "/canned_responses");
 }
 
 function renderHeader() {
@@ -495,6 +502,85 @@ async function searchHistory(more) {
 }
 
 $("open-history").addEventListener("click", showHistory);
+$("open-canned").addEventListener("click", showCanned);
+
+// ---- canned responses ----
+
+/** The replies whose shortcut starts with `prefix`; an own one hides a shared one of the same shortcut. */
+function cannedMatching(prefix) {
+  const seen = new Set();
+  return state.canned.filter((c) => c.shortcut.startsWith(prefix) && !seen.has(c.shortcut) && seen.add(c.shortcut));
+}
+
+function fillCanned(body, c) {
+  return body.replaceAll("{visitor_name}", title(c)).replaceAll("{operator_name}", state.me.name);
+}
+
+function showCanned() {
+  state.selected = null;
+  renderSidebar();
+  const shortcut = el("input", { id: "canned-shortcut", required: true, pattern: "[a-z0-9_\\-]{1,32}", placeholder: "shortcut", "aria-label": "Shortcut" });
+  const body = el("textarea", { id: "canned-body", required: true, rows: 3, placeholder: "Hello {visitor_name}, …", "aria-label": "Reply" });
+  const shared = el("input", { id: "canned-shared", type: "checkbox" });
+  const form = el(
+    "form",
+    { id: "canned-form", class: "canned-form" },
+    el("label", { class: "inline" }, "/", shortcut),
+    body,
+    state.me.role === "admin" ? el("label", { class: "check" }, shared, "Shared with every operator") : null,
+    el("button", { type: "submit", class: "primary" }, "Save reply"),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/canned_responses", { shortcut: shortcut.value, body: body.value, shared: shared.checked });
+      form.reset();
+      await loadCanned();
+      renderCanned();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  });
+  fill(
+    $("pane"),
+    el("header", { class: "pane-header" }, el("h2", { id: "pane-title" }, "Saved replies")),
+    el("p", { class: "hint" }, "Type /shortcut in a chat to insert a reply; {visitor_name} and {operator_name} are filled in."),
+    form,
+    el("ul", { id: "canned-list", class: "list canned-list", "aria-label": "Saved replies" }),
+  );
+  renderCanned();
+}
+
+function renderCanned() {
+  const list = $("canned-list");
+  if (!list) return;
+  const editable = (c) => state.me.role === "admin" || c.owner_id === state.me.id;
+  const remove = async (c) => {
+    if (!confirm(`Delete the reply /${c.shortcut}?`)) return;
+    try {
+      await api("DELETE", `/canned_responses/${c.id}`);
+      await loadCanned();
+      renderCanned();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  fill(
+    list,
+    state.canned.length
+      ? state.canned.map((c) =>
+          el(
+            "li",
+            { dataset: { id: c.id } },
+            el("strong", {}, `/${c.shortcut}`),
+            c.shared ? el("span", { class: "tag" }, "Shared") : null,
+            el("p", { class: "body" }, c.body),
+            editable(c) ? el("button", { type: "button", class: "link danger", onclick: () => remove(c) }, "Delete") : null,
+          ),
+        )
+      : el("li", { class: "empty" }, "No saved replies yet."),
+  );
+}
 
 /** Saves the transcript as a text file (fetched with the token, so not a plain link). */
 async function downloadTranscript(id) {
@@ -567,6 +653,35 @@ function composer(c) {
     el("label", { class: "check note-toggle", title: "Only operators see internal notes" }, note, "Internal note"),
     el("button", { type: "submit", class: "primary", "aria-label": "Send" }, icon("send"), " Send"),
   );
+  // `/shortcut` offers the matching saved replies; Tab or Enter takes the first.
+  const suggestions = el("ul", { id: "canned-suggestions", class: "suggestions", hidden: true, role: "listbox" });
+  const take = (canned) => {
+    input.value = fillCanned(canned.body, c);
+    suggestions.hidden = true;
+    input.focus();
+  };
+  const suggest = () => {
+    const typed = /^\/([a-z0-9_-]*)$/.exec(input.value);
+    const found = typed ? cannedMatching(typed[1]).slice(0, 8) : [];
+    fill(suggestions, found.map((canned) => el("li", { role: "option", onmousedown: (e) => { e.preventDefault(); take(canned); } },
+      el("strong", {}, `/${canned.shortcut}`), " ", canned.body)));
+    suggestions.hidden = found.length === 0;
+    return found;
+  };
+  form.prepend(suggestions);
+  input.addEventListener("keydown", (e) => {
+    if ((e.key === "Tab" || e.key === "Enter") && !suggestions.hidden) {
+      const [first] = suggest();
+      if (first) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        take(first);
+      }
+    } else if (e.key === "Escape") {
+      suggestions.hidden = true;
+    }
+  });
+  input.addEventListener("input", suggest);
   note.addEventListener("change", () => {
     form.classList.toggle("note-mode", note.checked);
     input.placeholder = note.checked ? "Write an internal note (operators only)…" : "Write a message…";

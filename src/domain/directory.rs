@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::canned::{self, CannedPatch, CannedResponse, Editor};
 use super::chatbot::{build_steps, Chatbot, StepInput};
 use super::operator::{Operator, Role};
 use super::text::{self, InvalidField};
-use super::{ChannelId, ChatbotId, ExpertiseId, OperatorId};
+use super::{CannedId, ChannelId, ChatbotId, ExpertiseId, OperatorId};
 
 /// A skill such as "Billing"; its holders live on the operators (see [`Operator`]).
 #[derive(Clone, Debug)]
@@ -80,6 +81,10 @@ pub enum DirectoryError {
     NotFound(&'static str),
     #[error("the last active admin can be neither demoted nor deactivated")]
     LastAdmin,
+    #[error("a canned response with shortcut {0:?} already exists")]
+    DuplicateShortcut(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
 }
 
 /// The fields of a new operator, already validated by the caller except for uniqueness.
@@ -134,6 +139,7 @@ pub struct Directory {
     channels: BTreeMap<ChannelId, Channel>,
     /// Each the current version; running conversations may hold older ones.
     chatbots: BTreeMap<ChatbotId, Arc<Chatbot>>,
+    canned: BTreeMap<CannedId, CannedResponse>,
     /// Ids are never reused, even after a delete, so a stale reference can't hit a newcomer.
     last_id: u64,
 }
@@ -184,6 +190,7 @@ pub struct DirectoryParts {
     pub expertise: Vec<Expertise>,
     pub channels: Vec<Channel>,
     pub chatbots: Vec<Chatbot>,
+    pub canned: Vec<CannedResponse>,
     pub last_id: u64,
 }
 
@@ -194,6 +201,7 @@ impl Directory {
             expertise: parts.expertise.into_iter().map(|e| (e.id, e)).collect(),
             channels: parts.channels.into_iter().map(|c| (c.id, c)).collect(),
             chatbots: parts.chatbots.into_iter().map(|c| (c.id, Arc::new(c))).collect(),
+            canned: parts.canned.into_iter().map(|c| (c.id, c)).collect(),
             last_id: parts.last_id,
         }
     }
@@ -524,6 +532,96 @@ impl Directory {
         self.chatbots.remove(&id).ok_or(DirectoryError::NotFound("chatbot"))?;
         for channel in self.channels.values_mut().filter(|c| c.chatbot_id == Some(id)) {
             channel.chatbot_id = None;
+        }
+        Ok(())
+    }
+
+    // ---- canned responses ----
+
+    /// Every canned response, everyone's (for storage and tests; readers filter with `visible_to`).
+    pub fn canned_responses(&self) -> impl Iterator<Item = &CannedResponse> {
+        self.canned.values()
+    }
+
+    /// One canned response `editor` may see or change.
+    ///
+    /// # Errors
+    /// `NotFound` also for another operator's own one, so ids reveal nothing.
+    pub fn canned(&self, id: CannedId, editor: Editor) -> Result<&CannedResponse, DirectoryError> {
+        self.canned.get(&id).filter(|c| c.visible_to(editor) || c.editable_by(editor)).ok_or(DirectoryError::NotFound("canned response"))
+    }
+
+    /// Adds a shared response (admins only) or one of the editor's own.
+    ///
+    /// # Errors
+    /// `Invalid` shortcut or body, `Forbidden` sharing by a non-admin, `DuplicateShortcut`.
+    pub fn create_canned(
+        &mut self,
+        editor: Editor,
+        shortcut: &str,
+        body: &str,
+        shared: bool,
+        max_chars: usize,
+    ) -> Result<CannedId, DirectoryError> {
+        let owner = self.canned_owner(editor, shared)?;
+        let response =
+            CannedResponse { id: CannedId(0), shortcut: canned::shortcut(shortcut)?, body: text::bounded("body", body, max_chars)?, owner };
+        self.check_shortcut(&response)?;
+        let id = CannedId(self.next_id());
+        self.canned.insert(id, CannedResponse { id, ..response });
+        Ok(id)
+    }
+
+    /// Changes a response the editor may change; `shared: false` on a shared one makes it the admin's own.
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden` (not theirs, or sharing by a non-admin), `Invalid`, `DuplicateShortcut`.
+    pub fn update_canned(&mut self, id: CannedId, editor: Editor, patch: CannedPatch, max_chars: usize) -> Result<(), DirectoryError> {
+        let mut response = self.editable_canned(id, editor)?.clone();
+        if let Some(shortcut) = patch.shortcut {
+            response.shortcut = canned::shortcut(&shortcut)?;
+        }
+        if let Some(body) = patch.body {
+            response.body = text::bounded("body", &body, max_chars)?;
+        }
+        if let Some(shared) = patch.shared.filter(|&shared| shared != response.owner.is_none()) {
+            response.owner = self.canned_owner(editor, shared)?;
+        }
+        self.check_shortcut(&response)?;
+        self.canned.insert(id, response);
+        Ok(())
+    }
+
+    /// # Errors
+    /// `NotFound`, `Forbidden`.
+    pub fn delete_canned(&mut self, id: CannedId, editor: Editor) -> Result<(), DirectoryError> {
+        self.editable_canned(id, editor)?;
+        self.canned.remove(&id);
+        Ok(())
+    }
+
+    fn editable_canned(&self, id: CannedId, editor: Editor) -> Result<&CannedResponse, DirectoryError> {
+        let response = self.canned(id, editor)?;
+        if response.editable_by(editor) {
+            Ok(response)
+        } else {
+            Err(DirectoryError::Forbidden("only admins change shared canned responses"))
+        }
+    }
+
+    fn canned_owner(&self, editor: Editor, shared: bool) -> Result<Option<OperatorId>, DirectoryError> {
+        match shared {
+            true if !editor.is_admin => Err(DirectoryError::Forbidden("only admins share canned responses")),
+            true => Ok(None),
+            false => Ok(Some(editor.id)),
+        }
+    }
+
+    /// Unique among the shared ones and among each operator's own.
+    fn check_shortcut(&self, response: &CannedResponse) -> Result<(), DirectoryError> {
+        let taken = self.canned.values().any(|c| c.id != response.id && c.owner == response.owner && c.shortcut == response.shortcut);
+        if taken {
+            return Err(DirectoryError::DuplicateShortcut(response.shortcut.clone()));
         }
         Ok(())
     }

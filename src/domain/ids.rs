@@ -59,3 +59,7 @@ id_type!(
     /// An answer of a selection step, unique within its chatbot.
     AnswerId
 );
+id_type!(
+    /// A canned response (a saved reply).
+    CannedId
+);

@@ -5,6 +5,7 @@
 //! unit-testable in place and lets the snapshot format evolve separately.
 
 pub mod assignment;
+pub mod canned;
 pub mod chatbot;
 pub mod conversation;
 pub mod directory;
@@ -16,4 +17,4 @@ pub mod search;
 pub mod text;
 pub mod time;
 
-pub use ids::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
+pub use ids::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};

@@ -2,6 +2,7 @@
 //! holds the handlers of one resource.
 
 pub mod auth;
+pub mod canned;
 pub mod channels;
 pub mod chatbots;
 pub mod conversations;
@@ -77,6 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/history").get(history::search))
                 .service(web::resource("/visitors/{visitor_key}").delete(history::erase_visitor))
                 .service(web::resource("/direct").post(conversations::direct))
+                .service(web::resource("/canned_responses").get(canned::list).post(canned::create))
+                .service(web::resource("/canned_responses/{id}").get(canned::get).patch(canned::update).delete(canned::delete))
                 .service(web::resource("/admin/snapshot").post(ops::snapshot))
                 .service(web::resource("/reports/routing").get(reports::routing)),
         )

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, channels, chatbots, conversations, expertise, history, ops, reports, users, visitor};
+use super::{auth, canned, channels, chatbots, conversations, expertise, history, ops, reports, users, visitor};
 
 struct BearerAuth;
 
@@ -80,6 +80,7 @@ fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Compon
         conversations::set_expertise, conversations::join, conversations::leave, conversations::invite_candidates,
         conversations::invite, conversations::close, conversations::direct,
         history::search, history::transcript, history::visitor_history, history::erase_visitor,
+        canned::list, canned::get, canned::create, canned::update, canned::delete,
     )
 )]
 pub struct ApiDoc;

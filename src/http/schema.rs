@@ -9,6 +9,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::openapi::RefOr;
 
 use crate::auth::MAX_PASSWORD_CHARS;
+use crate::domain::canned::MAX_SHORTCUT_CHARS;
 use crate::domain::text::{MAX_LOGIN_CHARS, MAX_NAME_CHARS, WHITESPACE};
 use crate::hub::MAX_VISITOR_KEY_CHARS;
 
@@ -33,6 +34,25 @@ fn languages(nullable: bool) -> RefOr<Schema> {
 /// A chat message: not blank; its longest is the server's `--max-message-chars`.
 pub fn message_body() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(not_blank()).into()
+}
+
+/// As `message_body`, or null (a partial update leaving it alone).
+pub fn message_body_or_null() -> RefOr<Schema> {
+    let kind: SchemaType = [Type::String, Type::Null].into_iter().collect();
+    ObjectBuilder::new().schema_type(kind).min_length(Some(1)).pattern(not_blank()).into()
+}
+
+fn shortcut_text(nullable: bool) -> RefOr<Schema> {
+    text(MAX_SHORTCUT_CHARS, Some("^[a-z0-9_-]+$".to_owned()), nullable)
+}
+
+/// A canned response's shortcut (`domain::canned::shortcut`).
+pub fn shortcut() -> RefOr<Schema> {
+    shortcut_text(false)
+}
+
+pub fn shortcut_or_null() -> RefOr<Schema> {
+    shortcut_text(true)
 }
 
 pub fn name() -> RefOr<Schema> {

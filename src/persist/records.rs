@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::assignment::Rule;
+use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, ScriptRun, Step, StepKind};
 use crate::domain::conversation::{
     Assignment, Author, AuthorKind, Conversation, ConversationParts, HelpRequest, Kind, Message, Status, Visitor,
@@ -20,7 +21,7 @@ use crate::domain::conversation::{
 use crate::domain::directory::{Channel, Directory, DirectoryParts, Expertise, RoutingOptions};
 use crate::domain::operator::{Operator, Role};
 use crate::domain::time::Timestamp;
-use crate::domain::{AnswerId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
+use crate::domain::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 /// Declares a stored copy of a domain enum with conversions both ways. The
 /// stored variant order is the format: append new variants, never reorder.
@@ -174,6 +175,28 @@ impl From<DirectoryV1> for DirectoryV2 {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CannedV1 {
+    pub id: u64,
+    pub shortcut: String,
+    pub body: String,
+    /// `None` for a shared response.
+    pub owner: Option<u64>,
+}
+
+/// The directory since canned responses: version 2 and the saved replies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryV3 {
+    pub base: DirectoryV2,
+    pub canned: Vec<CannedV1>,
+}
+
+impl From<DirectoryV2> for DirectoryV3 {
+    fn from(base: DirectoryV2) -> DirectoryV3 {
+        DirectoryV3 { base, canned: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitorV1 {
     pub name: String,
     pub lang: Option<String>,
@@ -271,6 +294,8 @@ pub enum RecordV1 {
     Archived {
         id: u64,
     },
+    /// The whole directory, as `DirectoryV2` does, since canned responses.
+    DirectoryV3(Box<DirectoryV3>),
 }
 
 /// The whole state, as format 1 snapshots hold it (read, never written).
@@ -282,7 +307,8 @@ pub struct SnapshotV1 {
     pub conversations: Vec<ConversationV1>,
 }
 
-/// The whole state. `journal_from` is the first journal segment to replay over it.
+/// The whole state as format 2 snapshots hold it (read, never written).
+/// `journal_from` is the first journal segment to replay over it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotV2 {
     pub journal_from: u64,
@@ -298,12 +324,38 @@ impl From<SnapshotV1> for SnapshotV2 {
     }
 }
 
+/// The whole state since canned responses (format 3); only the directory grew.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotV3 {
+    pub journal_from: u64,
+    pub directory: DirectoryV3,
+    /// Operator tokens (visitor tokens live in their conversation).
+    pub tokens: Vec<(String, u64)>,
+    pub conversations: Vec<ConversationV1>,
+}
+
+impl From<SnapshotV2> for SnapshotV3 {
+    fn from(s: SnapshotV2) -> SnapshotV3 {
+        SnapshotV3 { journal_from: s.journal_from, directory: s.directory.into(), tokens: s.tokens, conversations: s.conversations }
+    }
+}
+
 // ---- domain → stored ----
 
 impl RecordV1 {
     /// The record of a directory change: the whole directory as it now is.
     pub fn directory(directory: &Directory) -> RecordV1 {
-        RecordV1::DirectoryV2(Box::new(DirectoryV2::from(directory)))
+        RecordV1::DirectoryV3(Box::new(DirectoryV3::from(directory)))
+    }
+}
+
+impl From<&Directory> for DirectoryV3 {
+    fn from(d: &Directory) -> DirectoryV3 {
+        let canned = d
+            .canned_responses()
+            .map(|c| CannedV1 { id: c.id.0, shortcut: c.shortcut.clone(), body: c.body.clone(), owner: c.owner.map(|o| o.0) })
+            .collect();
+        DirectoryV3 { base: DirectoryV2::from(d), canned }
     }
 }
 
@@ -484,8 +536,9 @@ impl From<&ChatbotV1> for Chatbot {
     }
 }
 
-impl From<&DirectoryV2> for Directory {
-    fn from(v2: &DirectoryV2) -> Directory {
+impl From<&DirectoryV3> for Directory {
+    fn from(v3: &DirectoryV3) -> Directory {
+        let v2 = &v3.base;
         let d = &v2.base;
         Directory::restore(DirectoryParts {
             operators: d
@@ -521,6 +574,16 @@ impl From<&DirectoryV2> for Directory {
                 })
                 .collect(),
             chatbots: d.chatbots.iter().map(Chatbot::from).collect(),
+            canned: v3
+                .canned
+                .iter()
+                .map(|c| CannedResponse {
+                    id: CannedId(c.id),
+                    shortcut: c.shortcut.clone(),
+                    body: c.body.clone(),
+                    owner: c.owner.map(OperatorId),
+                })
+                .collect(),
             last_id: d.last_id,
         })
     }

@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::files::{decode, encode, sync_dir, StoreError};
-use super::records::{SnapshotV1, SnapshotV2};
+use super::records::{SnapshotV1, SnapshotV2, SnapshotV3};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SWBSNAP1";
 /// 2 since users can be deactivated; version 1 files still read.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// How many snapshots are kept; journal segments older than the oldest kept
@@ -25,7 +25,7 @@ pub fn path(dir: &Path, journal_from: u64) -> PathBuf {
 ///
 /// # Errors
 /// Any IO error; the previous snapshots are untouched then.
-pub fn write(dir: &Path, snapshot: &SnapshotV2) -> Result<u64, StoreError> {
+pub fn write(dir: &Path, snapshot: &SnapshotV3) -> Result<u64, StoreError> {
     let payload = encode(snapshot);
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
@@ -48,7 +48,7 @@ pub fn write(dir: &Path, snapshot: &SnapshotV2) -> Result<u64, StoreError> {
 ///
 /// # Errors
 /// A description of what is wrong with it.
-pub fn read(path: &Path) -> Result<SnapshotV2, String> {
+pub fn read(path: &Path) -> Result<SnapshotV3, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() < HEADER || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err("not a Switchboard snapshot (bad magic bytes)".into());
@@ -68,8 +68,9 @@ pub fn read(path: &Path) -> Result<SnapshotV2, String> {
         return Err("checksum mismatch".into());
     }
     let decoded = match version {
-        1 => decode::<SnapshotV1>(payload).map(SnapshotV2::from),
-        _ => decode::<SnapshotV2>(payload),
+        1 => decode::<SnapshotV1>(payload).map(|s| SnapshotV3::from(SnapshotV2::from(s))),
+        2 => decode::<SnapshotV2>(payload).map(SnapshotV3::from),
+        _ => decode::<SnapshotV3>(payload),
     };
     decoded.map_err(|e| format!("cannot decode: {e}"))
 }
@@ -123,8 +124,8 @@ mod tests {
         let file = path(dir.path(), 4);
         fs::write(&file, bytes).unwrap();
         let read = read(&file).unwrap();
-        assert_eq!(read, SnapshotV2::from(old));
-        assert_eq!(read.directory.base, directory);
-        assert!(read.directory.inactive.is_empty());
+        assert_eq!(read, SnapshotV3::from(SnapshotV2::from(old)));
+        assert_eq!(read.directory.base.base, directory);
+        assert!(read.directory.base.inactive.is_empty() && read.directory.canned.is_empty());
     }
 }

@@ -170,6 +170,47 @@ async fn the_ui_in_a_real_browser() {
     a_user_cannot_edit_expertise(&driver, &s).await;
     the_widget_survives_a_reload(&driver, &s).await;
     history_search_open_download(&driver, &s).await;
+    saved_replies_and_internal_notes(&driver, &s).await;
+}
+
+/// Dora saves a reply, expands it with `/thanks` in a chat, then writes an
+/// internal note: the visitor gets the reply with their name, never the note.
+async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
+    let (dora, _) = s.operator("dora", json!({"name": "Dora"})).await;
+    let channel = s.channel(&[dora], None).await;
+    let console = console(driver, s, "dora", "pw").await;
+    click(&console, "#open-canned").await;
+    find(&console, "#canned-shortcut").await.send_keys("thanks").await.unwrap();
+    find(&console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
+    click(&console, "#canned-form button[type=submit]").await;
+    wait_text(&console, "#canned-list", "/thanks").await;
+    screenshot(&console, "console-saved-replies").await;
+
+    let visitor = widget(driver, s, channel).await;
+    find(&visitor, ".sbw-form input").await.send_keys("Hi, I am Vera").await.unwrap();
+    click(&visitor, ".sbw-form button").await;
+    click(&console, "#channels .item").await;
+    wait_text(&console, "#transcript", "Hi, I am Vera").await;
+    let visitor_name = console.execute("return document.getElementById('pane-title').textContent;", vec![]).await.unwrap();
+    find(&console, "#composer-input").await.send_keys("/tha").await.unwrap();
+    wait_text(&console, "#canned-suggestions", "/thanks").await;
+    find(&console, "#composer-input").await.send_keys("\u{E004}").await.unwrap(); // Tab takes the first suggestion.
+    let filled = console.execute("return document.getElementById('composer-input').value;", vec![]).await.unwrap();
+    assert_eq!(filled, format!("Thanks {}, happy to help!", visitor_name.as_str().unwrap()));
+    click(&console, ".composer button[type=submit]").await;
+    wait_text(&visitor, ".sbw-msg", "happy to help!").await;
+
+    click(&console, "#composer-note").await;
+    send_in_console(&console, "Vera is a returning customer").await;
+    wait_text(&console, "#transcript .message.internal", "Vera is a returning customer").await;
+    screenshot(&console, "console-internal-note").await;
+    click(&console, "#composer-note").await;
+    send_in_console(&console, "Anything else?").await;
+    wait_text(&visitor, ".sbw-msg", "Anything else?").await;
+    let shown = visitor.execute("return document.body.textContent;", vec![]).await.unwrap();
+    assert!(!shown.as_str().unwrap().contains("returning customer"), "the visitor saw a note: {shown}");
+    console.close().await.unwrap();
+    visitor.close().await.unwrap();
 }
 
 /// Admin creates Billing in the UI; A (Billing) gets the visitor who answered

@@ -92,3 +92,83 @@ async fn internal_notes_are_refused_where_messages_are() {
     s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
     assert_eq!(s.post(&path, &ann_token, json!({"body": "late"})).await.expect(409)["error"]["code"], "conflict");
 }
+
+/// The list shows the shared responses and the caller's own; each set keeps its shortcuts unique,
+/// an own one may share a shortcut with a shared one, and every change survives a restart.
+#[actix_rt::test]
+async fn canned_responses_are_shared_or_own_and_survive_a_restart() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (_, bob_token) = s.operator("bob", json!({})).await;
+    let path = "/api/v1/canned_responses";
+    let shared = s.post(path, &s.admin, json!({"shortcut": "hello", "body": "Hello {visitor_name}!", "shared": true})).await.expect(201);
+    assert_eq!(shared["shared"], true);
+    assert!(shared.get("owner_id").is_none(), "{shared}");
+    let own = s.post(path, &ann_token, json!({"shortcut": "hello", "body": "Hi, {operator_name} here"})).await.expect(201);
+    assert_eq!((own["shared"].clone(), own["owner_id"].clone()), (json!(false), json!(ann)));
+    s.post(path, &ann_token, json!({"shortcut": "refund", "body": "Refunds take 5 days."})).await.expect(201);
+    let bobs = s.post(path, &bob_token, json!({"shortcut": "refund", "body": "Bob's refund text"})).await.expect(201);
+    assert_eq!(s.post(path, &ann_token, json!({"shortcut": "refund", "body": "again"})).await.expect(409)["error"]["code"], "conflict");
+    s.post(path, &s.admin, json!({"shortcut": "hello", "body": "twice", "shared": true})).await.expect(409);
+
+    let listed = s.get(path, &ann_token).await.expect(200);
+    let seen: Vec<(&str, bool)> =
+        listed.as_array().unwrap().iter().map(|c| (c["shortcut"].as_str().unwrap(), c["shared"].as_bool().unwrap())).collect();
+    assert_eq!(seen, vec![("hello", false), ("hello", true), ("refund", false)], "ann's own first, bob's not at all");
+    let bob_list = s.get(path, &bob_token).await.expect(200);
+    let bob_sees: Vec<&str> = bob_list.as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(bob_sees, vec!["Hello {visitor_name}!", "Bob's refund text"]);
+
+    let own_path = format!("{path}/{}", own["id"]);
+    let edited = s.patch(&own_path, &ann_token, json!({"body": "Hi there", "shortcut": "hi"})).await.expect(200);
+    assert_eq!((edited["shortcut"].as_str(), edited["body"].as_str()), (Some("hi"), Some("Hi there")));
+    let s = s.restart().await;
+    let ann_token = s.login("ann", "pw").await;
+    let bob_token = s.login("bob", "pw").await;
+    let after: Vec<String> =
+        s.get(path, &ann_token).await.expect(200).as_array().unwrap().iter().map(|c| c["shortcut"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(after, vec!["hello", "hi", "refund"]);
+    s.call(reqwest::Method::DELETE, &format!("{path}/{}", bobs["id"]), Some(&bob_token), None).await.expect(204);
+    assert_eq!(s.get(path, &bob_token).await.expect(200).as_array().unwrap().len(), 1);
+}
+
+/// Only owners and admins change a response, only admins share, another's own one is not found,
+/// and bad shortcuts and bodies are refused with the field named.
+#[actix_rt::test]
+async fn canned_responses_refuse_bad_input_and_other_peoples_edits() {
+    let s = TestServer::start().await;
+    let (_, ann_token) = s.operator("ann", json!({})).await;
+    let (_, bob_token) = s.operator("bob", json!({})).await;
+    let path = "/api/v1/canned_responses";
+    let shared = s.post(path, &s.admin, json!({"shortcut": "hello", "body": "Hello!", "shared": true})).await.expect(201);
+    let anns = s.post(path, &ann_token, json!({"shortcut": "mine", "body": "Mine"})).await.expect(201);
+    let shared_path = format!("{path}/{}", shared["id"]);
+    let anns_path = format!("{path}/{}", anns["id"]);
+    assert_eq!(s.patch(&shared_path, &ann_token, json!({"body": "Hijacked"})).await.expect(403)["error"]["code"], "forbidden");
+    s.call(reqwest::Method::DELETE, &shared_path, Some(&ann_token), None).await.expect(403);
+    assert_eq!(s.patch(&anns_path, &ann_token, json!({"shared": true})).await.expect(403)["error"]["code"], "forbidden");
+    s.post(path, &ann_token, json!({"shortcut": "x", "body": "x", "shared": true})).await.expect(403);
+    s.get(&anns_path, &bob_token).await.expect(404);
+    s.patch(&anns_path, &bob_token, json!({"body": "Bob's now"})).await.expect(404);
+    s.call(reqwest::Method::DELETE, &anns_path, Some(&bob_token), None).await.expect(404);
+    s.get(&format!("{path}/999999"), &ann_token).await.expect(404);
+    // The admin may change anyone's; sharing an own one moves it to the shared set.
+    let now_shared = s.patch(&anns_path, &s.admin, json!({"shared": true})).await.expect(200);
+    assert_eq!(now_shared["shared"], true);
+    assert!(s.get(path, &bob_token).await.expect(200).as_array().unwrap().iter().any(|c| c["shortcut"] == "mine"));
+    for (body, field) in [
+        (json!({"shortcut": "", "body": "x"}), "shortcut"),
+        (json!({"shortcut": "Hello", "body": "x"}), "shortcut"),
+        (json!({"shortcut": "two words", "body": "x"}), "shortcut"),
+        (json!({"shortcut": "x".repeat(33), "body": "x"}), "shortcut"),
+        (json!({"shortcut": "ok", "body": "   "}), "body"),
+        (json!({"shortcut": "ok", "body": "x".repeat(4001)}), "body"),
+        (json!({"body": "no shortcut"}), "shortcut"),
+        (json!({"shortcut": 5, "body": "x"}), "shortcut"),
+    ] {
+        let res = s.post(path, &ann_token, body.clone()).await;
+        assert!(matches!(res.status, 400 | 413), "{body}: {res:?}");
+        assert!(res.body["error"]["message"].as_str().unwrap().contains(field), "{body}: {res:?}");
+    }
+    s.patch(&shared_path, &s.admin, json!({"shortcut": "Nope"})).await.expect(400);
+}
