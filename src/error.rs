@@ -137,7 +137,9 @@ impl From<ConversationError> for ApiError {
             | ConversationError::NotLookingForHelp
             | ConversationError::AlreadyMember(_)
             | ConversationError::LastMember
-            | ConversationError::NotAwaitingAnswer(_) => ApiError::Conflict(message),
+            | ConversationError::NotAwaitingAnswer(_)
+            | ConversationError::CannotTake(_)
+            | ConversationError::NobodyFree => ApiError::Conflict(message),
         }
     }
 }

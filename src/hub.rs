@@ -14,7 +14,8 @@ use tokio::sync::watch;
 
 use crate::actors::conversation::{
     AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
-    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start, Typing,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start,
+    Transfer, Typing,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
@@ -533,6 +534,27 @@ impl Hub {
             return Err(InvalidField::new("user_ids", format!("names unknown user {unknown}")).into());
         }
         self.command(conversation, Invite { by: caller.id, invitees }).await
+    }
+
+    /// # Errors
+    /// `BadRequest` for an unknown or deactivated user or unknown expertise, or the conversation's refusal.
+    pub async fn transfer(
+        &self,
+        conversation: ConversationId,
+        caller: &Caller,
+        to: Option<OperatorId>,
+        expertise: Option<BTreeSet<ExpertiseId>>,
+    ) -> Result<ConversationView, ApiError> {
+        {
+            let directory = self.core.directory.read();
+            if let Some(unknown) = to.filter(|&u| !directory.operator(u).is_some_and(|op| op.active)) {
+                return Err(InvalidField::new("user_id", format!("names unknown user {unknown}")).into());
+            }
+            if let Some(expertise) = &expertise {
+                directory.check_expertise("expertise_ids", expertise)?;
+            }
+        }
+        self.command(conversation, Transfer { by: caller.id, to, expertise }).await
     }
 
     pub async fn leave(&self, conversation: ConversationId, caller: &Caller) -> Result<(), ApiError> {

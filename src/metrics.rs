@@ -28,6 +28,7 @@ pub enum Reason {
     Unanswered,
     Offline,
     Deactivated,
+    Transferred,
 }
 
 impl From<LeaveReason> for Reason {
@@ -36,6 +37,7 @@ impl From<LeaveReason> for Reason {
             LeaveReason::Unanswered => Reason::Unanswered,
             LeaveReason::Offline => Reason::Offline,
             LeaveReason::Deactivated => Reason::Deactivated,
+            LeaveReason::Transferred => Reason::Transferred,
         }
     }
 }

@@ -163,7 +163,8 @@ function handle(event) {
       const c = event.conversation;
       upsert(c);
       storeMessages(c.id, c.messages);
-      notify(event.type === "assigned" ? `New conversation with ${title(c)}` : `You were invited to ${title(c)}`);
+      const heading = event.reason === "transfer" ? "Transferred to you:" : event.type === "assigned" ? "New conversation with" : "You were invited to";
+      notify(`${heading} ${title(c)}`);
       if (state.selected === null) select(c.id);
       renderSidebar();
       break;
@@ -398,7 +399,12 @@ function renderPane() {
     actions.push(el("button", { id: "join", type: "button", class: "primary", onclick: () => join(c.id) }, icon("sign-in"), " Join"));
   }
   if (member && open) {
-    actions.push(el("button", { id: "invite", type: "button", onclick: () => openInvite(c) }, icon("user-plus"), " Invite People"));
+    actions.push(el("button", { id: "invite", type: "button", onclick: () => openInvite(c, "invite") }, icon("user-plus"), " Invite People"));
+    if (c.kind === "livechat") actions.push(el("button", { id: "transfer", type: "button", onclick: () => openInvite(c, "transfer") }, "Transfer"));
+    // The last operator of a livechat transfers or closes instead (the server answers 409).
+    if (c.kind === "direct" || c.member_ids.length > 1) {
+      actions.push(el("button", { id: "leave", type: "button", onclick: () => leaveConversation(c.id) }, "Leave"));
+    }
     actions.push(el("button", { id: "close", type: "button", onclick: () => closeConversation(c.id) }, "Close"));
   }
   actions.push(el("button", { id: "download-transcript", type: "button", onclick: () => downloadTranscript(c.id) }, "Download transcript"));
@@ -745,12 +751,40 @@ async function closeConversation(id) {
   }
 }
 
-// ---- invite ----
+async function leaveConversation(id) {
+  try {
+    await api("POST", `/conversations/${id}/leave`);
+    forget(id);
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+/** The caller is no longer in `id` (left or transferred it): it leaves their list. */
+function forget(id) {
+  state.conversations.delete(id);
+  if (state.selected === id) state.selected = null;
+  renderSidebar();
+  renderPane();
+}
+
+// ---- invite and transfer (one dialog: several colleagues to invite, or one to hand over to) ----
 
 let inviteFor = null;
+let dialogMode = "invite";
 
-async function openInvite(c) {
+async function openInvite(c, mode) {
   inviteFor = c;
+  dialogMode = mode;
+  const transfer = mode === "transfer";
+  $("invite-title").textContent = transfer ? "Transfer to" : "Invite People";
+  $("invite-submit").textContent = transfer ? "Transfer" : "Invite";
+  $("transfer-by-expertise").hidden = !transfer;
+  fill(
+    $("transfer-expertise"),
+    el("option", { value: "" }, "— or pick a colleague above —"),
+    [...state.expertise.values()].map((e) => el("option", { value: e.id }, e.name)),
+  );
   $("invite-search").value = "";
   await loadCandidates();
   $("invite-dialog").showModal();
@@ -767,7 +801,7 @@ async function loadCandidates() {
       el(
         "label",
         {},
-        el("input", { type: "checkbox", value: u.id, name: "invitee" }),
+        el("input", { type: dialogMode === "transfer" ? "radio" : "checkbox", value: u.id, name: "invitee" }),
         el("span", { class: `dot presence-${u.presence}`, title: u.presence, "aria-label": u.presence }),
         el("span", { class: "name" }, u.name),
         u.languages ? el("span", { class: "languages" }, u.languages.join(", ")) : null,
@@ -788,12 +822,20 @@ $("invite-search").addEventListener("input", () => {
 $("invite-cancel").addEventListener("click", () => $("invite-dialog").close());
 $("invite-form").addEventListener("submit", async (e) => {
   const ids = [...$("invite-list").querySelectorAll("input:checked")].map((i) => Number(i.value));
-  if (!ids.length) return;
+  const expertise = dialogMode === "transfer" ? $("transfer-expertise").value : "";
+  if (!ids.length && !expertise) return;
   e.preventDefault();
   try {
-    upsert(await api("POST", `/conversations/${inviteFor.id}/invite`, { user_ids: ids }));
-    $("invite-dialog").close();
-    renderPane();
+    if (dialogMode === "transfer") {
+      const body = ids.length ? { user_id: ids[0] } : { expertise_ids: [Number(expertise)] };
+      await api("POST", `/conversations/${inviteFor.id}/transfer`, body);
+      $("invite-dialog").close();
+      forget(inviteFor.id);
+    } else {
+      upsert(await api("POST", `/conversations/${inviteFor.id}/invite`, { user_ids: ids }));
+      $("invite-dialog").close();
+      renderPane();
+    }
   } catch (error) {
     toast(error.message, "error");
   }

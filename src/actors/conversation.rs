@@ -12,7 +12,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::operator::{Deliver, Track};
-use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, MembersChanged, Reroute, RoutingNeed};
+use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
 use crate::archive::Entry;
 use crate::domain::assignment::IfNobody;
@@ -31,7 +31,7 @@ use crate::persist::Captured;
 use crate::persist::StoreError;
 use crate::views::{ConversationSummary, ConversationView, HistoryItem, UserRef, VisitorConversationView};
 use crate::ws::outbound::{timed, SessionTx, Timed};
-use crate::ws::protocol::{AgentEvent, VisitorEvent};
+use crate::ws::protocol::{AgentEvent, AssignReason, VisitorEvent};
 
 pub struct ConversationActor {
     conversation: Conversation,
@@ -127,6 +127,8 @@ enum Members {
 #[derive(Clone, Copy)]
 enum Arrival {
     Assigned,
+    /// Assigned by a member's transfer: `assigned` says so.
+    Transferred,
     Invited,
     Joined,
 }
@@ -497,7 +499,8 @@ impl ConversationActor {
         let user = UserRef { id: operator, name: self.core.operator_name(operator) };
         let notice = self.system_post(format!("{} joined the conversation", user.name));
         let arrived = match arrival {
-            Arrival::Assigned => Some(AgentEvent::Assigned { conversation: self.view() }),
+            Arrival::Assigned => Some(AgentEvent::Assigned { conversation: self.view(), reason: None }),
+            Arrival::Transferred => Some(AgentEvent::Assigned { conversation: self.view(), reason: Some(AssignReason::Transfer) }),
             Arrival::Invited => Some(AgentEvent::Invited { conversation: self.view() }),
             Arrival::Joined => None,
         };
@@ -730,6 +733,70 @@ impl Handler<Invite> for ConversationActor {
             }
             Ok(act.view())
         })
+    }
+}
+
+/// A member hands the conversation to a colleague: `to`, or whom the router
+/// picks for the conversation's (or the given) expertise. The mailbox stays
+/// paused while the router decides, so nothing changes the conversation in between.
+#[derive(Message)]
+#[rtype(result = "Result<ConversationView, CommandError>")]
+pub struct Transfer {
+    pub by: OperatorId,
+    pub to: Option<OperatorId>,
+    /// Replaces the wanted expertise (ids already checked to exist).
+    pub expertise: Option<BTreeSet<ExpertiseId>>,
+}
+
+impl Handler<Transfer> for ConversationActor {
+    type Result = CommandReply<ConversationView>;
+
+    fn handle(&mut self, msg: Transfer, ctx: &mut Context<Self>) -> Self::Result {
+        let c = &self.conversation;
+        if let Err(refused) = c.check_transfer(msg.by, msg.to) {
+            return self.reply(Err(refused));
+        }
+        let Some(channel) = c.channel_id else { return self.reply(Err(ConversationError::NotLivechat)) };
+        let mut need = RoutingNeed::of(c);
+        if let Some(expertise) = &msg.expertise {
+            need.expertise.clone_from(expertise);
+        }
+        let request = HandOver { conversation: c.id, channel, from: msg.by, to: msg.to, need };
+        let (tx, rx) = oneshot::channel();
+        ctx.wait(self.core.router().send(request).into_actor(self).map(move |decided, act, ctx| {
+            let result = match decided {
+                Ok(Ok(assignment)) => act.transferred(msg.by, assignment, msg.expertise, ctx),
+                Ok(Err(refused)) => Err(refused),
+                // The router is gone: only while shutting down; nothing changed.
+                Err(_) => Err(ConversationError::NobodyFree),
+            };
+            // Durability is awaited outside the pause: its notice comes through the mailbox.
+            let reply = act.reply(result);
+            ctx.spawn(reply.map(move |answer, _, _| {
+                let _ = tx.send(answer);
+            }));
+        }));
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::Storage(StoreError::Stopped))) }.into_actor(self))
+    }
+}
+
+impl ConversationActor {
+    /// Applies the router's hand-over decision (already counted in its loads).
+    fn transferred(
+        &mut self,
+        from: OperatorId,
+        assignment: Assignment,
+        expertise: Option<BTreeSet<ExpertiseId>>,
+        ctx: &mut Context<Self>,
+    ) -> Result<ConversationView, ConversationError> {
+        let before = self.conversation.status();
+        let (operator, at) = (assignment.operator_id, assignment.at);
+        self.conversation.transfer(from, assignment, expertise)?;
+        self.farewell(from, Some(LeaveReason::Transferred));
+        self.welcome(operator, Arrival::Transferred);
+        self.after_change(before, Members::Changed);
+        self.arm_answer_timeout(operator, at, ctx);
+        Ok(self.view())
     }
 }
 

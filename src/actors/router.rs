@@ -16,7 +16,7 @@ use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, S
 use super::operator::Deliver;
 use super::Core;
 use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, Pick, Rule};
-use crate::domain::conversation::{Assignment, Conversation, Kind, LeaveReason, Status};
+use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
 use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
@@ -61,7 +61,7 @@ fn candidates<'a>(
     directory: &'a Directory,
     channel: &Channel,
     operators: &HashMap<OperatorId, Live>,
-    exclude: Option<OperatorId>,
+    exclude: &[OperatorId],
 ) -> Vec<Candidate<'a>> {
     let candidate = |id: OperatorId| {
         let live = operators.get(&id)?;
@@ -79,7 +79,7 @@ fn candidates<'a>(
             last_assigned: live.last_assigned,
         })
     };
-    channel.operator_ids.iter().filter(|&&id| Some(id) != exclude).filter_map(|&id| candidate(id)).collect()
+    channel.operator_ids.iter().filter(|id| !exclude.contains(id)).filter_map(|&id| candidate(id)).collect()
 }
 
 /// What routing needs to know about the visitor.
@@ -214,7 +214,7 @@ impl RouterActor {
     /// The cascade over the channel's candidates, `exclude` left out. `waited`
     /// is how long a queued conversation has waited: with `expert_wait_s` set,
     /// it keeps waiting while no candidate holds any of the wanted expertise.
-    fn decide(&self, channel: ChannelId, need: &RoutingNeed, exclude: Option<OperatorId>, waited: Option<Duration>) -> Decision {
+    fn decide(&self, channel: ChannelId, need: &RoutingNeed, exclude: &[OperatorId], waited: Option<Duration>) -> Decision {
         let directory = self.core.directory.read();
         let Some(channel_def) = directory.channel(channel) else {
             return Decision::NoCandidate;
@@ -308,7 +308,7 @@ impl RouterActor {
         let mut moved = false;
         let mut i = 0;
         while let Some(waiting) = self.queues.get(&channel).and_then(|q| q.get(i)) {
-            match self.decide(channel, &waiting.need, None, Some(waiting.since.elapsed())) {
+            match self.decide(channel, &waiting.need, &[], Some(waiting.since.elapsed())) {
                 Decision::Pick(pick) => {
                     // unwrap: index `i` exists, checked just above.
                     let waiting = self.queues.get_mut(&channel).and_then(|q| q.remove(i)).unwrap();
@@ -376,6 +376,35 @@ impl RouterActor {
         for (i, waiting) in self.queues.get(&channel).into_iter().flatten().enumerate() {
             waiting.addr.do_send(SetQueuePosition(i as u32 + 1));
         }
+    }
+
+    /// Moves an open livechat's seat from `from` to `pick.operator`: loads,
+    /// members, the tie-break clock, the returning-visitor memory, metrics.
+    fn move_over(
+        &mut self,
+        conversation: &ConversationId,
+        channel: ChannelId,
+        from: OperatorId,
+        pick: Pick,
+        need: &RoutingNeed,
+        reason: LeaveReason,
+    ) -> Assignment {
+        self.remove_load(from, channel);
+        let newcomer = self.open.get_mut(conversation).is_some_and(|open| {
+            open.members.remove(&from);
+            open.members.insert(pick.operator)
+        });
+        if newcomer {
+            self.add_load(pick.operator, channel);
+        }
+        self.last_assignment += 1;
+        self.operators.entry(pick.operator).or_default().last_assigned = self.last_assignment;
+        if let Some(key) = need.visitor_key.clone() {
+            self.previous.entry(channel).or_default().insert(key, pick.operator);
+        }
+        self.core.metrics.reassignments.get_or_create(&ReasonLabel { reason: reason.into() }).inc();
+        tracing::info!(conversation_id = %conversation, %from, to = %pick.operator, ?reason, "reassigned");
+        Assignment { operator_id: pick.operator, rule: pick.rule, candidates: pick.candidates, at: Timestamp::now() }
     }
 
     /// The board as `reader` sees it, oldest call for help first.
@@ -473,7 +502,7 @@ impl Handler<ForwardToOperator> for RouterActor {
         let waiting = Waiting { conversation, addr, need, since: Instant::now() };
         if if_nobody == IfNobody::GoOn {
             // A non-empty queue means nobody is free, so this cannot jump it.
-            return MessageResult(match self.decide(channel, &waiting.need, None, None) {
+            return MessageResult(match self.decide(channel, &waiting.need, &[], None) {
                 Decision::Pick(pick) => {
                     self.assign(channel, waiting, pick);
                     Forwarded::Routed
@@ -543,7 +572,7 @@ impl Handler<Reroute> for RouterActor {
         if !self.open.get(&msg.conversation).is_some_and(|open| open.members.contains(&msg.from)) {
             return;
         }
-        let Decision::Pick(pick) = self.decide(msg.channel, &msg.need, Some(msg.from), None) else {
+        let Decision::Pick(pick) = self.decide(msg.channel, &msg.need, &[msg.from], None) else {
             if msg.reason == LeaveReason::Deactivated {
                 self.remove_load(msg.from, msg.channel);
                 let emptied = self.open.get_mut(&msg.conversation).is_some_and(|open| {
@@ -557,26 +586,60 @@ impl Handler<Reroute> for RouterActor {
             }
             return;
         };
-        self.remove_load(msg.from, msg.channel);
-        let newcomer = self.open.get_mut(&msg.conversation).is_some_and(|open| {
-            open.members.remove(&msg.from);
-            open.members.insert(pick.operator)
-        });
-        if newcomer {
-            self.add_load(pick.operator, msg.channel);
-        }
-        self.last_assignment += 1;
-        self.operators.entry(pick.operator).or_default().last_assigned = self.last_assignment;
-        if let Some(key) = msg.need.visitor_key {
-            self.previous.entry(msg.channel).or_default().insert(key, pick.operator);
-        }
-        self.core.metrics.reassignments.get_or_create(&ReasonLabel { reason: msg.reason.into() }).inc();
-        tracing::info!(conversation_id = %msg.conversation, from = %msg.from, to = %pick.operator, reason = ?msg.reason, "reassigned");
         let assignment =
-            Assignment { operator_id: pick.operator, rule: Rule::Reassigned, candidates: pick.candidates, at: Timestamp::now() };
+            self.move_over(&msg.conversation, msg.channel, msg.from, Pick { rule: Rule::Reassigned, ..pick }, &msg.need, msg.reason);
         msg.addr.do_send(Reassign { from: msg.from, reason: msg.reason, assignment });
         // The freed seat may serve the queue (the old operator may be online, merely silent).
         self.drain(msg.channel, ctx);
+    }
+}
+
+/// A member hands an open livechat over: to `to`, or to whom the cascade picks
+/// for `need` among the channel's candidates not yet in it (rule `transferred`).
+/// Answers the assignment, already counted in the loads, or why nobody can take it.
+#[derive(Message)]
+#[rtype(result = "Result<Assignment, ConversationError>")]
+pub struct HandOver {
+    pub conversation: ConversationId,
+    pub channel: ChannelId,
+    pub from: OperatorId,
+    pub to: Option<OperatorId>,
+    pub need: RoutingNeed,
+}
+
+impl Handler<HandOver> for RouterActor {
+    type Result = Result<Assignment, ConversationError>;
+
+    fn handle(&mut self, msg: HandOver, ctx: &mut Context<Self>) -> Self::Result {
+        let members: Vec<OperatorId> = match self.open.get(&msg.conversation) {
+            Some(open) if open.members.contains(&msg.from) => open.members.iter().copied().collect(),
+            _ => return Err(ConversationError::NotMember),
+        };
+        let pick = {
+            let directory = self.core.directory.read();
+            let channel = directory.channel(msg.channel);
+            let candidates = channel.map(|c| candidates(&directory, c, &self.operators, &members)).unwrap_or_default();
+            match msg.to {
+                Some(to) => candidates.iter().any(|c| c.id == to).then_some(Pick { operator: to, rule: Rule::Transferred, candidates: 1 }),
+                None => {
+                    let need = &msg.need;
+                    let wanted =
+                        Need { previous: None, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
+                    pick_operator(&wanted, candidates.iter().copied())
+                }
+            }
+        };
+        let pick = pick.ok_or(msg.to.map_or(ConversationError::NobodyFree, ConversationError::CannotTake))?;
+        let assignment = self.move_over(
+            &msg.conversation,
+            msg.channel,
+            msg.from,
+            Pick { rule: Rule::Transferred, ..pick },
+            &msg.need,
+            LeaveReason::Transferred,
+        );
+        self.drain(msg.channel, ctx);
+        Ok(assignment)
     }
 }
 
@@ -800,7 +863,7 @@ mod tests {
             for event in events {
                 match event {
                     Event::Route(lang, country) => {
-                        let found = candidates(&directory, &channel, &live, None);
+                        let found = candidates(&directory, &channel, &live, &[]);
                         let need = Need { previous: None, lang, country, expertise: &nobody };
                         if let Some(pick) = pick_operator(&need, found.iter().copied()) {
                             let chosen = &live[&pick.operator];

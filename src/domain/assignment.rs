@@ -31,6 +31,8 @@ pub enum Rule {
     ExpertWaitExpired,
     /// Passed on from an operator who did not answer or went offline.
     Reassigned,
+    /// Handed over by a member (`POST /conversations/{id}/transfer`).
+    Transferred,
 }
 
 /// What a forward to an operator does when nobody can take the conversation now.

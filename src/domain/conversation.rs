@@ -127,7 +127,7 @@ pub struct Assignment {
     pub at: Timestamp,
 }
 
-/// Why an operator was taken off a conversation by the router.
+/// Why an operator was taken off a conversation by the router, or handed it over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
@@ -137,6 +137,8 @@ pub enum LeaveReason {
     Offline,
     /// An admin deactivated their account.
     Deactivated,
+    /// They handed it to a colleague.
+    Transferred,
 }
 
 /// One call for help: when it was made and when someone answered it by joining.
@@ -186,6 +188,10 @@ pub enum ConversationError {
     NotAwaitingAnswer(StepId),
     #[error(transparent)]
     Invalid(#[from] InvalidField),
+    #[error("operator {0} cannot take it now: not online, not in this channel's team, or at the channel's max_sessions")]
+    CannotTake(OperatorId),
+    #[error("nobody else can take it now")]
+    NobodyFree,
 }
 
 /// Everything stored about a conversation, for [`Conversation::restore`].
@@ -589,6 +595,40 @@ impl Conversation {
         self.check_member(from)?;
         self.members.retain(|&m| m != from);
         self.assign(assignment)
+    }
+
+    /// Whether `from` may hand this conversation over (to `to`, when named).
+    ///
+    /// # Errors
+    /// `Closed`, `NotMember`, `NotLivechat`, `AlreadyMember` for a named operator already in it.
+    pub fn check_transfer(&self, from: OperatorId, to: Option<OperatorId>) -> Result<(), ConversationError> {
+        self.check_open()?;
+        self.check_member(from)?;
+        if self.kind != Kind::Livechat {
+            return Err(ConversationError::NotLivechat);
+        }
+        match to {
+            Some(to) if self.is_member(to) => Err(ConversationError::AlreadyMember(to)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `from` hands over to the operator the router chose (rule `transferred`),
+    /// the wanted expertise becoming `expertise` when given.
+    ///
+    /// # Errors
+    /// As `check_transfer`.
+    pub fn transfer(
+        &mut self,
+        from: OperatorId,
+        assignment: Assignment,
+        expertise: Option<BTreeSet<ExpertiseId>>,
+    ) -> Result<(), ConversationError> {
+        self.check_transfer(from, Some(assignment.operator_id))?;
+        if let Some(expertise) = expertise {
+            self.expertise_ids = expertise;
+        }
+        self.reassign(from, assignment)
     }
 
     /// The router takes `operator` off an open livechat with nobody to take

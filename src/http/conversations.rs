@@ -40,6 +40,15 @@ pub struct InviteBody {
     pub user_ids: Vec<OperatorId>,
 }
 
+/// Whom to hand over to: a named operator, or whoever the router picks for
+/// `expertise_ids` (or, without them, the conversation's own expertise).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TransferBody {
+    pub user_id: Option<OperatorId>,
+    /// Also becomes the conversation's wanted expertise.
+    pub expertise_ids: Option<Vec<ExpertiseId>>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DirectBody {
     pub user_id: OperatorId,
@@ -258,6 +267,22 @@ pub async fn invite(
     JsonBody(body): JsonBody<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(hub.invite(*id, &caller, body.user_ids).await?))
+}
+
+/// A member hands the conversation over and leaves it (rule `transferred`).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", security(("bearer" = [])), params(("id" = u64, Path)),
+    request_body = TransferBody,
+    responses((status = 200, body = ConversationView), (status = 400, description = "Unknown user or expertise", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, description = "Not a member", body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "Closed, not a livechat, or nobody (or not the named operator) can take it now", body = ErrorBody)))]
+pub async fn transfer(
+    hub: web::Data<Hub>,
+    caller: Caller,
+    id: web::Path<ConversationId>,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Result<HttpResponse, ApiError> {
+    let expertise = body.expertise_ids.map(|ids| ids.into_iter().collect());
+    Ok(HttpResponse::Ok().json(hub.transfer(*id, &caller, body.user_id, expertise).await?))
 }
 
 /// A member closes the conversation; the visitor is told and no more messages are accepted.

@@ -72,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/conversations/{id}/leave").post(conversations::leave))
                 .service(web::resource("/conversations/{id}/invite_candidates").get(conversations::invite_candidates))
                 .service(web::resource("/conversations/{id}/invite").post(conversations::invite))
+                .service(web::resource("/conversations/{id}/transfer").post(conversations::transfer))
                 .service(web::resource("/conversations/{id}/close").post(conversations::close))
                 .service(web::resource("/conversations/{id}/transcript").get(history::transcript))
                 .service(web::resource("/conversations/{id}/visitor_history").get(history::visitor_history))

@@ -78,7 +78,7 @@ fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Compon
         visitor::open, visitor::conversation, visitor::post_message, visitor::leave,
         conversations::list, conversations::get, conversations::post_message, conversations::post_note, conversations::set_status,
         conversations::set_expertise, conversations::join, conversations::leave, conversations::invite_candidates,
-        conversations::invite, conversations::close, conversations::direct,
+        conversations::invite, conversations::transfer, conversations::close, conversations::direct,
         history::search, history::transcript, history::visitor_history, history::erase_visitor,
         canned::list, canned::get, canned::create, canned::update, canned::delete,
     )

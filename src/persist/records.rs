@@ -104,6 +104,7 @@ stored_enum!(RuleV1 <=> Rule {
     AnyOperator,
     ExpertWaitExpired,
     Reassigned,
+    Transferred,
 });
 
 fn raw_ids<T>(ids: impl IntoIterator<Item = T>, raw: impl Fn(T) -> u64) -> Vec<u64> {

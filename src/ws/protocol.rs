@@ -76,6 +76,13 @@ pub enum VisitorCommand {
     Typing,
 }
 
+/// Why an `assigned` came other than routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignReason {
+    Transfer,
+}
+
 /// Events pushed to operators.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -87,6 +94,9 @@ pub enum AgentEvent {
     },
     Assigned {
         conversation: ConversationView,
+        /// `transfer` when a colleague handed it over; absent when the router routed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<AssignReason>,
     },
     Invited {
         conversation: ConversationView,

@@ -178,38 +178,51 @@ async fn the_ui_in_a_real_browser() {
 async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     let (dora, _) = s.operator("dora", json!({"name": "Dora"})).await;
     let channel = s.channel(&[dora], None).await;
-    let console = console(driver, s, "dora", "pw").await;
-    click(&console, "#open-canned").await;
-    find(&console, "#canned-shortcut").await.send_keys("thanks").await.unwrap();
-    find(&console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
-    click(&console, "#canned-form button[type=submit]").await;
-    wait_text(&console, "#canned-list", "/thanks").await;
-    screenshot(&console, "console-saved-replies").await;
+    let dora_console = console(driver, s, "dora", "pw").await;
+    click(&dora_console, "#open-canned").await;
+    find(&dora_console, "#canned-shortcut").await.send_keys("thanks").await.unwrap();
+    find(&dora_console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
+    click(&dora_console, "#canned-form button[type=submit]").await;
+    wait_text(&dora_console, "#canned-list", "/thanks").await;
+    screenshot(&dora_console, "dora_console-saved-replies").await;
 
     let visitor = widget(driver, s, channel).await;
     find(&visitor, ".sbw-form input").await.send_keys("Hi, I am Vera").await.unwrap();
     click(&visitor, ".sbw-form button").await;
-    click(&console, "#channels .item").await;
-    wait_text(&console, "#transcript", "Hi, I am Vera").await;
-    let visitor_name = console.execute("return document.getElementById('pane-title').textContent;", vec![]).await.unwrap();
-    find(&console, "#composer-input").await.send_keys("/tha").await.unwrap();
-    wait_text(&console, "#canned-suggestions", "/thanks").await;
-    find(&console, "#composer-input").await.send_keys("\u{E004}").await.unwrap(); // Tab takes the first suggestion.
-    let filled = console.execute("return document.getElementById('composer-input').value;", vec![]).await.unwrap();
+    click(&dora_console, "#channels .item").await;
+    wait_text(&dora_console, "#transcript", "Hi, I am Vera").await;
+    let visitor_name = dora_console.execute("return document.getElementById('pane-title').textContent;", vec![]).await.unwrap();
+    find(&dora_console, "#composer-input").await.send_keys("/tha").await.unwrap();
+    wait_text(&dora_console, "#canned-suggestions", "/thanks").await;
+    find(&dora_console, "#composer-input").await.send_keys("\u{E004}").await.unwrap(); // Tab takes the first suggestion.
+    let filled = dora_console.execute("return document.getElementById('composer-input').value;", vec![]).await.unwrap();
     assert_eq!(filled, format!("Thanks {}, happy to help!", visitor_name.as_str().unwrap()));
-    click(&console, ".composer button[type=submit]").await;
+    click(&dora_console, ".composer button[type=submit]").await;
     wait_text(&visitor, ".sbw-msg", "happy to help!").await;
 
-    click(&console, "#composer-note").await;
-    send_in_console(&console, "Vera is a returning customer").await;
-    wait_text(&console, "#transcript .message.internal", "Vera is a returning customer").await;
-    screenshot(&console, "console-internal-note").await;
-    click(&console, "#composer-note").await;
-    send_in_console(&console, "Anything else?").await;
+    click(&dora_console, "#composer-note").await;
+    send_in_console(&dora_console, "Vera is a returning customer").await;
+    wait_text(&dora_console, "#transcript .message.internal", "Vera is a returning customer").await;
+    screenshot(&dora_console, "dora_console-internal-note").await;
+    click(&dora_console, "#composer-note").await;
+    send_in_console(&dora_console, "Anything else?").await;
     wait_text(&visitor, ".sbw-msg", "Anything else?").await;
     let shown = visitor.execute("return document.body.textContent;", vec![]).await.unwrap();
     assert!(!shown.as_str().unwrap().contains("returning customer"), "the visitor saw a note: {shown}");
-    console.close().await.unwrap();
+
+    // Dora hands the chat to Erin, who joined the team since.
+    let (erin, _) = s.operator("erin", json!({"name": "Erin"})).await;
+    s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [dora, erin]})).await.expect(200);
+    let erin_console = console(driver, s, "erin", "pw").await;
+    click(&dora_console, "#transfer").await;
+    wait_text(&dora_console, "#invite-title", "Transfer to").await;
+    click(&dora_console, &format!("#invite-list input[value='{erin}']")).await;
+    click(&dora_console, "#invite-submit").await;
+    wait_text(&visitor, ".sbw-msg", "Erin joined the conversation").await;
+    wait_text(&erin_console, "#channels .item", "Erin joined the conversation").await;
+    wait_gone(&dora_console, "#channels .item").await;
+    dora_console.close().await.unwrap();
+    erin_console.close().await.unwrap();
     visitor.close().await.unwrap();
 }
 

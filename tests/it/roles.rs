@@ -82,6 +82,7 @@ async fn every_endpoint_enforces_its_roles() {
         row(Method::GET, format!("{c}/invite_candidates"), None, [200, 200, 403, 401]),
         row(Method::POST, format!("{c}/join"), None, [409, 409, 403, 401]),
         row(Method::POST, format!("{c}/invite"), Some(json!({"user_ids": [bob]})), [403, 200, 403, 401]),
+        row(Method::POST, format!("{c}/transfer"), Some(json!({"user_id": 999_999})), [400, 400, 403, 401]),
         row(Method::POST, "/api/v1/direct", Some(json!({"user_id": bob})), [201, 201, 403, 401]),
         row(Method::POST, format!("/api/v1/conversations/{second}/close"), None, [403, 200, 403, 401]),
         row(Method::POST, "/api/v1/visitor/leave", None, [403, 403, 200, 401]),

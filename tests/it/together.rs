@@ -172,3 +172,108 @@ async fn canned_responses_refuse_bad_input_and_other_peoples_edits() {
     }
     s.patch(&shared_path, &s.admin, json!({"shortcut": "Nope"})).await.expect(400);
 }
+
+/// A named colleague takes over: they get `assigned` with reason `transfer`, the caller leaves
+/// (and frees their seat), everyone sees it, and the assignment record says `transferred`.
+#[actix_rt::test]
+async fn a_transfer_to_a_named_colleague_hands_the_chat_over() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({"name": "Ann"})).await;
+    let (bob, bob_token) = s.operator("bob", json!({"name": "Bob"})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], Some(1)).await;
+    let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
+    ann_ws.next_of("assigned").await;
+    // bob joins the team and comes online afterwards, so routing chose ann.
+    s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [ann, bob]})).await.expect(200);
+    let (mut bob_ws, _) = s.agent(&bob_token).await;
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    let path = format!("/api/v1/conversations/{conversation}/transfer");
+    let view = s.post(&path, &ann_token, json!({"user_id": bob})).await.expect(200);
+    assert_eq!(view["member_ids"], json!([bob]));
+    let assigned = bob_ws.next_of("assigned").await;
+    assert_eq!(assigned["reason"], "transfer");
+    assert_eq!(assigned["conversation"]["id"], conversation);
+    let left = ann_ws.next_of("member_left").await;
+    assert_eq!((left["user"]["id"].as_u64(), left["reason"].as_str()), (Some(ann), Some("transferred")));
+    widget.next_where("ann leaving", |f| f["type"] == "message" && f["message"]["body"] == "Ann left the conversation").await;
+    assert_eq!(widget.next_of("member_joined").await["user"]["name"], "Bob");
+    let record = s.conversation(conversation, &bob_token).await;
+    assert_eq!(record["assignment"]["rule"], "transferred");
+    assert_eq!(record["assignment"]["operator_id"], bob);
+    s.get(&format!("/api/v1/conversations/{conversation}"), &ann_token).await.expect(403);
+    // ann's seat (max_sessions 1) is free again: the next visitor goes to her.
+    s.put("/api/v1/me/presence", &bob_token, json!({"presence": "away"})).await.expect(200);
+    let (next, _) = s.visit(channel, json!({"visitor_name": "Walt"})).await;
+    assert_eq!(ann_ws.next_of("assigned").await["conversation"]["id"], next);
+
+    let s = s.restart().await;
+    let bob_token = s.login("bob", "pw").await;
+    let record = s.conversation(conversation, &bob_token).await;
+    assert_eq!((record["member_ids"].clone(), record["assignment"]["rule"].clone()), (json!([bob]), json!("transferred")));
+}
+
+/// Without a name the router picks among the team, the caller and members excluded,
+/// for the expertise given — which becomes the conversation's.
+#[actix_rt::test]
+async fn a_transfer_by_expertise_goes_to_whom_the_router_picks() {
+    let s = TestServer::start().await;
+    let billing = s.expertise("Billing").await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (bob, bob_token) = s.operator("bob", json!({})).await;
+    let (carl, carl_token) = s.operator("carl", json!({"expertise_ids": [billing]})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, _) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
+    ann_ws.next_of("assigned").await;
+    s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [ann, bob, carl]})).await.expect(200);
+    let (_bob_ws, _) = s.agent(&bob_token).await;
+    let (mut carl_ws, _) = s.agent(&carl_token).await;
+    let path = format!("/api/v1/conversations/{conversation}/transfer");
+    let view = s.post(&path, &ann_token, json!({"expertise_ids": [billing]})).await.expect(200);
+    assert_eq!((view["member_ids"].clone(), view["expertise_ids"].clone()), (json!([carl]), json!([billing])));
+    assert_eq!(carl_ws.next_of("assigned").await["reason"], "transfer");
+    // carl hands it on with no expertise named: bob is the only one left who can take it.
+    let view = s.post(&path, &carl_token, json!({})).await.expect(200);
+    assert_eq!(view["member_ids"], json!([bob]));
+}
+
+/// Each refusal of a transfer, with nothing changed.
+#[actix_rt::test]
+async fn transfers_are_refused_when_nobody_can_take_the_chat() {
+    let s = TestServer::start().await;
+    let billing = s.expertise("Billing").await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (bob, bob_token) = s.operator("bob", json!({})).await;
+    let (outsider, outsider_token) = s.operator("olga", json!({})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], Some(1)).await;
+    let (conversation, _) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
+    ann_ws.next_of("assigned").await;
+    s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [ann, bob]})).await.expect(200);
+    let path = format!("/api/v1/conversations/{conversation}/transfer");
+    // bob is offline, olga online but not in the team, nobody else at all.
+    assert_eq!(s.post(&path, &ann_token, json!({"user_id": bob})).await.expect(409)["error"]["code"], "conflict");
+    let (_olga_ws, _) = s.agent(&outsider_token).await;
+    s.post(&path, &ann_token, json!({"user_id": outsider})).await.expect(409);
+    s.post(&path, &ann_token, json!({})).await.expect(409);
+    s.post(&path, &ann_token, json!({"user_id": ann})).await.expect(409);
+    s.post(&path, &ann_token, json!({"user_id": 999_999})).await.expect(400);
+    s.post(&path, &ann_token, json!({"expertise_ids": [999_999]})).await.expect(400);
+    s.post(&path, &ann_token, json!({"user_id": "bob"})).await.expect(400);
+    s.post(&path, &outsider_token, json!({"user_id": bob})).await.expect(403);
+    s.post("/api/v1/conversations/999999/transfer", &ann_token, json!({"user_id": bob})).await.expect(404);
+    // bob online but at max_sessions (1) with a chat of his own.
+    let (_bob_ws, _) = s.agent(&bob_token).await;
+    s.put("/api/v1/me/presence", &ann_token, json!({"presence": "away"})).await.expect(200);
+    let (busy, _) = s.visit(channel, json!({"visitor_name": "Walt"})).await;
+    assert_eq!(s.conversation(busy, &bob_token).await["member_ids"], json!([bob]));
+    s.post(&path, &ann_token, json!({"user_id": bob, "expertise_ids": [billing]})).await.expect(409);
+    let unchanged = s.conversation(conversation, &ann_token).await;
+    assert_eq!((unchanged["member_ids"].clone(), unchanged["expertise_ids"].clone()), (json!([ann]), json!([])));
+    // A direct conversation is not routed; a closed one is over.
+    let direct = s.post("/api/v1/direct", &ann_token, json!({"user_id": bob})).await.expect(201)["id"].as_u64().unwrap();
+    s.post(&format!("/api/v1/conversations/{direct}/transfer"), &ann_token, json!({"user_id": bob})).await.expect(409);
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
+    s.post(&path, &ann_token, json!({})).await.expect(409);
+}
