@@ -24,7 +24,7 @@ use switchboard::domain::directory::{Directory, NewChannel, NewOperator};
 use switchboard::domain::operator::Role;
 use switchboard::persist::journal::{FsyncMode, Journal};
 use switchboard::persist::records::{
-    AuthorKindV1, ConversationV1, DirectoryV3, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV3, StatusV1, VisitorV1,
+    AuthorKindV1, ConversationV1, ConversationV2, DirectoryV3, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV4, StatusV1, VisitorV1,
 };
 use switchboard::persist::snapshot;
 use switchboard::startup::Application;
@@ -97,7 +97,7 @@ fn journal_throughput(mode: FsyncMode, writers: usize, window: Duration) -> f64 
 
 // ---- 2. snapshot and restore ----
 
-fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV3 {
+fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV4 {
     let mut directory = Directory::default();
     let admin = NewOperator {
         login: "admin".into(),
@@ -140,8 +140,9 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV3 {
                 .map(|m| message(m, format!("Message {m} of conversation {c}: could you check my last invoice, please?")))
                 .collect(),
         })
+        .map(ConversationV2::from)
         .collect();
-    SnapshotV3 { journal_from: 1, directory: DirectoryV3::from(&directory), tokens: vec![], conversations }
+    SnapshotV4 { journal_from: 1, directory: DirectoryV3::from(&directory), tokens: vec![], conversations }
 }
 
 struct SnapshotFigures {
@@ -150,7 +151,7 @@ struct SnapshotFigures {
     bytes: u64,
 }
 
-fn snapshot_file(state: &SnapshotV3) -> SnapshotFigures {
+fn snapshot_file(state: &SnapshotV4) -> SnapshotFigures {
     let mut writes = Vec::new();
     let mut reads = Vec::new();
     let mut bytes = 0;

@@ -499,8 +499,9 @@ impl Hub {
         conversation: ConversationId,
         caller: &Caller,
         status: RequestedStatus,
+        note: Option<String>,
     ) -> Result<ConversationView, ApiError> {
-        self.command(conversation, SetStatus { by: caller.id, status }).await
+        self.command(conversation, SetStatus { by: caller.id, status, note }).await
     }
 
     /// # Errors

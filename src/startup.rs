@@ -153,18 +153,18 @@ impl Application {
             core.store.journal.append(&first).await.context("storing the first directory")?;
         }
         core.ids_after(core.archive.max_id()?);
-        let (live, closed): (Vec<_>, Vec<_>) = state.conversations.into_values().partition(|c| c.header.status != StatusV1::Closed);
-        finish_archiving(&core, closed).await?;
+        let (live, closed): (Vec<_>, Vec<_>) = state.conversations.into_values().partition(|c| c.base.header.status != StatusV1::Closed);
+        finish_archiving(&core, closed.into_iter().map(|c| c.base).collect()).await?;
         let mut conversations = Vec::with_capacity(live.len());
         for stored in live {
             let conversation = stored.to_domain();
-            if let Some(token) = &stored.visitor_token {
+            if let Some(token) = &stored.base.visitor_token {
                 core.auth.restore(token.clone(), Principal::Visitor(conversation.id));
             }
             for &member in conversation.members() {
                 core.operator(member).do_send(Track::Joined(conversation.id));
             }
-            let addr = core.restore_conversation(conversation.clone(), stored.visitor_token);
+            let addr = core.restore_conversation(conversation.clone(), stored.base.visitor_token);
             conversations.push((addr, conversation));
         }
         // The router gets a thread of its own: it must never wait behind a busy conversation.

@@ -1,6 +1,7 @@
 //! The API's JSON shapes, shared by HTTP responses and WebSocket events so that
 //! a conversation looks the same whichever way a client receives it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -311,8 +312,47 @@ pub struct BoardEntry {
     pub status: Status,
     pub last_message: Option<Message>,
     pub need_help_since: Option<Timestamp>,
+    /// Who asked for help (absent only for calls made before requesters were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<UserRef>,
+    /// Why, in the requester's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The reader holds at least one of the conversation's expertise.
     pub starred: bool,
+    /// The reader is already in it: nothing to join.
+    pub is_member: bool,
+}
+
+impl BoardEntry {
+    /// The entry of a conversation looking for help, for no reader in particular
+    /// (`starred` and `is_member` false): the router sets them per reader.
+    pub fn new(c: &Conversation, name_of: impl Fn(OperatorId) -> String) -> BoardEntry {
+        let request = c.help_requests.last();
+        BoardEntry {
+            id: c.id,
+            channel_id: c.channel_id,
+            visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
+            expertise_ids: c.expertise_ids.iter().copied().collect(),
+            operator_ids: c.members().to_vec(),
+            status: c.status(),
+            last_message: c.last_message().cloned(),
+            need_help_since: c.need_help_since(),
+            requested_by: request.and_then(|r| r.by).map(|id| UserRef { id, name: name_of(id) }),
+            note: request.and_then(|r| r.note.clone()),
+            starred: false,
+            is_member: false,
+        }
+    }
+
+    /// This entry as `reader` sees it: their star (they hold one of its expertise) and membership.
+    pub fn for_reader(&self, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> BoardEntry {
+        BoardEntry {
+            starred: expertise.is_some_and(|mine| self.expertise_ids.iter().any(|e| mine.contains(e))),
+            is_member: self.operator_ids.contains(&reader),
+            ..self.clone()
+        }
+    }
 }
 
 /// `GET /api/v1/reports/routing`: per expertise and per operator.

@@ -350,7 +350,13 @@ function renderBoard() {
         entry.starred ? el("span", { class: "star", title: "Relevant to your expertise" }, icon("star", "Relevant to your expertise")) : null,
         el("span", { class: "item-title" }, entry.visitor_name ?? `Conversation #${entry.id}`),
         el("span", { class: "tags" }, entry.expertise_ids.map((id) => el("span", { class: "tag" }, state.expertise.get(id)?.name ?? `#${id}`))),
-        entry.last_message ? el("span", { class: "snippet" }, entry.last_message.body) : null,
+        el(
+          "span",
+          { class: "help-asker" },
+          entry.is_member ? "Your call for help" : entry.requested_by ? `${entry.requested_by.name} asks` : "Help wanted",
+          entry.need_help_since ? ` · since ${clock(entry.need_help_since)}` : "",
+        ),
+        entry.note ? el("span", { class: "help-note" }, `“${entry.note}”`) : entry.last_message ? el("span", { class: "snippet" }, entry.last_message.body) : null,
       ),
     ),
   );
@@ -394,6 +400,10 @@ function renderPane() {
       SETTABLE.map((s) => el("option", { value: s, selected: s === c.status }, STATUS_LABELS[s])),
     );
     actions.push(el("label", { class: "inline" }, "Status ", select));
+    if (c.status !== "need_help") {
+      // Sent with a switch to "Looking for help": colleagues see it on their board.
+      actions.push(el("input", { id: "help-note", class: "help-note-input", maxlength: 200, placeholder: "Why help? (optional)", "aria-label": "Note for a call for help" }));
+    }
   }
   if (c.status === "need_help" && !member) {
     actions.push(el("button", { id: "join", type: "button", class: "primary", onclick: () => join(c.id) }, icon("sign-in"), " Join"));
@@ -721,8 +731,9 @@ function composer(c) {
 }
 
 async function setStatus(id, status) {
+  const note = status === "need_help" ? $("help-note")?.value.trim() || undefined : undefined;
   try {
-    await command({ type: "set_status", conversation_id: id, status });
+    await command({ type: "set_status", conversation_id: id, status, note });
   } catch (error) {
     toast(error.message, "error");
     renderPane();

@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::persist::records::{Journaled, RecordV1};
 use crate::persist::Captured;
 use crate::persist::StoreError;
-use crate::views::{ConversationSummary, ConversationView, HistoryItem, UserRef, VisitorConversationView};
+use crate::views::{BoardEntry, ConversationSummary, ConversationView, HistoryItem, UserRef, VisitorConversationView};
 use crate::ws::outbound::{timed, SessionTx, Timed};
 use crate::ws::protocol::{AgentEvent, AssignReason, VisitorEvent};
 
@@ -456,7 +456,7 @@ impl ConversationActor {
             }
         }
         if before == Status::NeedHelp || status == Status::NeedHelp {
-            let entry = (status == Status::NeedHelp).then(|| ConversationSummary::from(&self.conversation));
+            let entry = (status == Status::NeedHelp).then(|| BoardEntry::new(&self.conversation, |id| self.core.operator_name(id)));
             self.defer(move |act| act.core.router().do_send(BoardChanged { conversation: id, entry }));
         }
     }
@@ -655,6 +655,8 @@ impl Handler<GetSummary> for ConversationActor {
 pub struct SetStatus {
     pub by: OperatorId,
     pub status: RequestedStatus,
+    /// Why help is needed (kept with a call for help only).
+    pub note: Option<String>,
 }
 
 impl Handler<SetStatus> for ConversationActor {
@@ -663,7 +665,7 @@ impl Handler<SetStatus> for ConversationActor {
     fn handle(&mut self, msg: SetStatus, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             let before = act.conversation.status();
-            act.conversation.set_status(msg.by, msg.status)?;
+            act.conversation.set_status(msg.by, msg.status, msg.note.as_deref())?;
             act.after_change(before, Members::Same);
             Ok(act.view())
         })

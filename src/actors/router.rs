@@ -22,7 +22,7 @@ use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::metrics::{ReasonLabel, RoutingLabels};
-use crate::views::{BoardEntry, ConversationSummary, LiveStatus};
+use crate::views::{BoardEntry, LiveStatus};
 use crate::ws::outbound::{timed, Timed};
 use crate::ws::protocol::AgentEvent;
 
@@ -82,6 +82,10 @@ fn candidates<'a>(
     channel.operator_ids.iter().filter(|id| !exclude.contains(id)).filter_map(|&id| candidate(id)).collect()
 }
 
+/// What a pushed board depends on: the reader's expertise and the board's
+/// conversations they are in.
+type BoardKey<'a> = (Option<&'a BTreeSet<ExpertiseId>>, Option<&'a Vec<ConversationId>>);
+
 /// What routing needs to know about the visitor.
 #[derive(Clone, Debug, Default)]
 pub struct RoutingNeed {
@@ -131,7 +135,7 @@ pub struct RouterActor {
     /// Per channel, the last operator of each `visitor_key` (routing rule 1).
     previous: HashMap<ChannelId, HashMap<String, OperatorId>>,
     /// Conversations with status `need_help`.
-    board: BTreeMap<ConversationId, ConversationSummary>,
+    board: BTreeMap<ConversationId, BoardEntry>,
     last_assignment: u64,
     /// Queued conversations with a timer armed for the end of their expert wait.
     expert_timers: HashSet<ConversationId>,
@@ -187,7 +191,7 @@ impl RouterActor {
                 Status::Bot | Status::Closed => {}
             }
             if c.status() == Status::NeedHelp {
-                self.board.insert(c.id, ConversationSummary::from(c));
+                self.board.insert(c.id, BoardEntry::new(c, |id| self.core.operator_name(id)));
             }
             if let Some(assignment) = &c.assignment {
                 assignments.push((assignment.at, c.id, channel, c.visitor.as_ref().and_then(|v| v.key.clone()), assignment.operator_id));
@@ -408,22 +412,8 @@ impl RouterActor {
     }
 
     /// The board as `reader` sees it, oldest call for help first.
-    fn board_for(&self, reader: Option<&BTreeSet<ExpertiseId>>) -> Vec<BoardEntry> {
-        let mut entries: Vec<BoardEntry> = self
-            .board
-            .values()
-            .map(|c| BoardEntry {
-                id: c.id,
-                channel_id: c.channel_id,
-                visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
-                expertise_ids: c.expertise_ids.clone(),
-                operator_ids: c.member_ids.clone(),
-                status: c.status,
-                last_message: c.last_message.clone(),
-                need_help_since: c.need_help_since,
-                starred: reader.is_some_and(|mine| c.expertise_ids.iter().any(|e| mine.contains(e))),
-            })
-            .collect();
+    fn board_for(&self, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> Vec<BoardEntry> {
+        let mut entries: Vec<BoardEntry> = self.board.values().map(|e| e.for_reader(reader, expertise)).collect();
         entries.sort_by_key(|e| (e.need_help_since, e.id));
         entries
     }
@@ -431,9 +421,16 @@ impl RouterActor {
     /// Pushes each connected operator (of `only`, or all) their own board.
     fn push_boards(&self, only: Option<&[OperatorId]>) {
         let directory = self.core.directory.read();
-        // Stars depend only on the operator's expertise: one event (serialised
-        // once) per distinct expertise set, however many operators share it.
-        let mut boards: HashMap<Option<&BTreeSet<ExpertiseId>>, Arc<Timed<AgentEvent>>> = HashMap::new();
+        // A board depends only on the reader's expertise (stars) and on which
+        // of its conversations they are in (`is_member`, rare): one event,
+        // serialised once, per distinct pair, however many operators share it.
+        let mut member_of: HashMap<OperatorId, Vec<ConversationId>> = HashMap::new();
+        for entry in self.board.values() {
+            for &member in &entry.operator_ids {
+                member_of.entry(member).or_default().push(entry.id);
+            }
+        }
+        let mut boards: HashMap<BoardKey, Arc<Timed<AgentEvent>>> = HashMap::new();
         for entry in self.core.registry.operators.iter() {
             let id = *entry.key();
             let connected = self.operators.get(&id).is_some_and(|l| l.presence != Presence::Offline);
@@ -441,7 +438,9 @@ impl RouterActor {
                 continue;
             }
             let expertise = directory.operator(id).map(|op| &op.expertise_ids);
-            let board = boards.entry(expertise).or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(expertise) }));
+            let board = boards
+                .entry((expertise, member_of.get(&id)))
+                .or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(id, expertise) }));
             entry.value().do_send(Deliver(board.clone()));
         }
     }
@@ -714,7 +713,7 @@ impl Handler<ConversationClosed> for RouterActor {
 #[rtype(result = "()")]
 pub struct BoardChanged {
     pub conversation: ConversationId,
-    pub entry: Option<ConversationSummary>,
+    pub entry: Option<BoardEntry>,
 }
 
 impl Handler<BoardChanged> for RouterActor {
@@ -797,7 +796,7 @@ impl Handler<ListBoard> for RouterActor {
 
     fn handle(&mut self, msg: ListBoard, _: &mut Context<Self>) -> Self::Result {
         let directory = self.core.directory.read();
-        MessageResult(self.board_for(directory.operator(msg.operator).map(|op| &op.expertise_ids)))
+        MessageResult(self.board_for(msg.operator, directory.operator(msg.operator).map(|op| &op.expertise_ids)))
     }
 }
 

@@ -141,11 +141,18 @@ pub enum LeaveReason {
     Transferred,
 }
 
+/// Longest note a call for help may carry.
+pub const MAX_HELP_NOTE_CHARS: usize = 200;
+
 /// One call for help: when it was made and when someone answered it by joining.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HelpRequest {
     pub at: Timestamp,
     pub joined_at: Option<Timestamp>,
+    /// Who asked; `None` only for calls stored before requesters were recorded.
+    pub by: Option<OperatorId>,
+    /// Why, in the requester's words (≤ 200 characters).
+    pub note: Option<String>,
 }
 
 /// Who a posted message is for: everyone, or the team only (an internal note).
@@ -412,9 +419,6 @@ impl Conversation {
             return false;
         }
         self.need_help_since = (status == Status::NeedHelp).then(Timestamp::now);
-        if let Some(at) = self.need_help_since {
-            self.help_requests.push(HelpRequest { at, joined_at: None });
-        }
         self.abandoned = status == Status::Closed && self.status == Status::Queued;
         self.closed_at = (status == Status::Closed).then(Timestamp::now);
         self.status = status;
@@ -506,7 +510,7 @@ impl Conversation {
     ///
     /// # Errors
     /// `NotMember`, `Closed`, `NotLivechat`, `NotAssigned` (no operator yet).
-    pub fn set_status(&mut self, by: OperatorId, requested: RequestedStatus) -> Result<bool, ConversationError> {
+    pub fn set_status(&mut self, by: OperatorId, requested: RequestedStatus, note: Option<&str>) -> Result<bool, ConversationError> {
         self.check_member(by)?;
         self.check_open()?;
         if self.kind == Kind::Direct {
@@ -515,7 +519,16 @@ impl Conversation {
         if matches!(self.status, Status::Bot | Status::Queued) {
             return Err(ConversationError::NotAssigned);
         }
-        Ok(self.set(requested.into()))
+        // A blank note is no note; only a call for help keeps one.
+        let note = match note.filter(|n| !n.trim().is_empty()) {
+            Some(note) if requested == RequestedStatus::NeedHelp => Some(text::bounded("note", note, MAX_HELP_NOTE_CHARS)?),
+            _ => None,
+        };
+        let changed = self.set(requested.into());
+        if let (true, Some(at)) = (changed, self.need_help_since) {
+            self.help_requests.push(HelpRequest { at, joined_at: None, by: Some(by), note });
+        }
+        Ok(changed)
     }
 
     /// The router gave this conversation to `assignment.operator_id`.
@@ -712,10 +725,10 @@ pub(crate) mod tests {
     #[test]
     fn visitor_message_ends_waiting_but_not_need_help() {
         let mut c = assigned();
-        c.set_status(ANN, RequestedStatus::Waiting).unwrap();
+        c.set_status(ANN, RequestedStatus::Waiting, None).unwrap();
         c.post(Poster::Visitor, author(), "hi", None, Audience::Everyone, 4000).unwrap();
         assert_eq!(c.status(), Status::InProgress);
-        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        c.set_status(ANN, RequestedStatus::NeedHelp, None).unwrap();
         c.post(Poster::Visitor, author(), "still there?", None, Audience::Everyone, 4000).unwrap();
         assert_eq!(c.status(), Status::NeedHelp);
         assert!(c.need_help_since().is_some());
@@ -725,7 +738,7 @@ pub(crate) mod tests {
     fn join_only_while_looking_for_help_and_it_ends_the_call() {
         let mut c = assigned();
         assert_eq!(c.join(BOB), Err(ConversationError::NotLookingForHelp));
-        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        c.set_status(ANN, RequestedStatus::NeedHelp, None).unwrap();
         c.join(BOB).unwrap();
         assert_eq!(c.status(), Status::InProgress);
         assert_eq!(c.need_help_since(), None);
@@ -735,7 +748,7 @@ pub(crate) mod tests {
     #[test]
     fn invite_ends_need_help_too() {
         let mut c = assigned();
-        c.set_status(ANN, RequestedStatus::NeedHelp).unwrap();
+        c.set_status(ANN, RequestedStatus::NeedHelp, None).unwrap();
         assert_eq!(c.invite(ANN, &[ANN, BOB]).unwrap(), vec![BOB]);
         assert_eq!(c.status(), Status::InProgress);
         assert_eq!(c.invite(OperatorId(9), &[BOB]), Err(ConversationError::NotMember));
@@ -760,15 +773,15 @@ pub(crate) mod tests {
         c.close().unwrap();
         assert_eq!(c.close(), Err(ConversationError::Closed));
         assert!(matches!(c.post(Poster::Visitor, author(), "hello?", None, Audience::Everyone, 4000), Err(ConversationError::Closed)));
-        assert_eq!(c.set_status(ANN, RequestedStatus::InProgress), Err(ConversationError::Closed));
+        assert_eq!(c.set_status(ANN, RequestedStatus::InProgress, None), Err(ConversationError::Closed));
     }
 
     #[test]
     fn status_needs_an_operator_and_a_livechat() {
         let mut queued = Conversation::livechat(ConversationId(1), ChannelId(1), visitor(), BTreeSet::new(), None);
-        assert_eq!(queued.set_status(ANN, RequestedStatus::Waiting), Err(ConversationError::NotMember));
+        assert_eq!(queued.set_status(ANN, RequestedStatus::Waiting, None), Err(ConversationError::NotMember));
         let mut direct = Conversation::direct(ConversationId(2), [ANN, BOB]);
-        assert_eq!(direct.set_status(ANN, RequestedStatus::NeedHelp), Err(ConversationError::NotLivechat));
+        assert_eq!(direct.set_status(ANN, RequestedStatus::NeedHelp, None), Err(ConversationError::NotLivechat));
     }
 
     #[test]
@@ -833,7 +846,7 @@ pub(crate) mod tests {
                 Command::OperatorPost(o) => {
                     c.post(Poster::Operator(OperatorId(o)), author(AuthorKind::Operator), "hello", None, Audience::Everyone, 100).map(drop)
                 }
-                Command::SetStatus(o, r) => c.set_status(OperatorId(o), r).map(drop),
+                Command::SetStatus(o, r) => c.set_status(OperatorId(o), r, Some("why")).map(drop),
                 Command::Join(o) => c.join(OperatorId(o)),
                 Command::Invite(by, o) => c.invite(OperatorId(by), &[OperatorId(o)]).map(drop),
                 Command::Leave(o) => c.leave(OperatorId(o)),

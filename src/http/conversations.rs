@@ -27,6 +27,9 @@ pub struct MessageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StatusBody {
     pub status: RequestedStatus,
+    /// Why help is needed (`need_help` only; at most 200 characters, shown on the Looking-for-help board).
+    #[schema(max_length = 200)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -171,7 +174,7 @@ pub async fn set_status(
     id: web::Path<ConversationId>,
     JsonBody(body): JsonBody<StatusBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(hub.set_status(*id, &caller, body.status).await?))
+    Ok(HttpResponse::Ok().json(hub.set_status(*id, &caller, body.status, body.note).await?))
 }
 
 /// A member replaces the conversation's expertise; stars on the board move at once.

@@ -30,7 +30,7 @@ use thiserror::Error;
 
 pub use files::{decode, encode, list, scan, sync_dir, Files, StoreError};
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
-use records::{ConversationV1, DirectoryV2, DirectoryV3, MessageV1, RecordV1, SnapshotV3};
+use records::{ConversationV2, DirectoryV2, DirectoryV3, MessageV1, RecordV1, SnapshotV4};
 
 use crate::domain::conversation::{Conversation, Message};
 
@@ -56,15 +56,15 @@ pub struct State {
     pub directory: Option<DirectoryV3>,
     /// Operator tokens → operator id.
     pub tokens: HashMap<String, u64>,
-    pub conversations: BTreeMap<u64, ConversationV1>,
+    pub conversations: BTreeMap<u64, ConversationV2>,
 }
 
 impl State {
-    fn from_snapshot(s: SnapshotV3) -> State {
+    fn from_snapshot(s: SnapshotV4) -> State {
         State {
             directory: Some(s.directory),
             tokens: s.tokens.into_iter().collect(),
-            conversations: s.conversations.into_iter().map(|c| (c.id, c)).collect(),
+            conversations: s.conversations.into_iter().map(|c| (c.base.id, c)).collect(),
         }
     }
 
@@ -80,10 +80,14 @@ impl State {
                 self.tokens.remove(&token);
             }
             RecordV1::ConversationStarted(c) => {
-                self.conversations.insert(c.id, *c);
+                self.conversations.insert(c.id, ConversationV2::from(*c));
             }
             RecordV1::ConversationChanged { id, header, messages } => match self.conversations.get_mut(&id) {
-                Some(c) => c.apply(header, messages),
+                Some(c) => c.apply_v1(header, messages),
+                None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
+            },
+            RecordV1::ConversationChangedV2 { id, header, messages } => match self.conversations.get_mut(&id) {
+                Some(c) => c.apply(header.map(|h| *h), messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
             RecordV1::Archived { id } => {
@@ -93,7 +97,7 @@ impl State {
     }
 
     pub fn message_count(&self) -> usize {
-        self.conversations.values().map(|c| c.messages.len()).sum()
+        self.conversations.values().map(|c| c.base.messages.len()).sum()
     }
 }
 
@@ -198,18 +202,18 @@ fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryE
 /// One conversation as captured: everything but the transcript as a record,
 /// and the transcript shared with the actor (turned into records off the actor).
 pub struct Captured {
-    record: ConversationV1,
+    record: ConversationV2,
     messages: Vec<Arc<Message>>,
 }
 
 impl Captured {
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Captured {
-        Captured { record: ConversationV1::without_messages(c, visitor_token), messages: c.messages().to_vec() }
+        Captured { record: ConversationV2::without_messages(c, visitor_token), messages: c.messages().to_vec() }
     }
 
-    fn into_record(self) -> ConversationV1 {
+    fn into_record(self) -> ConversationV2 {
         let mut record = self.record;
-        record.messages = self.messages.iter().map(|m| MessageV1::from(&**m)).collect();
+        record.base.messages = self.messages.iter().map(|m| MessageV1::from(&**m)).collect();
         record
     }
 }
@@ -289,7 +293,7 @@ impl Store {
         let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || {
             let conversations = conversations.into_iter().map(Captured::into_record).collect();
-            let snapshot = SnapshotV3 { journal_from, directory, tokens, conversations };
+            let snapshot = SnapshotV4 { journal_from, directory, tokens, conversations };
             let bytes = snapshot::write(&dir, &snapshot)?;
             snapshot::prune(&dir)?;
             Ok::<_, StoreError>(bytes)
@@ -342,7 +346,7 @@ mod tests {
     #[derive(Clone, Debug, Default, PartialEq)]
     struct Expected {
         tokens: HashMap<String, u64>,
-        conversations: BTreeMap<u64, ConversationV1>,
+        conversations: BTreeMap<u64, ConversationV2>,
     }
 
     /// Plays `steps` on live conversations, journaling each change as the actor
@@ -361,7 +365,7 @@ mod tests {
                     });
                     apply(c, command);
                     let record = journaled.catch_up(c, Some(&visitor_token(*i)));
-                    now.conversations.insert(c.id.0, ConversationV1::new(c, Some(&visitor_token(*i))));
+                    now.conversations.insert(c.id.0, ConversationV2::new(c, Some(&visitor_token(*i))));
                     record
                 }
                 Step::Issue(t, operator_id) => {

@@ -197,6 +197,12 @@ impl From<DirectoryV2> for DirectoryV3 {
     }
 }
 
+impl From<DirectoryV1> for DirectoryV3 {
+    fn from(base: DirectoryV1) -> DirectoryV3 {
+        DirectoryV2::from(base).into()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitorV1 {
     pub name: String,
@@ -252,6 +258,29 @@ pub struct HeaderV1 {
     pub abandoned: bool,
 }
 
+/// Who made a call for help, and why; one per `HeaderV1::help_requests`, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HelpNoteV1 {
+    /// `None` only for calls for help stored before requesters were (none are written so).
+    pub by: Option<u64>,
+    pub note: Option<String>,
+}
+
+/// The header since calls for help name who asked and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderV2 {
+    pub base: HeaderV1,
+    pub help_notes: Vec<HelpNoteV1>,
+}
+
+/// A conversation with its calls for help's requesters and notes (snapshot format 4).
+/// The archive keeps `ConversationV1`: the notes only matter while the call for help is live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationV2 {
+    pub base: ConversationV1,
+    pub help_notes: Vec<HelpNoteV1>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationV1 {
     pub id: u64,
@@ -297,47 +326,52 @@ pub enum RecordV1 {
     },
     /// The whole directory, as `DirectoryV2` does, since canned responses.
     DirectoryV3(Box<DirectoryV3>),
+    /// As `ConversationChanged`, since calls for help name who asked and why.
+    ConversationChangedV2 {
+        id: u64,
+        header: Option<Box<HeaderV2>>,
+        messages: Vec<MessageV1>,
+    },
 }
 
-/// The whole state, as format 1 snapshots hold it (read, never written).
+/// The whole state as a snapshot holds it; `journal_from` is the first journal
+/// segment to replay over it. Each file format is this struct with its
+/// versions of the directory and of conversations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotV1 {
+pub struct Snapshot<D, C> {
     pub journal_from: u64,
-    pub directory: DirectoryV1,
-    pub tokens: Vec<(String, u64)>,
-    pub conversations: Vec<ConversationV1>,
-}
-
-/// The whole state as format 2 snapshots hold it (read, never written).
-/// `journal_from` is the first journal segment to replay over it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotV2 {
-    pub journal_from: u64,
-    pub directory: DirectoryV2,
+    pub directory: D,
     /// Operator tokens (visitor tokens live in their conversation).
     pub tokens: Vec<(String, u64)>,
-    pub conversations: Vec<ConversationV1>,
+    pub conversations: Vec<C>,
 }
 
-impl From<SnapshotV1> for SnapshotV2 {
-    fn from(s: SnapshotV1) -> SnapshotV2 {
-        SnapshotV2 { journal_from: s.journal_from, directory: s.directory.into(), tokens: s.tokens, conversations: s.conversations }
+impl<D, C> Snapshot<D, C> {
+    /// The same state in a later format.
+    pub fn upgrade<D2: From<D>, C2: From<C>>(self) -> Snapshot<D2, C2> {
+        Snapshot {
+            journal_from: self.journal_from,
+            directory: self.directory.into(),
+            tokens: self.tokens,
+            conversations: self.conversations.into_iter().map(C2::from).collect(),
+        }
     }
 }
 
-/// The whole state since canned responses (format 3); only the directory grew.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotV3 {
-    pub journal_from: u64,
-    pub directory: DirectoryV3,
-    /// Operator tokens (visitor tokens live in their conversation).
-    pub tokens: Vec<(String, u64)>,
-    pub conversations: Vec<ConversationV1>,
-}
+/// Format 1 (read, never written).
+pub type SnapshotV1 = Snapshot<DirectoryV1, ConversationV1>;
+/// Format 2, since users can be deactivated (read, never written).
+pub type SnapshotV2 = Snapshot<DirectoryV2, ConversationV1>;
+/// Format 3, since canned responses (read, never written).
+pub type SnapshotV3 = Snapshot<DirectoryV3, ConversationV1>;
+/// Format 4, written now: calls for help name who asked and why.
+pub type SnapshotV4 = Snapshot<DirectoryV3, ConversationV2>;
 
-impl From<SnapshotV2> for SnapshotV3 {
-    fn from(s: SnapshotV2) -> SnapshotV3 {
-        SnapshotV3 { journal_from: s.journal_from, directory: s.directory.into(), tokens: s.tokens, conversations: s.conversations }
+impl From<ConversationV1> for ConversationV2 {
+    /// A conversation stored before requesters were: its calls for help name nobody.
+    fn from(base: ConversationV1) -> ConversationV2 {
+        let help_notes = base.header.help_requests.iter().map(|_| HelpNoteV1 { by: None, note: None }).collect();
+        ConversationV2 { base, help_notes }
     }
 }
 
@@ -474,6 +508,59 @@ impl From<&Conversation> for HeaderV1 {
                 stopped: b.stopped,
             }),
         }
+    }
+}
+
+fn help_notes(c: &Conversation) -> Vec<HelpNoteV1> {
+    c.help_requests.iter().map(|h| HelpNoteV1 { by: h.by.map(|o| o.0), note: h.note.clone() }).collect()
+}
+
+impl From<&Conversation> for HeaderV2 {
+    fn from(c: &Conversation) -> HeaderV2 {
+        HeaderV2 { base: HeaderV1::from(c), help_notes: help_notes(c) }
+    }
+}
+
+impl ConversationV2 {
+    /// The whole conversation.
+    pub fn new(c: &Conversation, visitor_token: Option<&str>) -> ConversationV2 {
+        ConversationV2 { base: ConversationV1::new(c, visitor_token), help_notes: help_notes(c) }
+    }
+
+    /// Everything but the transcript.
+    pub fn without_messages(c: &Conversation, visitor_token: Option<&str>) -> ConversationV2 {
+        ConversationV2 { base: ConversationV1::without_messages(c, visitor_token), help_notes: help_notes(c) }
+    }
+
+    /// The domain conversation.
+    pub fn to_domain(&self) -> Conversation {
+        let mut c = self.base.to_domain();
+        for (request, stored) in c.help_requests.iter_mut().zip(&self.help_notes) {
+            request.by = stored.by.map(OperatorId);
+            request.note.clone_from(&stored.note);
+        }
+        c
+    }
+
+    /// As [`ConversationV1::apply`], taking the notes with the header.
+    pub fn apply(&mut self, header: Option<HeaderV2>, messages: Vec<MessageV1>) {
+        match header {
+            Some(header) => {
+                self.base.apply(Some(header.base), messages);
+                self.help_notes = header.help_notes;
+            }
+            None => self.base.apply(None, messages),
+        }
+    }
+
+    /// As [`ConversationV1::apply`] for a record written before requesters were.
+    pub fn apply_v1(&mut self, header: Option<HeaderV1>, messages: Vec<MessageV1>) {
+        let header = header.map(|base| {
+            let mut notes = std::mem::take(&mut self.help_notes);
+            notes.resize(base.help_requests.len(), HelpNoteV1 { by: None, note: None });
+            HeaderV2 { base, help_notes: notes }
+        });
+        self.apply(header, messages);
     }
 }
 
@@ -641,7 +728,12 @@ impl ConversationV1 {
             help_requests: h
                 .help_requests
                 .iter()
-                .map(|&(at, joined)| HelpRequest { at: Timestamp::from_millis(at), joined_at: joined.map(Timestamp::from_millis) })
+                .map(|&(at, joined)| HelpRequest {
+                    at: Timestamp::from_millis(at),
+                    joined_at: joined.map(Timestamp::from_millis),
+                    by: None,
+                    note: None,
+                })
                 .collect(),
             abandoned: h.abandoned,
             closed_at: None,
@@ -666,28 +758,30 @@ impl ConversationV1 {
 /// What the journal holds of one conversation, so each record carries only
 /// what changed since the last (the actor's commits and the replay tests share it).
 #[derive(Clone, Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per conversation actor, replaced in place; boxing would allocate on every commit")]
 pub enum Journaled {
     Nothing,
-    UpTo { messages: usize, header: HeaderV1 },
+    UpTo { messages: usize, header: HeaderV2 },
 }
 
 impl Journaled {
     /// The journal (or a snapshot) holds `c` as it is.
     pub fn holding(c: &Conversation) -> Journaled {
-        Journaled::UpTo { messages: c.messages().len(), header: HeaderV1::from(c) }
+        Journaled::UpTo { messages: c.messages().len(), header: HeaderV2::from(c) }
     }
 
     /// The record that brings the journal up to date with `c` (none when it
     /// is), counted as written.
     pub fn catch_up(&mut self, c: &Conversation, visitor_token: Option<&str>) -> Option<RecordV1> {
-        let header = HeaderV1::from(c);
+        let header = HeaderV2::from(c);
         let count = c.messages().len();
         let record = match &*self {
+            // A new conversation has made no call for help yet: the version 1 record holds it whole.
             Journaled::Nothing => Some(RecordV1::ConversationStarted(Box::new(ConversationV1::new(c, visitor_token)))),
             Journaled::UpTo { messages, header: held } if *messages == count && *held == header => None,
-            Journaled::UpTo { messages, header: held } => Some(RecordV1::ConversationChanged {
+            Journaled::UpTo { messages, header: held } => Some(RecordV1::ConversationChangedV2 {
                 id: c.id.0,
-                header: (*held != header).then(|| header.clone()),
+                header: (*held != header).then(|| Box::new(header.clone())),
                 messages: c.messages()[*messages..].iter().map(|m| MessageV1::from(&**m)).collect(),
             }),
         };
@@ -713,6 +807,7 @@ mod tests {
             posts in prop::collection::vec((0u8..3, "\\PC{1,40}", prop::option::of("[a-z0-9]{1,8}")), 0..30),
             assigned in any::<bool>(),
             help in any::<bool>(),
+            note in prop::option::of("\\PC{1,30}"),
             lang in prop::option::of("[a-z]{2}"),
         ) {
             let visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()), previous_operator: None };
@@ -733,12 +828,12 @@ mod tests {
                 let _ = c.post(poster, author, &body, client_ref, audience, 4000);
             }
             if assigned && help {
-                c.set_status(ann, RequestedStatus::NeedHelp).unwrap();
+                c.set_status(ann, RequestedStatus::NeedHelp, note.as_deref()).unwrap();
             }
-            let record = ConversationV1::new(&c, Some("token"));
-            let decoded: ConversationV1 = decode(&encode(&record)).unwrap();
+            let record = ConversationV2::new(&c, Some("token"));
+            let decoded: ConversationV2 = decode(&encode(&record)).unwrap();
             prop_assert_eq!(&decoded, &record);
-            let again = ConversationV1::new(&decoded.to_domain(), Some("token"));
+            let again = ConversationV2::new(&decoded.to_domain(), Some("token"));
             prop_assert_eq!(again, record);
         }
     }

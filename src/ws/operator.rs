@@ -37,8 +37,8 @@ impl CommandHandler for AgentSession {
                 let message = hub.post_message(conversation_id, Poster::Operator(caller.id), content, reference.map(str::to_owned)).await?;
                 Ok(Ack::message(message))
             }
-            AgentCommand::SetStatus { conversation_id, status } => {
-                hub.set_status(conversation_id, caller, status).await?;
+            AgentCommand::SetStatus { conversation_id, status, note } => {
+                hub.set_status(conversation_id, caller, status, note).await?;
                 Ok(Ack::empty())
             }
             AgentCommand::Join { conversation_id } => {

@@ -43,6 +43,9 @@ pub enum AgentCommand {
     SetStatus {
         conversation_id: ConversationId,
         status: RequestedStatus,
+        /// Why help is needed (`need_help` only).
+        #[serde(default)]
+        note: Option<String>,
     },
     Join {
         conversation_id: ConversationId,

@@ -273,6 +273,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     wait_text(&visitor, ".sbw-msg", "Hello, I can help with your invoice").await;
     screenshot(&visitor, "widget").await;
 
+    find(&anna, "#help-note").await.send_keys("Invoice in two currencies").await.unwrap();
     anna.execute(
         "const s = document.getElementById('status-select'); s.value = 'need_help'; s.dispatchEvent(new Event('change'));",
         vec![],
@@ -281,6 +282,8 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     .unwrap();
     let for_bruno = find(&bruno, &format!("#need-help .item[data-conversation='{conversation}']")).await;
     assert_eq!(for_bruno.attr("data-starred").await.unwrap().as_deref(), Some("false"));
+    let told = for_bruno.text().await.unwrap();
+    assert!(told.contains("Anna asks") && told.contains("Invoice in two currencies"), "{told}");
     assert!(for_bruno.find_all(Locator::Css(".star")).await.unwrap().is_empty(), "no star for Bruno");
     let for_chloe = find(&chloe, &format!("#need-help .item[data-conversation='{conversation}']")).await;
     assert_eq!(for_chloe.attr("data-starred").await.unwrap().as_deref(), Some("true"));

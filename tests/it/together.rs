@@ -277,3 +277,45 @@ async fn transfers_are_refused_when_nobody_can_take_the_chat() {
     s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
     s.post(&path, &ann_token, json!({})).await.expect(409);
 }
+
+/// A call for help says who asked and why; each operator's board says whether they are already in it;
+/// all of it survives a restart (journal) and a second one (snapshot).
+#[actix_rt::test]
+async fn the_board_names_the_requester_the_note_and_membership() {
+    let (s, ann_token, mut ann_ws, conversation, _) = served().await;
+    let (_, bob_token) = s.operator("bob", json!({"name": "Bob"})).await;
+    let (mut bob_ws, _) = s.agent(&bob_token).await;
+    let status = format!("/api/v1/conversations/{conversation}/status");
+    let long = "x".repeat(201);
+    let refused = s.put(&status, &ann_token, json!({"status": "need_help", "note": long})).await.expect(400);
+    assert!(refused["error"]["message"].as_str().unwrap().contains("note"), "{refused}");
+    s.put(&status, &ann_token, json!({"status": "need_help", "note": " Customer wants a B2B refund "})).await.expect(200);
+    let for_bob = bob_ws.next_where("a board with the call", |f| f["type"] == "need_help" && !f["conversations"][0].is_null()).await;
+    let entry = &for_bob["conversations"][0];
+    assert_eq!(entry["requested_by"]["name"], "Ann");
+    assert_eq!(entry["note"], "Customer wants a B2B refund");
+    assert_eq!(entry["is_member"], false);
+    let for_ann = ann_ws.next_where("ann's board", |f| f["type"] == "need_help" && !f["conversations"][0].is_null()).await;
+    assert_eq!(for_ann["conversations"][0]["is_member"], true);
+
+    let s = s.restart().await;
+    let ann_token = s.login("ann", "pw").await;
+    let listed = s.get("/api/v1/conversations?status=need_help", &ann_token).await.expect(200);
+    assert_eq!((listed[0]["note"].as_str(), listed[0]["is_member"].as_bool()), (Some("Customer wants a B2B refund"), Some(true)));
+    assert_eq!(listed[0]["requested_by"]["name"], "Ann");
+    s.post("/api/v1/admin/snapshot", &s.admin, json!({})).await.expect(200);
+    let s = s.restart().await;
+    let bob_token = s.login("bob", "pw").await;
+    let listed = s.get("/api/v1/conversations?status=need_help", &bob_token).await.expect(200);
+    assert_eq!((listed[0]["note"].as_str(), listed[0]["is_member"].as_bool()), (Some("Customer wants a B2B refund"), Some(false)));
+
+    // Back to in progress, then a call over the socket with a blank note: no note.
+    let ann_token = s.login("ann", "pw").await;
+    s.put(&status, &ann_token, json!({"status": "in_progress"})).await.expect(200);
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    ann_ws.send(json!({"type": "set_status", "ref": "h", "conversation_id": conversation, "status": "need_help", "note": "   "})).await;
+    ann_ws.next_where("ack h", |f| f["type"] == "ack" && f["ref"] == "h").await;
+    let listed = s.get("/api/v1/conversations?status=need_help", &bob_token).await.expect(200);
+    assert!(listed[0].get("note").is_none(), "{listed}");
+    assert_eq!(listed[0]["requested_by"]["name"], "Ann");
+}
