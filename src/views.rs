@@ -347,11 +347,67 @@ impl BoardEntry {
 
     /// This entry as `reader` sees it: their star (they hold one of its expertise) and membership.
     pub fn for_reader(&self, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> BoardEntry {
-        BoardEntry {
-            starred: expertise.is_some_and(|mine| self.expertise_ids.iter().any(|e| mine.contains(e))),
-            is_member: self.operator_ids.contains(&reader),
-            ..self.clone()
+        let (starred, is_member) = self.flags_for(reader, expertise);
+        BoardEntry { starred, is_member, ..self.clone() }
+    }
+
+    /// `(starred, is_member)` for `reader`.
+    fn flags_for(&self, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> (bool, bool) {
+        (expertise.is_some_and(|mine| self.expertise_ids.iter().any(|e| mine.contains(e))), self.operator_ids.contains(&reader))
+    }
+}
+
+/// The board as pushed to one reader. Its entries are shared by every reader
+/// of one push and each is rendered at most once per form (starred or not,
+/// member or not), so pushing to many operators costs one serialisation per
+/// entry and form, then a copy of text per reader — not one serialisation per reader.
+#[derive(Debug)]
+pub struct ReaderBoard {
+    entries: Arc<[SharedEntry]>,
+    /// Per entry: `starred as usize | (is_member as usize) << 1`.
+    forms: Vec<u8>,
+}
+
+/// A board entry with its JSON in each of its four reader forms, made on first use.
+#[derive(Debug)]
+pub struct SharedEntry {
+    entry: BoardEntry,
+    forms: [std::sync::OnceLock<Box<serde_json::value::RawValue>>; 4],
+}
+
+impl SharedEntry {
+    pub fn new(entry: BoardEntry) -> SharedEntry {
+        SharedEntry { entry, forms: Default::default() }
+    }
+}
+
+impl ReaderBoard {
+    /// `entries` (already in board order) as `reader` sees them.
+    pub fn new(entries: Arc<[SharedEntry]>, reader: OperatorId, expertise: Option<&BTreeSet<ExpertiseId>>) -> ReaderBoard {
+        let forms = entries
+            .iter()
+            .map(|shared| {
+                let (starred, is_member) = shared.entry.flags_for(reader, expertise);
+                u8::from(starred) | (u8::from(is_member) << 1)
+            })
+            .collect();
+        ReaderBoard { entries, forms }
+    }
+}
+
+impl Serialize for ReaderBoard {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.entries.len()))?;
+        for (shared, &form) in self.entries.iter().zip(&self.forms) {
+            let raw = shared.forms[usize::from(form)].get_or_init(|| {
+                let seen = BoardEntry { starred: form & 1 != 0, is_member: form & 2 != 0, ..shared.entry.clone() };
+                // unwrap: a board entry serialises infallibly, and serde_json's output is valid JSON.
+                serde_json::value::RawValue::from_string(serde_json::to_string(&seen).unwrap()).unwrap()
+            });
+            seq.serialize_element(&**raw)?;
         }
+        seq.end()
     }
 }
 

@@ -22,7 +22,7 @@ use crate::domain::operator::Presence;
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::metrics::{ReasonLabel, RoutingLabels};
-use crate::views::{BoardEntry, LiveStatus};
+use crate::views::{BoardEntry, LiveStatus, ReaderBoard, SharedEntry};
 use crate::ws::outbound::{timed, Timed};
 use crate::ws::protocol::AgentEvent;
 
@@ -82,9 +82,9 @@ fn candidates<'a>(
     channel.operator_ids.iter().filter(|id| !exclude.contains(id)).filter_map(|&id| candidate(id)).collect()
 }
 
-/// What a pushed board depends on: the reader's expertise and the board's
-/// conversations they are in.
-type BoardKey<'a> = (Option<&'a BTreeSet<ExpertiseId>>, Option<&'a Vec<ConversationId>>);
+/// What a pushed board depends on: the reader's expertise and, for a member
+/// of one of its conversations, who they are.
+type BoardKey<'a> = (Option<&'a BTreeSet<ExpertiseId>>, Option<OperatorId>);
 
 /// What routing needs to know about the visitor.
 #[derive(Clone, Debug, Default)]
@@ -421,15 +421,12 @@ impl RouterActor {
     /// Pushes each connected operator (of `only`, or all) their own board.
     fn push_boards(&self, only: Option<&[OperatorId]>) {
         let directory = self.core.directory.read();
-        // A board depends only on the reader's expertise (stars) and on which
-        // of its conversations they are in (`is_member`, rare): one event,
-        // serialised once, per distinct pair, however many operators share it.
-        let mut member_of: HashMap<OperatorId, Vec<ConversationId>> = HashMap::new();
-        for entry in self.board.values() {
-            for &member in &entry.operator_ids {
-                member_of.entry(member).or_default().push(entry.id);
-            }
-        }
+        let mut entries: Vec<&BoardEntry> = self.board.values().collect();
+        entries.sort_by_key(|e| (e.need_help_since, e.id));
+        let shared: Arc<[SharedEntry]> = entries.into_iter().map(|e| SharedEntry::new(e.clone())).collect();
+        // Readers with the same expertise who are in none of the board's
+        // conversations see the same board: one event for all of them.
+        let members: BTreeSet<OperatorId> = self.board.values().flat_map(|e| e.operator_ids.iter().copied()).collect();
         let mut boards: HashMap<BoardKey, Arc<Timed<AgentEvent>>> = HashMap::new();
         for entry in self.core.registry.operators.iter() {
             let id = *entry.key();
@@ -439,8 +436,8 @@ impl RouterActor {
             }
             let expertise = directory.operator(id).map(|op| &op.expertise_ids);
             let board = boards
-                .entry((expertise, member_of.get(&id)))
-                .or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: self.board_for(id, expertise) }));
+                .entry((expertise, members.contains(&id).then_some(id)))
+                .or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: ReaderBoard::new(shared.clone(), id, expertise) }));
             entry.value().do_send(Deliver(board.clone()));
         }
     }

@@ -7,7 +7,7 @@ use crate::domain::conversation::{Author, LeaveReason, Message, RequestedStatus,
 use crate::domain::operator::{Presence, SettablePresence};
 use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
-use crate::views::{BoardEntry, ConversationSummary, ConversationView, UserRef, UserView, VisitorConversationView};
+use crate::views::{BoardEntry, ConversationSummary, ConversationView, ReaderBoard, UserRef, UserView, VisitorConversationView};
 
 /// Longest client `ref`, so a client cannot make the server store large keys.
 pub const MAX_REF_CHARS: usize = 64;
@@ -126,9 +126,9 @@ pub enum AgentEvent {
     Closed {
         conversation_id: ConversationId,
     },
-    /// The whole Looking-for-help board, with this operator's stars.
+    /// The whole Looking-for-help board, with this operator's stars and memberships.
     NeedHelp {
-        conversations: Vec<BoardEntry>,
+        conversations: ReaderBoard,
     },
     Presence {
         user_id: OperatorId,
