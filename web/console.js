@@ -37,7 +37,15 @@ const state = {
   history: { items: [], cursor: null },
   /** Canned responses: the shared ones and mine, by shortcut, mine first. */
   canned: [],
+  /** conversation id → { text, note }: what was being typed, kept across re-renders, reconnects and reloads. */
+  drafts: new Map(Object.entries(JSON.parse(sessionStorage.getItem("switchboard-drafts") ?? "{}")).map(([id, d]) => [Number(id), d])),
 };
+
+function saveDraft(id, text, note) {
+  if (text) state.drafts.set(id, { text, note });
+  else state.drafts.delete(id);
+  sessionStorage.setItem("switchboard-drafts", JSON.stringify(Object.fromEntries(state.drafts)));
+}
 
 // ---- start-up and login ----
 
@@ -166,6 +174,7 @@ function handle(event) {
       const heading = event.reason === "transfer" ? "Transferred to you:" : event.type === "assigned" ? "New conversation with" : "You were invited to";
       notify(`${heading} ${title(c)}`);
       if (state.selected === null) select(c.id);
+      else if (state.selected === c.id) renderPane();
       renderSidebar();
       break;
     }
@@ -174,11 +183,17 @@ function handle(event) {
       const c = state.conversations.get(event.conversation_id);
       if (c) c.last_message = event.message;
       state.typing.delete(event.conversation_id);
-      if (event.conversation_id !== state.selected && event.message.author.id !== state.me.id) {
-        if (c) c.unread = (c.unread ?? 0) + 1;
+      const fromOther = event.message.author.id !== state.me.id && event.message.author.kind !== "system";
+      const inView = event.conversation_id === state.selected && !document.hidden && document.hasFocus();
+      if (fromOther && !inView && c?.member_ids?.includes(state.me.id)) {
+        if (event.conversation_id !== state.selected) c.unread = (c.unread ?? 0) + 1;
+        notify(`${event.message.author.name}: ${event.message.body}`, { quiet: true });
       }
       renderSidebar();
-      if (event.conversation_id === state.selected) renderTranscript();
+      if (event.conversation_id === state.selected) {
+        renderTranscript();
+        renderTyping();
+      }
       break;
     }
     case "status":
@@ -197,11 +212,25 @@ function handle(event) {
       if (c) patch(c.id, { member_ids: c.member_ids.filter((id) => id !== event.user.id) });
       break;
     }
-    case "need_help":
+    case "need_help": {
+      const before = new Set(state.board.map((e) => e.id));
       state.board = event.conversations;
+      for (const entry of state.board.filter((e) => !before.has(e.id) && !e.is_member)) {
+        notify(`${entry.requested_by?.name ?? "A colleague"} needs help${entry.visitor_name ? ` with ${entry.visitor_name}` : ""}`);
+      }
       renderBoard();
-      if (state.selected !== null && !state.conversations.get(state.selected)?.member_ids.includes(state.me.id)) renderPane();
+      const previewed = state.selected !== null && state.conversations.get(state.selected);
+      if (previewed && !previewed.member_ids.includes(state.me.id) && previewed.status === "need_help" && !state.board.some((e) => e.id === previewed.id)) {
+        // Someone else answered the call being previewed: it is theirs now, and no longer readable here.
+        state.conversations.delete(previewed.id);
+        state.selected = null;
+        renderSidebar();
+        fill($("pane"), el("p", { class: "empty", id: "answered" }, "A colleague joined that conversation; it no longer needs help."));
+      } else if (previewed && !previewed.member_ids.includes(state.me.id)) {
+        renderPane();
+      }
       break;
+    }
     case "presence": {
       const user = state.users.get(event.user_id);
       if (user) user.presence = event.presence;
@@ -270,12 +299,18 @@ function title(c) {
   return c.visitor?.name ?? c.visitor_name ?? `Visitor #${c.id}`;
 }
 
-function notify(text) {
+/**
+ * Gets the operator's attention: a tone; while the tab is in the background,
+ * a count in the title and a desktop notification (once allowed); and a toast
+ * unless `quiet` (a chat message shows in its list item instead).
+ */
+function notify(text, { quiet = false } = {}) {
   if (document.hidden || !document.hasFocus()) {
     state.unseen += 1;
     document.title = `(${state.unseen}) Switchboard`;
+    if (window.Notification?.permission === "granted") new Notification("Switchboard", { body: text, tag: "switchboard" });
   }
-  toast(text);
+  if (!quiet) toast(text);
   try {
     const audio = new AudioContext();
     const tone = audio.createOscillator();
@@ -289,6 +324,9 @@ function notify(text) {
     // No sound before the first user gesture: the title badge still shows it.
   }
 }
+
+// Desktop notifications need the operator's permission, asked on a first click (browsers refuse it otherwise).
+document.addEventListener("click", () => window.Notification?.permission === "default" && Notification.requestPermission(), { once: true });
 
 window.addEventListener("focus", () => {
   state.unseen = 0;
@@ -361,6 +399,8 @@ function renderBoard() {
     ),
   );
   fill($("need-help"), items.length ? items : el("li", { class: "empty" }, "Nobody needs help."));
+  const waiting = state.board.filter((e) => !e.is_member).length;
+  $("help-title").textContent = waiting ? `Looking for help (${waiting})` : "Looking for help";
 }
 
 // ---- the conversation pane ----
@@ -389,6 +429,9 @@ function isMember(c) {
 function renderPane() {
   const c = state.conversations.get(state.selected);
   const pane = $("pane");
+  // The operator may be mid-sentence: the rebuilt box gets focus and caret back (its text comes from the draft).
+  const active = document.activeElement;
+  const typing = active?.id === "composer-input" ? { start: active.selectionStart, end: active.selectionEnd } : null;
   if (!c) return fill(pane, el("p", { class: "empty" }, "Select a conversation."));
   const member = isMember(c);
   const open = c.status !== "closed";
@@ -435,6 +478,11 @@ function renderPane() {
   );
   renderTranscript();
   renderTyping();
+  if (typing) {
+    const box = $("composer-input");
+    box?.focus();
+    box?.setSelectionRange(typing.start, typing.end);
+  }
 }
 
 // ---- history ----
@@ -698,10 +746,22 @@ function composer(c) {
     }
   });
   input.addEventListener("input", suggest);
-  note.addEventListener("change", () => {
+  const noteMode = () => {
     form.classList.toggle("note-mode", note.checked);
     input.placeholder = note.checked ? "Write an internal note (operators only)…" : "Write a message…";
+  };
+  note.addEventListener("change", () => {
+    noteMode();
+    saveDraft(c.id, input.value, note.checked);
   });
+  // A re-render (status change, join, reconnect) rebuilds this form: the draft comes back.
+  const draft = state.drafts.get(c.id);
+  if (draft) {
+    input.value = draft.text;
+    note.checked = draft.note;
+    noteMode();
+  }
+  input.addEventListener("input", () => saveDraft(c.id, input.value, note.checked));
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
@@ -718,12 +778,16 @@ function composer(c) {
     e.preventDefault();
     const body = input.value.trim();
     if (!body) return;
+    const internal = note.checked;
     input.value = "";
     try {
-      await command({ type: "send", conversation_id: c.id, body, internal: note.checked });
+      await command({ type: "send", conversation_id: c.id, body, internal });
+      saveDraft(c.id, "", false);
       renderTranscript();
     } catch (error) {
-      input.value = body;
+      // Kept: the draft still holds it, and the box gets it back if it was rebuilt meanwhile.
+      const box = $("composer-input");
+      if (box && !box.value) box.value = body;
       toast(error.message, "error");
     }
   });

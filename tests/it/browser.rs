@@ -210,6 +210,20 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     let shown = visitor.execute("return document.body.textContent;", vec![]).await.unwrap();
     assert!(!shown.as_str().unwrap().contains("returning customer"), "the visitor saw a note: {shown}");
 
+    // A half-typed reply survives the pane being rebuilt (a status change from
+    // another tab) and a reload of the page.
+    let dora_token = s.login("dora", "pw").await;
+    let conversation = s.get("/api/v1/conversations", &dora_token).await.expect(200)[0]["id"].as_u64().unwrap();
+    find(&dora_console, "#composer-input").await.send_keys("Half a rep").await.unwrap();
+    s.put(&format!("/api/v1/conversations/{conversation}/status"), &dora_token, json!({"status": "waiting"})).await.expect(200);
+    wait_text(&dora_console, "#pane-status", "Waiting").await;
+    let draft = "return document.getElementById('composer-input').value;";
+    assert_eq!(dora_console.execute(draft, vec![]).await.unwrap(), "Half a rep");
+    dora_console.refresh().await.unwrap();
+    click(&dora_console, "#channels .item").await;
+    find(&dora_console, "#composer-input").await;
+    assert_eq!(dora_console.execute(draft, vec![]).await.unwrap(), "Half a rep");
+
     // Dora hands the chat to Erin, who joined the team since.
     let (erin, _) = s.operator("erin", json!({"name": "Erin"})).await;
     s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [dora, erin]})).await.expect(200);
