@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::http::client::TrustedProxies;
 use crate::persist::journal::FsyncMode;
 
 /// Everything the server can be told at start-up.
@@ -59,6 +60,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Upper bound on waiting for open connections when stopping.
     pub drain_timeout: Duration,
+    /// Reverse proxies whose forwarding headers give the client's address, scheme and host.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +146,11 @@ struct Cli {
     /// Other origins allowed to open operator WebSockets (comma-separated), besides the server's own.
     #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Reverse proxies to believe (comma-separated CIDR blocks or addresses, e.g. `127.0.0.1,10.0.0.0/8`):
+    /// only from them are `Forwarded` / `X-Forwarded-For` / `-Proto` / `-Host` used for the
+    /// client's address (per-address limits) and origin. Default: nobody, headers ignored.
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES", default_value = "")]
+    trusted_proxies: TrustedProxies,
     /// Visitor sessions one IP address may open per minute (0 = no limit, e.g. for load tests).
     #[arg(long, env = "SWITCHBOARD_VISITOR_SESSIONS_PER_MINUTE", default_value_t = 60)]
     visitor_sessions_per_minute: u32,
@@ -190,6 +198,7 @@ impl Config {
                 workers: cli.workers.unwrap_or_else(cores).max(1),
                 max_body_bytes: cli.max_body_bytes,
                 drain_timeout: Duration::from_secs(5),
+                trusted_proxies: cli.trusted_proxies,
             },
             ws: WsConfig {
                 heartbeat_interval: Duration::from_secs(10),
@@ -229,6 +238,7 @@ impl Config {
                 workers: 1,
                 max_body_bytes: 64 * 1024,
                 drain_timeout: Duration::from_secs(1),
+                trusted_proxies: TrustedProxies::default(),
             },
             ws: WsConfig {
                 heartbeat_interval: Duration::from_millis(500),

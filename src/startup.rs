@@ -178,6 +178,7 @@ impl Application {
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
         let hub = web::Data::new(Hub::new(core, config.ws.clone(), config.http.max_body_bytes, sessions_rx));
+        let proxies = web::Data::new(config.http.trusted_proxies.clone());
 
         let hub_handle = hub.clone();
         let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
@@ -185,6 +186,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(hub.clone())
+                .app_data(proxies.clone())
                 .app_data(web::PathConfig::default().error_handler(http::path_error))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
                 .wrap(actix_web::middleware::from_fn(http::linger::drain_unread_body))

@@ -1,9 +1,10 @@
 //! Login and logout.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::client::ClientIp;
 use super::extract::JsonBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub};
@@ -26,9 +27,8 @@ pub struct LoginResponse {
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody),
               (status = 401, description = "Bad credentials (same answer whether the login exists or not)", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
-pub async fn login(req: HttpRequest, hub: web::Data<Hub>, JsonBody(body): JsonBody<LoginRequest>) -> Result<HttpResponse, ApiError> {
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let (token, user) = hub.login(&body.login, body.password, ip.as_deref()).await?;
+pub async fn login(ip: ClientIp, hub: web::Data<Hub>, JsonBody(body): JsonBody<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let (token, user) = hub.login(&body.login, body.password, Some(&ip.0.to_string())).await?;
     Ok(HttpResponse::Ok().json(LoginResponse { token, user }))
 }
 

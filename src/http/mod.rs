@@ -5,6 +5,7 @@ pub mod auth;
 pub mod canned;
 pub mod channels;
 pub mod chatbots;
+pub mod client;
 pub mod conversations;
 pub mod expertise;
 pub mod extract;

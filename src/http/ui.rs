@@ -8,6 +8,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::client::client_origin;
 use crate::domain::ChannelId;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -74,8 +75,7 @@ async fn demo(req: HttpRequest, hub: web::Data<Hub>, query: web::Query<DemoQuery
         }
     }
     .ok_or_else(|| ApiError::NotFound("no such channel: create one in /admin first".into()))?;
-    let info = req.connection_info();
-    let origin = format!("{}://{}", info.scheme(), info.host());
+    let origin = client_origin(&req);
     let page = DEMO_PAGE.replace("{{CHANNEL}}", &channel.to_string()).replace("{{ORIGIN}}", &escape_html(&origin));
     Ok(HttpResponse::Ok().content_type(ContentType::html()).insert_header((header::CACHE_CONTROL, "no-cache")).body(page))
 }

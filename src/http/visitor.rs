@@ -1,10 +1,11 @@
 //! The visitor's side: open a session on a channel, read it, write, leave.
 //! Only these endpoints accept a visitor token, and only for its own conversation.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::client::ClientIp;
 use super::conversations::{created, MessageBody};
 use super::extract::{JsonBody, VisitorCaller};
 use crate::actors::conversation::Content;
@@ -42,12 +43,11 @@ pub struct SessionOpened {
     responses((status = 201, body = SessionOpened), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 429, description = "Too many sessions from this address", body = ErrorBody)))]
 pub async fn open(
-    req: HttpRequest,
+    ip: ClientIp,
     hub: web::Data<Hub>,
     channel: web::Path<ChannelId>,
     JsonBody(body): JsonBody<OpenSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let new = NewVisitor {
         visitor_name: body.visitor_name,
         lang: body.lang,
@@ -55,7 +55,7 @@ pub async fn open(
         expertise_ids: body.expertise_ids.into_iter().collect(),
         visitor_key: body.visitor_key,
     };
-    let (conversation_id, visitor_token) = hub.open_visitor_session(*channel, new, &ip).await?;
+    let (conversation_id, visitor_token) = hub.open_visitor_session(*channel, new, &ip.0.to_string()).await?;
     Ok(HttpResponse::Created().json(SessionOpened { conversation_id, visitor_token }))
 }
 

@@ -10,6 +10,7 @@ use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::Content;
 use crate::domain::conversation::Poster;
 use crate::error::{ApiError, ErrorBody};
+use crate::http::client::client_origin;
 use crate::hub::{Caller, Hub};
 use crate::metrics::SocketKind;
 
@@ -71,7 +72,9 @@ impl CommandHandler for AgentSession {
 fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
     let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-    let own = origin.split_once("://").is_some_and(|(_, host)| host == req.connection_info().host());
+    let own_origin = client_origin(req);
+    let own_host = own_origin.split_once("://").map_or(own_origin.as_str(), |(_, host)| host);
+    let own = origin.split_once("://").is_some_and(|(_, host)| host == own_host);
     if own || allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
         Ok(())
     } else {

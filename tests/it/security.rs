@@ -51,10 +51,74 @@ async fn one_address_cannot_open_unlimited_visitor_sessions() {
     assert_eq!(body["error"]["code"], "too_many_requests");
 }
 
+/// Opens a visitor session with extra request headers; the status.
+async fn session_from(s: &TestServer, channel: u64, headers: &[(&str, &str)]) -> u16 {
+    let mut req = reqwest::Client::new().post(s.url(&format!("/api/v1/channels/{channel}/sessions"))).json(&json!({}));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Behind a trusted proxy each visitor has their own limit, whichever header
+/// the proxy uses, and a client cannot escape it by adding addresses of its own.
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_limits_follow_the_client() {
+    let s = TestServer::start_with(|c| {
+        c.http.trusted_proxies = "127.0.0.1/32".parse().unwrap();
+        c.auth.visitor_sessions_per_minute = 2;
+        c.auth.max_login_failures = 1;
+    })
+    .await;
+    let channel = s.channel(&[], None).await;
+    let xff = |ip: &'static str| [("X-Forwarded-For", ip)];
+    for _ in 0..2 {
+        assert_eq!(session_from(&s, channel, &xff("203.0.113.1")).await, 201);
+    }
+    assert_eq!(session_from(&s, channel, &xff("203.0.113.1")).await, 429);
+    assert_eq!(session_from(&s, channel, &xff("198.51.100.9, 203.0.113.1")).await, 429, "a forged left-hand hop changes nothing");
+    assert_eq!(session_from(&s, channel, &xff("203.0.113.2")).await, 201, "another visitor behind the same proxy");
+    for _ in 0..2 {
+        assert_eq!(session_from(&s, channel, &[("Forwarded", "for=\"[2001:db8::5]:4711\";proto=https")]).await, 201);
+    }
+    assert_eq!(session_from(&s, channel, &[("Forwarded", "for=2001:db8::5")]).await, 429, "RFC 7239 `Forwarded` is read too");
+    // Login failures are counted per client address as well (20 per address
+    // here): one client guessing many logins locks out nobody else.
+    let login = |ip: &'static str, login: String, password: &'static str| {
+        let req = reqwest::Client::new().post(s.url("/api/v1/auth/login")).header("X-Forwarded-For", ip);
+        async move { req.json(&json!({"login": login, "password": password})).send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..20 {
+        assert_eq!(login("203.0.113.66", format!("guess{i}"), "wrong").await, 401);
+    }
+    assert_eq!(login("203.0.113.66", "admin".into(), "admin-pass").await, 429);
+    assert_eq!(login("203.0.113.67", "admin".into(), "admin-pass").await, 200);
+}
+
+/// Without `--trusted-proxies` forwarding headers are the client's to invent: ignored.
+#[actix_rt::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let s = TestServer::start_with(|c| c.auth.visitor_sessions_per_minute = 2).await;
+    let channel = s.channel(&[], None).await;
+    let statuses = [
+        session_from(&s, channel, &[("X-Forwarded-For", "203.0.113.1")]).await,
+        session_from(&s, channel, &[("X-Forwarded-For", "203.0.113.2")]).await,
+        session_from(&s, channel, &[("Forwarded", "for=203.0.113.3")]).await,
+    ];
+    assert_eq!(statuses, [201, 201, 429]);
+}
+
 /// The HTTP status of an operator socket upgrade sent with `origin`.
 async fn upgrade_status(s: &TestServer, token: &str, origin: &str) -> u16 {
+    upgrade_status_with(s, token, origin, &[]).await
+}
+
+async fn upgrade_status_with(s: &TestServer, token: &str, origin: &str, headers: &[(&'static str, &str)]) -> u16 {
     let mut request = s.ws_url(&format!("/ws/agent?token={token}")).into_client_request().unwrap();
     request.headers_mut().insert("Origin", origin.parse().unwrap());
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => 101,
         Err(WsError::Http(res)) => res.status().as_u16(),
@@ -69,6 +133,20 @@ async fn operator_sockets_open_only_from_allowed_origins() {
     assert_eq!(upgrade_status(&s, &token, "https://evil.example").await, 403);
     assert_eq!(upgrade_status(&s, &token, "https://support.example.com").await, 101);
     assert_eq!(upgrade_status(&s, &token, &s.url("")).await, 101, "the server's own pages");
+}
+
+/// Behind a trusted TLS proxy the console's origin is the public one the proxy
+/// reports; the same headers from anyone else prove nothing.
+#[actix_rt::test]
+async fn the_origin_check_takes_the_public_host_from_a_trusted_proxy_only() {
+    let public = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "chat.example.com")];
+    let behind = TestServer::start_with(|c| c.http.trusted_proxies = "127.0.0.1".parse().unwrap()).await;
+    let (_, token) = behind.operator("ann", json!({})).await;
+    assert_eq!(upgrade_status_with(&behind, &token, "https://chat.example.com", &public).await, 101);
+    assert_eq!(upgrade_status_with(&behind, &token, "https://evil.example", &public).await, 403);
+    let exposed = TestServer::start().await;
+    let (_, token) = exposed.operator("ann", json!({})).await;
+    assert_eq!(upgrade_status_with(&exposed, &token, "https://chat.example.com", &public).await, 403);
 }
 
 #[actix_rt::test]
