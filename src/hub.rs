@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::actors::conversation::{
     AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
-    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start,
-    Transfer, Typing,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, RecordPage, Replay, SetExpertise, SetStatus,
+    Start, Transfer, Typing,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
@@ -31,6 +31,7 @@ use crate::domain::operator::{Presence, Role};
 use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
 use crate::domain::time::Timestamp;
+use crate::domain::visitor::{self, VisitorContext};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
@@ -60,6 +61,13 @@ pub struct NewVisitor {
     pub country: Option<String>,
     pub expertise_ids: BTreeSet<ExpertiseId>,
     pub visitor_key: Option<String>,
+    pub email: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub timezone: Option<String>,
+    /// The `User-Agent` header of the request.
+    pub user_agent: Option<String>,
 }
 
 /// Most results of `visitor_history`.
@@ -409,18 +417,39 @@ impl Hub {
         let country = new.country.as_deref().map(text::country).transpose()?;
         let visitor_key = new.visitor_key.as_deref().map(|k| text::bounded("visitor_key", k, MAX_VISITOR_KEY_CHARS)).transpose()?;
         let visitor_name = new.visitor_name.as_deref().map(|name| text::name("visitor_name", name)).transpose()?;
+        let mut context = VisitorContext {
+            email: new.email.as_deref().map(visitor::email).transpose()?,
+            referrer: new.referrer.as_deref().map(|r| visitor::url("referrer", r)).transpose()?,
+            timezone: new.timezone.as_deref().map(visitor::timezone).transpose()?,
+            user_agent: new.user_agent.as_deref().and_then(visitor::user_agent),
+            ..VisitorContext::default()
+        };
+        // A title alone (no page) is checked, then has nothing to describe.
+        let title = new.page_title.as_deref().map(|t| visitor::title("page_title", t)).transpose()?.unwrap_or_default();
+        if let Some(url) = new.page_url.as_deref() {
+            context.visit(visitor::url("page_url", url)?, title, Timestamp::now());
+        }
         let id = self.core.next_conversation_id();
         let name = visitor_name.unwrap_or_else(|| format!("Visitor #{id}"));
         let previous_operator = match &visitor_key {
             Some(key) => self.core.archive.previous_operator(channel, key.clone()).await?,
             None => None,
         };
-        let visitor = Visitor { name, lang, country, key: visitor_key, previous_operator };
+        let visitor = Visitor { name, lang, country, key: visitor_key, previous_operator, context };
         let conversation = Conversation::livechat(id, channel, visitor, new.expertise_ids, script.map(ScriptRun::new));
         let token = self.core.auth.issue(Principal::Visitor(id));
         let addr = self.core.start_conversation(conversation, Some(token.clone()));
         addr.send(Start).await??;
         Ok((id, token))
+    }
+
+    /// The visitor opened a page.
+    ///
+    /// # Errors
+    /// `BadRequest` for a URL or title off the rules, `Conflict` once closed.
+    pub async fn record_page(&self, conversation: ConversationId, url: &str, title: &str) -> Result<(), ApiError> {
+        let page = RecordPage { url: visitor::url("url", url)?, title: visitor::title("title", title)? };
+        self.command(conversation, page).await
     }
 
     /// The conversation as its visitor sees it, once everything in it is durable.

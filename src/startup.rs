@@ -30,7 +30,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::OperatorId;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::persist::records::{ConversationV1, RecordV1, StatusV1};
+use crate::persist::records::{ConversationV2, RecordV1, StatusV1};
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
 use crate::{demo, http, shutdown};
@@ -95,17 +95,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Conversations the journal says were closed but not yet archived (the
 /// server stopped in between): archived now, before anything starts, so they
 /// never come back to life. Archiving again what is already there is harmless.
-async fn finish_archiving(core: &Core, closed: Vec<ConversationV1>) -> anyhow::Result<()> {
+async fn finish_archiving(core: &Core, closed: Vec<ConversationV2>) -> anyhow::Result<()> {
     let stored = closed.iter().map(|stored| {
         let mut conversation = stored.to_domain();
         conversation.closed_at = Some(Timestamp::now());
-        core.archive.store(Entry::new(&conversation, stored.visitor_token.as_deref()))
+        core.archive.store(Entry::new(&conversation, stored.base.visitor_token.as_deref()))
     });
     for result in join_all(stored).await {
         result.context("archiving the conversations closed before the restart")?;
     }
     for stored in &closed {
-        core.store.journal.append(&RecordV1::Archived { id: stored.id }).await?;
+        core.store.journal.append(&RecordV1::Archived { id: stored.base.id }).await?;
     }
     if !closed.is_empty() {
         tracing::info!(conversations = closed.len(), "archived the conversations closed before the restart");
@@ -154,7 +154,7 @@ impl Application {
         }
         core.ids_after(core.archive.max_id()?);
         let (live, closed): (Vec<_>, Vec<_>) = state.conversations.into_values().partition(|c| c.base.header.status != StatusV1::Closed);
-        finish_archiving(&core, closed.into_iter().map(|c| c.base).collect()).await?;
+        finish_archiving(&core, closed).await?;
         let mut conversations = Vec::with_capacity(live.len());
         for stored in live {
             let conversation = stored.to_domain();

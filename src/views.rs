@@ -222,6 +222,8 @@ pub struct HistoryItem {
     pub channel_id: Option<ChannelId>,
     pub kind: Kind,
     pub visitor_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitor_email: Option<String>,
     /// Every operator who took part.
     pub operator_ids: Vec<OperatorId>,
     pub expertise_ids: Vec<ExpertiseId>,
@@ -246,6 +248,7 @@ impl HistoryItem {
             channel_id: c.channel_id,
             kind: c.kind,
             visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
+            visitor_email: c.visitor.as_ref().and_then(|v| v.context.email.clone()),
             operator_ids: c.participants().into_iter().collect(),
             expertise_ids: c.expertise_ids.iter().copied().collect(),
             status: c.status(),

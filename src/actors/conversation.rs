@@ -309,6 +309,11 @@ impl ConversationActor {
                     self.conversation.expertise_ids.extend(expertise_ids);
                     return Some(self.forward(if_nobody, ctx));
                 }
+                BotAction::Learn(detail) => {
+                    if self.conversation.visitor.as_mut().is_some_and(|v| v.context.learn(detail)) {
+                        self.visitor_changed();
+                    }
+                }
             }
         }
         if self.conversation.bot.as_ref().is_some_and(ScriptRun::collecting_multi) {
@@ -421,6 +426,13 @@ impl ConversationActor {
         self.notify_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
         if !message.internal {
             self.notify_visitor(VisitorEvent::Message { message: message.clone() });
+        }
+    }
+
+    /// Members see the visitor's context change (a page, an e-mail address).
+    fn visitor_changed(&mut self) {
+        if let Some(visitor) = &self.conversation.visitor {
+            self.notify_members(AgentEvent::Visitor { conversation_id: self.conversation.id, visitor: visitor.clone() });
         }
     }
 
@@ -799,6 +811,30 @@ impl ConversationActor {
         self.after_change(before, Members::Changed);
         self.arm_answer_timeout(operator, at, ctx);
         Ok(self.view())
+    }
+}
+
+/// The visitor opened a page of the site (kept in their context, the last 20).
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct RecordPage {
+    pub url: String,
+    pub title: String,
+}
+
+impl Handler<RecordPage> for ConversationActor {
+    type Result = CommandReply<()>;
+
+    fn handle(&mut self, msg: RecordPage, _: &mut Context<Self>) -> Self::Result {
+        self.reply_with(|act| {
+            if act.conversation.status() == Status::Closed {
+                return Err(ConversationError::Closed);
+            }
+            let visitor = act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?;
+            visitor.context.visit(msg.url, msg.title, Timestamp::now());
+            act.visitor_changed();
+            Ok(())
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use crate::domain::history::{snippet, HistoryFilter, Viewer};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
-use crate::persist::records::{ConversationV1, MessageV1};
+use crate::persist::records::{ConversationV1, ConversationV2, MessageV1};
 use crate::persist::{decode, encode};
 use crate::views::HistoryItem;
 
@@ -36,7 +36,8 @@ fn conversation_of(key: i64) -> u64 {
 }
 
 /// Schema versions in order; `PRAGMA user_version` says how many are applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE conversations (
         id            INTEGER PRIMARY KEY,
         kind          INTEGER NOT NULL,   -- 0 livechat, 1 direct
@@ -82,7 +83,14 @@ const MIGRATIONS: &[&str] = &[r"
     CREATE TRIGGER messages_unindexed AFTER DELETE ON messages BEGIN
         INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.key, old.body);
     END;
-"];
+",
+    r"
+    -- 2: the record is a ConversationV2 (calls for help with requester and note,
+    -- the visitor's context) when `format` is 2; rows written before stay version 1.
+    ALTER TABLE conversations ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE conversations ADD COLUMN visitor_email TEXT;
+",
+];
 
 /// Applies the migrations this file does not have yet.
 ///
@@ -107,7 +115,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// One closed conversation, ready to store.
 pub struct Entry {
-    pub record: ConversationV1,
+    pub record: ConversationV2,
     pub participants: BTreeSet<OperatorId>,
     pub closed_at: Timestamp,
     pub first_reply: Option<Timestamp>,
@@ -116,7 +124,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Entry {
         Entry {
-            record: ConversationV1::new(c, visitor_token),
+            record: ConversationV2::new(c, visitor_token),
             participants: c.participants(),
             closed_at: c.closed_at.unwrap_or_else(Timestamp::now),
             first_reply: Facts::of(c).and_then(|f| f.first_reply),
@@ -127,24 +135,25 @@ impl Entry {
 /// Stores `entry`, replacing an earlier copy (a replay after a crash
 /// archives again) but keeping its `closed_at`, the time it really closed.
 pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
-    let r = &entry.record;
+    let r = &entry.record.base;
     let earlier: Option<i64> =
         tx.query_row("SELECT closed_at FROM conversations WHERE id = ?1", [r.id as i64], |row| row.get(0)).optional()?;
     if earlier.is_some() {
         delete(tx, &[r.id as i64])?;
     }
     let closed_at = earlier.unwrap_or_else(|| entry.closed_at.as_millis());
-    let mut header = r.clone();
-    let messages = std::mem::take(&mut header.messages);
+    let mut header = entry.record.clone();
+    let messages = std::mem::take(&mut header.base.messages);
     let visitor = r.visitor.as_ref();
+    let email = entry.record.visitor_context.as_ref().and_then(|c| c.email.as_deref());
     let kind = match Kind::from(r.kind) {
         Kind::Livechat => 0,
         Kind::Direct => 1,
     };
     tx.execute(
         "INSERT INTO conversations (id, kind, channel_id, visitor_name, visitor_key, visitor_token, created_at, closed_at,
-                                    message_count, first_reply, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    message_count, first_reply, record, format, visitor_email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 2, ?12)",
         params![
             r.id as i64,
             kind,
@@ -157,6 +166,7 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
             messages.len() as i64,
             entry.first_reply.map(Timestamp::as_millis),
             encode(&header),
+            email,
         ],
     )?;
     let mut operator = tx.prepare_cached("INSERT INTO conversation_operators (operator_id, conversation_id) VALUES (?1, ?2)")?;
@@ -169,7 +179,9 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
     }
     let mut message = tx.prepare_cached("INSERT INTO messages (key, body, record) VALUES (?1, ?2, ?3)")?;
     if let Some(v) = visitor {
-        message.execute(params![key(r.id, 0), v.name, Option::<Vec<u8>>::None])?;
+        // Row 0 holds what a search finds a visitor by: name and e-mail address.
+        let who = email.map_or_else(|| v.name.clone(), |email| format!("{} {email}", v.name));
+        message.execute(params![key(r.id, 0), who, Option::<Vec<u8>>::None])?;
     }
     for mut m in messages {
         let body = std::mem::take(&mut m.body);
@@ -236,24 +248,33 @@ pub struct Archived {
 
 pub fn conversation(conn: &Connection, id: ConversationId) -> rusqlite::Result<Option<Archived>> {
     let row = conn
-        .query_row("SELECT record, closed_at FROM conversations WHERE id = ?1", [id.0 as i64], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        .query_row("SELECT record, format, closed_at FROM conversations WHERE id = ?1", [id.0 as i64], |r| {
+            Ok((stored(r, 0, 1)?, r.get::<_, i64>(2)?))
         })
         .optional()?;
-    let Some((record, closed_at)) = row else { return Ok(None) };
-    let mut record: ConversationV1 = decode(&record).map_err(corrupt)?;
+    let Some((mut record, closed_at)) = row else { return Ok(None) };
     let mut stmt = conn.prepare_cached("SELECT body, record FROM messages WHERE key > ?1 AND key < ?2 ORDER BY key")?;
     let rows = stmt.query_map([key(id.0, 0), key(id.0 + 1, 0)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     for row in rows {
         let (body, bytes) = row?;
         let mut message: MessageV1 = decode(&bytes).map_err(corrupt)?;
         message.body = body;
-        record.messages.push(message);
+        record.base.messages.push(message);
     }
     let mut conversation = record.to_domain();
     conversation.closed_at = Some(Timestamp::from_millis(closed_at));
     let participants = operator_ids(conn, id.0 as i64)?.into_iter().collect();
     Ok(Some(Archived { conversation, participants }))
+}
+
+/// The stored conversation in columns `record` and `format` of a row.
+fn stored(r: &rusqlite::Row<'_>, record: usize, format: usize) -> rusqlite::Result<ConversationV2> {
+    let bytes = r.get::<_, Vec<u8>>(record)?;
+    match r.get::<_, i64>(format)? {
+        1 => decode::<ConversationV1>(&bytes).map(ConversationV2::from),
+        _ => decode::<ConversationV2>(&bytes),
+    }
+    .map_err(corrupt)
 }
 
 fn operator_ids(conn: &Connection, id: i64) -> rusqlite::Result<Vec<OperatorId>> {
@@ -331,7 +352,8 @@ impl Conditions {
     }
 }
 
-const ITEM_COLUMNS: &str = "c.id, c.kind, c.channel_id, c.visitor_name, c.created_at, c.closed_at, c.message_count, c.rating";
+const ITEM_COLUMNS: &str =
+    "c.id, c.kind, c.channel_id, c.visitor_name, c.created_at, c.closed_at, c.message_count, c.rating, c.visitor_email";
 
 fn item(conn: &Connection, r: &rusqlite::Row<'_>, snippet: Option<String>) -> rusqlite::Result<HistoryItem> {
     let id: i64 = r.get(0)?;
@@ -340,6 +362,7 @@ fn item(conn: &Connection, r: &rusqlite::Row<'_>, snippet: Option<String>) -> ru
         channel_id: r.get::<_, Option<i64>>(2)?.map(|c| ChannelId(c as u64)),
         kind: if r.get::<_, i64>(1)? == 0 { Kind::Livechat } else { Kind::Direct },
         visitor_name: r.get(3)?,
+        visitor_email: r.get(8)?,
         operator_ids: operator_ids(conn, id)?,
         expertise_ids: expertise_ids(conn, id)?,
         status: crate::domain::conversation::Status::Closed,
@@ -397,12 +420,11 @@ pub fn search(conn: &Connection, filter: &HistoryFilter, viewer: &Viewer, limit:
 }
 
 pub fn previous_operator(conn: &Connection, channel: ChannelId, visitor_key: &str) -> rusqlite::Result<Option<OperatorId>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT record FROM conversations WHERE visitor_key = ?1 AND channel_id = ?2 ORDER BY id DESC LIMIT 20")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT record, format FROM conversations WHERE visitor_key = ?1 AND channel_id = ?2 ORDER BY id DESC LIMIT 20")?;
     let mut rows = stmt.query(params![visitor_key, channel.0 as i64])?;
     while let Some(r) = rows.next()? {
-        let record: ConversationV1 = decode(&r.get::<_, Vec<u8>>(0)?).map_err(corrupt)?;
-        if let Some(a) = record.header.assignment {
+        if let Some(a) = stored(r, 0, 1)?.base.header.assignment {
             return Ok(Some(OperatorId(a.operator_id)));
         }
     }
@@ -411,7 +433,7 @@ pub fn previous_operator(conn: &Connection, channel: ChannelId, visitor_key: &st
 
 /// Routing-report facts of the archived livechats `scope` covers.
 pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
-    let mut sql = String::from("SELECT record, first_reply FROM conversations WHERE kind = 0");
+    let mut sql = String::from("SELECT record, format, first_reply FROM conversations WHERE kind = 0");
     let mut params = Vec::new();
     if let Some(from) = scope.from {
         sql.push_str(" AND created_at >= ?");
@@ -429,9 +451,8 @@ pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut facts = Vec::new();
     while let Some(r) = rows.next()? {
-        let record: ConversationV1 = decode(&r.get::<_, Vec<u8>>(0)?).map_err(corrupt)?;
-        if let Some(mut f) = Facts::of(&record.to_domain()) {
-            f.first_reply = r.get::<_, Option<i64>>(1)?.map(Timestamp::from_millis);
+        if let Some(mut f) = Facts::of(&stored(r, 0, 1)?.to_domain()) {
+            f.first_reply = r.get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
             facts.push(f);
         }
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::assignment::IfNobody;
 use super::text::{self, InvalidField};
+use super::visitor::Detail;
 use super::{AnswerId, ChatbotId, ExpertiseId, StepId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -203,6 +204,8 @@ pub enum BotAction {
     /// Ask the router for an operator; `if_nobody` says whether to wait in
     /// the queue or report back so the script can go on.
     Forward { expertise_ids: BTreeSet<ExpertiseId>, if_nobody: IfNobody },
+    /// The visitor answered an e-mail or phone question: keep it in their context.
+    Learn(Detail),
 }
 
 /// One script walking one conversation.
@@ -296,17 +299,22 @@ impl ScriptRun {
                 }
                 None => return retry("Please pick one of the answers below.".into()),
             },
-            StepKind::QuestionEmail if !is_email(input) => {
+            StepKind::QuestionEmail if !text::is_email(input) => {
                 return retry(format!("{input:?} does not look like an email address. Could you check it?"));
             }
-            StepKind::QuestionPhone if !is_phone(input) => {
+            StepKind::QuestionPhone if !text::is_phone(input) => {
                 return retry(format!("{input:?} does not look like a phone number. Could you check it?"));
             }
             StepKind::FreeInputMulti if !input.is_empty() => return Vec::new(),
             _ => {}
         }
+        let learned = match step.kind {
+            StepKind::QuestionEmail => Some(Detail::Email(input.to_owned())),
+            StepKind::QuestionPhone => Some(Detail::Phone(input.to_owned())),
+            _ => None,
+        };
         self.waiting = None;
-        self.advance()
+        learned.map(BotAction::Learn).into_iter().chain(self.advance()).collect()
     }
 
     /// The visitor paused long enough: a `free_input_multi` answer is complete.
@@ -323,22 +331,6 @@ impl ScriptRun {
         self.stopped = true;
         self.waiting = None;
     }
-}
-
-/// A plausible email address: `local@domain.tld`, no spaces.
-fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    let labels_ok = domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty());
-    !local.is_empty() && labels_ok && !s.chars().any(char::is_whitespace) && !domain.contains('@') && s.len() <= 254
-}
-
-/// A plausible phone number: 6..=15 digits, with optional `+`, spaces, dots, dashes and parentheses.
-fn is_phone(s: &str) -> bool {
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    let allowed = s.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || " .-()".contains(c) || (c == '+' && i == 0));
-    allowed && (6..=15).contains(&digits)
 }
 
 #[cfg(test)]
@@ -432,19 +424,19 @@ mod tests {
         run.on_input("Other");
         assert_eq!(run.on_input("not an email").len(), 1);
         assert!(run.is_active());
-        assert!(run.on_input("ann@example.com").is_empty());
+        assert_eq!(run.on_input(" ann@example.com ")[..], [BotAction::Learn(Detail::Email("ann@example.com".into()))]);
         assert!(!run.is_active());
     }
 
     #[test]
     fn email_and_phone_checks() {
-        assert!(is_email("a.b+c@example.co.uk"));
+        assert!(text::is_email("a.b+c@example.co.uk"));
         for bad in ["", "a@", "@b.c", "a b@c.d", "a@b", "a@@b.c", "a@b..c"] {
-            assert!(!is_email(bad), "{bad}");
+            assert!(!text::is_email(bad), "{bad}");
         }
-        assert!(is_phone("+32 (0)2 123 45 67"));
+        assert!(text::is_phone("+32 (0)2 123 45 67"));
         for bad in ["12345", "call me", "12+345678", "1234567890123456"] {
-            assert!(!is_phone(bad), "{bad}");
+            assert!(!text::is_phone(bad), "{bad}");
         }
     }
 }

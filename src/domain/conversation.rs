@@ -11,6 +11,7 @@ use super::assignment::Rule;
 use super::chatbot::{Answer, ScriptRun};
 use super::text::{self, InvalidField};
 use super::time::Timestamp;
+use super::visitor::VisitorContext;
 use super::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -69,14 +70,16 @@ pub struct Visitor {
     pub name: String,
     pub lang: Option<String>,
     pub country: Option<String>,
-    /// The widget's stable anonymous id; internal (routing rule 1), never shown.
-    #[serde(skip)]
+    /// The widget's stable anonymous id (routing rule 1; history by visitor).
+    #[serde(rename = "visitor_key", skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The operator of this visitor's last archived conversation on the
     /// channel, looked up when the session opened: routing rule 1 across
     /// restarts. A hint for routing, not stored.
     #[serde(skip)]
     pub previous_operator: Option<OperatorId>,
+    #[serde(flatten)]
+    pub context: VisitorContext,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -709,7 +712,7 @@ pub(crate) mod tests {
     const BOB: OperatorId = OperatorId(2);
 
     pub(crate) fn visitor() -> Visitor {
-        Visitor { name: "V".into(), lang: None, country: None, key: None, previous_operator: None }
+        Visitor { name: "V".into(), lang: None, country: None, key: None, previous_operator: None, context: VisitorContext::default() }
     }
 
     fn assigned() -> Conversation {

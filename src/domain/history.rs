@@ -82,8 +82,10 @@ impl HistoryFilter {
         if let Some(m) = c.messages().iter().rev().find(|m| self.terms.matches(&m.body)) {
             return Some(Found { snippet: Some(snippet(&m.body)) });
         }
+        // As the archive's row 0: the visitor is found by name and e-mail address.
         let visitor = c.visitor.as_ref()?;
-        self.terms.matches(&visitor.name).then_some(Found { snippet: None })
+        let who = visitor.context.email.as_ref().map_or_else(|| visitor.name.clone(), |email| format!("{} {email}", visitor.name));
+        self.terms.matches(&who).then_some(Found { snippet: None })
     }
 }
 

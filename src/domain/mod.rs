@@ -16,5 +16,6 @@ pub mod report;
 pub mod search;
 pub mod text;
 pub mod time;
+pub mod visitor;
 
 pub use ids::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};

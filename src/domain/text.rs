@@ -86,6 +86,22 @@ pub fn primary_language(code: &str) -> &str {
     code.split('-').next().unwrap_or(code)
 }
 
+/// A plausible email address: `local@domain.tld`, no spaces.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let labels_ok = domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty());
+    !local.is_empty() && labels_ok && !s.chars().any(char::is_whitespace) && !domain.contains('@') && s.len() <= 254
+}
+
+/// A plausible phone number: 6..=15 digits, with optional `+`, spaces, dots, dashes and parentheses.
+pub fn is_phone(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    let allowed = s.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || " .-()".contains(c) || (c == '+' && i == 0));
+    allowed && (6..=15).contains(&digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use utoipa::openapi::RefOr;
 use crate::auth::MAX_PASSWORD_CHARS;
 use crate::domain::canned::MAX_SHORTCUT_CHARS;
 use crate::domain::text::{MAX_LOGIN_CHARS, MAX_NAME_CHARS, WHITESPACE};
+use crate::domain::visitor;
 use crate::hub::MAX_VISITOR_KEY_CHARS;
 
 const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
@@ -44,6 +45,36 @@ pub fn message_body_or_null() -> RefOr<Schema> {
 
 fn shortcut_text(nullable: bool) -> RefOr<Schema> {
     text(MAX_SHORTCUT_CHARS, Some("^[a-z0-9_-]+$".to_owned()), nullable)
+}
+
+fn nullable_text(max_chars: Option<usize>, pattern: Option<String>) -> RefOr<Schema> {
+    let kind: SchemaType = [Type::String, Type::Null].into_iter().collect();
+    ObjectBuilder::new().schema_type(kind).max_length(max_chars).pattern(pattern).into()
+}
+
+/// `domain::visitor::url`.
+pub fn url_or_null() -> RefOr<Schema> {
+    nullable_text(Some(visitor::MAX_URL_CHARS), Some(visitor::url_pattern()))
+}
+
+/// `domain::visitor::title`.
+pub fn title_or_null() -> RefOr<Schema> {
+    nullable_text(Some(visitor::MAX_TITLE_CHARS), None)
+}
+
+/// `domain::visitor::timezone`.
+pub fn timezone_or_null() -> RefOr<Schema> {
+    nullable_text(Some(visitor::MAX_TIMEZONE_CHARS), Some(visitor::TIMEZONE_PATTERN.to_owned()))
+}
+
+/// `domain::visitor::email`.
+pub fn email_or_null() -> RefOr<Schema> {
+    nullable_text(Some(254), Some(visitor::email_pattern()))
+}
+
+/// `domain::visitor::url`, required.
+pub fn url() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(visitor::MAX_URL_CHARS)).pattern(Some(visitor::url_pattern())).into()
 }
 
 /// A canned response's shortcut (`domain::canned::shortcut`).

@@ -1,7 +1,8 @@
 //! The visitor's side: open a session on a channel, read it, write, leave.
 //! Only these endpoints accept a visitor token, and only for its own conversation.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -29,6 +30,28 @@ pub struct OpenSession {
     /// A stable anonymous id kept by the widget; same key = same visitor (routing rule 1).
     #[schema(schema_with = super::schema::visitor_key_or_null)]
     pub visitor_key: Option<String>,
+    #[schema(schema_with = super::schema::email_or_null)]
+    pub email: Option<String>,
+    /// The page the widget was opened on.
+    #[schema(schema_with = super::schema::url_or_null)]
+    pub page_url: Option<String>,
+    #[schema(schema_with = super::schema::title_or_null)]
+    pub page_title: Option<String>,
+    #[schema(schema_with = super::schema::url_or_null)]
+    pub referrer: Option<String>,
+    /// IANA time zone name, e.g. `Europe/Brussels`.
+    #[schema(schema_with = super::schema::timezone_or_null)]
+    pub timezone: Option<String>,
+}
+
+/// A page the visitor opened.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PageBody {
+    #[schema(schema_with = super::schema::url)]
+    pub url: String,
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +66,7 @@ pub struct SessionOpened {
     responses((status = 201, body = SessionOpened), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 429, description = "Too many sessions from this address", body = ErrorBody)))]
 pub async fn open(
+    req: HttpRequest,
     ip: ClientIp,
     hub: web::Data<Hub>,
     channel: web::Path<ChannelId>,
@@ -54,6 +78,12 @@ pub async fn open(
         country: body.country,
         expertise_ids: body.expertise_ids.into_iter().collect(),
         visitor_key: body.visitor_key,
+        email: body.email,
+        page_url: body.page_url,
+        page_title: body.page_title,
+        referrer: body.referrer,
+        timezone: body.timezone,
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     let (conversation_id, visitor_token) = hub.open_visitor_session(*channel, new, &ip.0.to_string()).await?;
     Ok(HttpResponse::Created().json(SessionOpened { conversation_id, visitor_token }))
@@ -77,6 +107,19 @@ pub async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     let message = hub.post_message(id, Poster::Visitor, Content::Text(body.body), None).await?;
     Ok(created(message))
+}
+
+/// The visitor opened a page of the site: operators see it in the visitor's context (the last 20 are kept).
+#[utoipa::path(post, path = "/api/v1/visitor/page", tag = "visitor", security(("visitor" = [])), request_body = PageBody,
+    responses((status = 204, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, description = "Conversation closed", body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn page(
+    hub: web::Data<Hub>,
+    VisitorCaller(id): VisitorCaller,
+    JsonBody(body): JsonBody<PageBody>,
+) -> Result<HttpResponse, ApiError> {
+    hub.record_page(id, &body.url, &body.title).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The visitor leaves: the conversation closes and operators are told.

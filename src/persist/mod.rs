@@ -86,8 +86,11 @@ impl State {
                 Some(c) => c.apply_v1(header, messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
-            RecordV1::ConversationChangedV2 { id, header, messages } => match self.conversations.get_mut(&id) {
-                Some(c) => c.apply(header.map(|h| *h), messages),
+            RecordV1::ConversationStartedV2(c) => {
+                self.conversations.insert(c.base.id, *c);
+            }
+            RecordV1::ConversationChangedV2 { id, header, visitor, messages } => match self.conversations.get_mut(&id) {
+                Some(c) => c.apply(header.map(|h| *h), visitor.map(|v| *v), messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
             RecordV1::Archived { id } => {

@@ -21,6 +21,7 @@ use crate::domain::conversation::{
 use crate::domain::directory::{Channel, Directory, DirectoryParts, Expertise, RoutingOptions};
 use crate::domain::operator::{Operator, Role};
 use crate::domain::time::Timestamp;
+use crate::domain::visitor::{Page, VisitorContext};
 use crate::domain::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};
 
 /// Declares a stored copy of a domain enum with conversions both ways. The
@@ -273,12 +274,27 @@ pub struct HeaderV2 {
     pub help_notes: Vec<HelpNoteV1>,
 }
 
-/// A conversation with its calls for help's requesters and notes (snapshot format 4).
-/// The archive keeps `ConversationV1`: the notes only matter while the call for help is live.
+/// What is known of the visitor beyond `VisitorV1` (`domain::visitor::VisitorContext`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorContextV1 {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub timezone: Option<String>,
+    /// (url, title, at), oldest first.
+    pub pages: Vec<(String, String, i64)>,
+}
+
+/// A conversation with what version 1 lacks: who made each call for help and
+/// why, and the visitor's context (snapshot format 4, the archive's format 2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationV2 {
     pub base: ConversationV1,
     pub help_notes: Vec<HelpNoteV1>,
+    pub visitor_context: Option<VisitorContextV1>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,12 +342,16 @@ pub enum RecordV1 {
     },
     /// The whole directory, as `DirectoryV2` does, since canned responses.
     DirectoryV3(Box<DirectoryV3>),
-    /// As `ConversationChanged`, since calls for help name who asked and why.
+    /// As `ConversationChanged`, since calls for help name who asked and why
+    /// and visitors have a context (`visitor`: when it changed).
     ConversationChangedV2 {
         id: u64,
         header: Option<Box<HeaderV2>>,
+        visitor: Option<Box<VisitorContextV1>>,
         messages: Vec<MessageV1>,
     },
+    /// As `ConversationStarted`, with the visitor's context.
+    ConversationStartedV2(Box<ConversationV2>),
 }
 
 /// The whole state as a snapshot holds it; `journal_from` is the first journal
@@ -371,7 +391,7 @@ impl From<ConversationV1> for ConversationV2 {
     /// A conversation stored before requesters were: its calls for help name nobody.
     fn from(base: ConversationV1) -> ConversationV2 {
         let help_notes = base.header.help_requests.iter().map(|_| HelpNoteV1 { by: None, note: None }).collect();
-        ConversationV2 { base, help_notes }
+        ConversationV2 { base, help_notes, visitor_context: None }
     }
 }
 
@@ -521,15 +541,55 @@ impl From<&Conversation> for HeaderV2 {
     }
 }
 
+impl From<&VisitorContext> for VisitorContextV1 {
+    fn from(v: &VisitorContext) -> VisitorContextV1 {
+        VisitorContextV1 {
+            email: v.email.clone(),
+            phone: v.phone.clone(),
+            page_url: v.page_url.clone(),
+            page_title: v.page_title.clone(),
+            referrer: v.referrer.clone(),
+            user_agent: v.user_agent.clone(),
+            timezone: v.timezone.clone(),
+            pages: v.pages.iter().map(|p| (p.url.clone(), p.title.clone(), p.at.as_millis())).collect(),
+        }
+    }
+}
+
+impl From<&VisitorContextV1> for VisitorContext {
+    fn from(v: &VisitorContextV1) -> VisitorContext {
+        VisitorContext {
+            email: v.email.clone(),
+            phone: v.phone.clone(),
+            page_url: v.page_url.clone(),
+            page_title: v.page_title.clone(),
+            referrer: v.referrer.clone(),
+            user_agent: v.user_agent.clone(),
+            timezone: v.timezone.clone(),
+            pages: v
+                .pages
+                .iter()
+                .map(|(url, title, at)| Page { url: url.clone(), title: title.clone(), at: Timestamp::from_millis(*at) })
+                .collect(),
+        }
+    }
+}
+
 impl ConversationV2 {
     /// The whole conversation.
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> ConversationV2 {
-        ConversationV2 { base: ConversationV1::new(c, visitor_token), help_notes: help_notes(c) }
+        let mut record = ConversationV2::without_messages(c, visitor_token);
+        record.base.messages = c.messages().iter().map(|m| MessageV1::from(&**m)).collect();
+        record
     }
 
     /// Everything but the transcript.
     pub fn without_messages(c: &Conversation, visitor_token: Option<&str>) -> ConversationV2 {
-        ConversationV2 { base: ConversationV1::without_messages(c, visitor_token), help_notes: help_notes(c) }
+        ConversationV2 {
+            base: ConversationV1::without_messages(c, visitor_token),
+            help_notes: help_notes(c),
+            visitor_context: c.visitor.as_ref().map(|v| VisitorContextV1::from(&v.context)),
+        }
     }
 
     /// The domain conversation.
@@ -539,17 +599,23 @@ impl ConversationV2 {
             request.by = stored.by.map(OperatorId);
             request.note.clone_from(&stored.note);
         }
+        if let (Some(visitor), Some(context)) = (&mut c.visitor, &self.visitor_context) {
+            visitor.context = VisitorContext::from(context);
+        }
         c
     }
 
-    /// As [`ConversationV1::apply`], taking the notes with the header.
-    pub fn apply(&mut self, header: Option<HeaderV2>, messages: Vec<MessageV1>) {
+    /// As [`ConversationV1::apply`], taking the notes with the header and the visitor's context.
+    pub fn apply(&mut self, header: Option<HeaderV2>, visitor: Option<VisitorContextV1>, messages: Vec<MessageV1>) {
         match header {
             Some(header) => {
                 self.base.apply(Some(header.base), messages);
                 self.help_notes = header.help_notes;
             }
             None => self.base.apply(None, messages),
+        }
+        if visitor.is_some() {
+            self.visitor_context = visitor;
         }
     }
 
@@ -560,7 +626,7 @@ impl ConversationV2 {
             notes.resize(base.help_requests.len(), HelpNoteV1 { by: None, note: None });
             HeaderV2 { base, help_notes: notes }
         });
-        self.apply(header, messages);
+        self.apply(header, None, messages);
     }
 }
 
@@ -722,6 +788,7 @@ impl ConversationV1 {
                 country: v.country.clone(),
                 key: v.key.clone(),
                 previous_operator: None,
+                context: VisitorContext::default(),
             }),
             assignment: h.assignment.as_ref().map(Assignment::from),
             history: h.history.iter().map(Assignment::from).collect(),
@@ -761,13 +828,13 @@ impl ConversationV1 {
 #[expect(clippy::large_enum_variant, reason = "one per conversation actor, replaced in place; boxing would allocate on every commit")]
 pub enum Journaled {
     Nothing,
-    UpTo { messages: usize, header: HeaderV2 },
+    UpTo { messages: usize, header: HeaderV2, visitor: Option<VisitorContext> },
 }
 
 impl Journaled {
     /// The journal (or a snapshot) holds `c` as it is.
     pub fn holding(c: &Conversation) -> Journaled {
-        Journaled::UpTo { messages: c.messages().len(), header: HeaderV2::from(c) }
+        Journaled::UpTo { messages: c.messages().len(), header: HeaderV2::from(c), visitor: c.visitor.as_ref().map(|v| v.context.clone()) }
     }
 
     /// The record that brings the journal up to date with `c` (none when it
@@ -775,17 +842,20 @@ impl Journaled {
     pub fn catch_up(&mut self, c: &Conversation, visitor_token: Option<&str>) -> Option<RecordV1> {
         let header = HeaderV2::from(c);
         let count = c.messages().len();
+        let context = c.visitor.as_ref().map(|v| &v.context);
         let record = match &*self {
-            // A new conversation has made no call for help yet: the version 1 record holds it whole.
-            Journaled::Nothing => Some(RecordV1::ConversationStarted(Box::new(ConversationV1::new(c, visitor_token)))),
-            Journaled::UpTo { messages, header: held } if *messages == count && *held == header => None,
-            Journaled::UpTo { messages, header: held } => Some(RecordV1::ConversationChangedV2 {
+            Journaled::Nothing => Some(RecordV1::ConversationStartedV2(Box::new(ConversationV2::new(c, visitor_token)))),
+            Journaled::UpTo { messages, header: held, visitor } if *messages == count && *held == header && visitor.as_ref() == context => {
+                return None;
+            }
+            Journaled::UpTo { messages, header: held, visitor } => Some(RecordV1::ConversationChangedV2 {
                 id: c.id.0,
                 header: (*held != header).then(|| Box::new(header.clone())),
+                visitor: context.filter(|&now| visitor.as_ref() != Some(now)).map(|now| Box::new(VisitorContextV1::from(now))),
                 messages: c.messages()[*messages..].iter().map(|m| MessageV1::from(&**m)).collect(),
             }),
         };
-        *self = Journaled::UpTo { messages: count, header };
+        *self = Journaled::UpTo { messages: count, header, visitor: context.cloned() };
         record
     }
 }
@@ -796,6 +866,7 @@ mod tests {
 
     use super::*;
     use crate::domain::conversation::{Audience, Poster, RequestedStatus};
+    use crate::domain::visitor::Detail;
     use crate::persist::{decode, encode};
 
     proptest! {
@@ -808,9 +879,14 @@ mod tests {
             assigned in any::<bool>(),
             help in any::<bool>(),
             note in prop::option::of("\\PC{1,30}"),
+            page in prop::option::of("https://[a-z]{1,10}\\.example/[a-z]{0,8}"),
             lang in prop::option::of("[a-z]{2}"),
         ) {
-            let visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()), previous_operator: None };
+            let mut visitor = Visitor { name: "Vera".into(), lang, country: Some("BE".into()), key: Some("k".into()), previous_operator: None, context: VisitorContext::default() };
+            if let Some(url) = &page {
+                visitor.context.visit(url.clone(), "Title".into(), Timestamp::now());
+                visitor.context.learn(Detail::Email("vera@example.com".into()));
+            }
             let mut c = Conversation::livechat(ConversationId(7), ChannelId(3), visitor, [ExpertiseId(2)].into(), None);
             let ann = OperatorId(5);
             if assigned {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::conversation::{Author, LeaveReason, Message, RequestedStatus, Status};
+use crate::domain::conversation::{Author, LeaveReason, Message, RequestedStatus, Status, Visitor};
 use crate::domain::operator::{Presence, SettablePresence};
 use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
@@ -77,6 +77,12 @@ pub enum VisitorCommand {
         answer_id: AnswerId,
     },
     Typing,
+    /// The visitor opened a page of the site.
+    Page {
+        url: String,
+        #[serde(default)]
+        title: String,
+    },
 }
 
 /// Why an `assigned` came other than routing.
@@ -137,6 +143,11 @@ pub enum AgentEvent {
     Typing {
         conversation_id: ConversationId,
         author: Author,
+    },
+    /// The visitor's context changed (a page opened, an e-mail address given).
+    Visitor {
+        conversation_id: ConversationId,
+        visitor: Visitor,
     },
 }
 

@@ -22,4 +22,5 @@ mod routing_options;
 mod security;
 mod support;
 mod together;
+mod visitor_context;
 mod websocket;
