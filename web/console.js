@@ -240,6 +240,9 @@ function handle(event) {
       }
       break;
     }
+    case "visitor":
+      patch(event.conversation_id, { visitor: event.visitor });
+      break;
     case "typing":
       state.typing.set(event.conversation_id, { name: event.author.name, until: Date.now() + 3000 });
       if (event.conversation_id === state.selected) renderTyping();
@@ -471,6 +474,7 @@ function renderPane() {
       el("div", { class: "actions" }, actions),
     ),
     c.kind === "livechat" ? expertiseEditor(c, member && open) : null,
+    c.visitor ? visitorContext(c.visitor) : null,
     previousConversations(c),
     el("ol", { id: "transcript", class: "transcript", "aria-label": "Messages" }),
     el("p", { id: "typing", class: "typing", "aria-live": "polite" }),
@@ -501,6 +505,38 @@ function historyItem(item) {
       el("span", { class: "meta" }, `${clock(item.created_at)} · ${item.message_count} messages`),
       item.snippet ? el("span", { class: "snippet" }, item.snippet) : null,
     ),
+  );
+}
+
+/** What the server knows of the visitor: contact, where they are, their local time, the pages they opened. */
+function visitorContext(v) {
+  const link = (url, text) => el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, text || url);
+  const localTime = () => {
+    try {
+      return v.timezone ? `${new Date().toLocaleTimeString([], { timeZone: v.timezone, hour: "2-digit", minute: "2-digit" })} (${v.timezone})` : null;
+    } catch {
+      return v.timezone;
+    }
+  };
+  const browser = v.user_agent ? (/(Firefox|Edg|OPR|Chrome|Safari)\/[\d.]+/.exec(v.user_agent)?.[0] ?? v.user_agent).replace("Edg/", "Edge/").replace("OPR/", "Opera/") : null;
+  const rows = [
+    ["Email", v.email ? el("a", { href: `mailto:${v.email}` }, v.email) : null],
+    ["Phone", v.phone],
+    ["Language", [v.lang, v.country].filter(Boolean).join(" · ") || null],
+    ["Local time", localTime()],
+    ["On page", v.page_url ? link(v.page_url, v.page_title) : null],
+    ["Came from", v.referrer ? link(v.referrer) : null],
+    ["Browser", browser],
+  ].filter(([, value]) => value);
+  const pages = (v.pages ?? []).slice(-5).reverse();
+  return el(
+    "details",
+    { id: "visitor-context", class: "visitor-context", open: true },
+    el("summary", {}, "Visitor"),
+    el("dl", {}, rows.flatMap(([label, value]) => [el("dt", {}, label), el("dd", {}, value)])),
+    pages.length > 1
+      ? el("ol", { class: "pages", "aria-label": "Pages visited, latest first" }, pages.map((p) => el("li", {}, el("time", { datetime: p.at }, clock(p.at)), " ", link(p.url, p.title))))
+      : null,
   );
 }
 

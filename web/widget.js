@@ -111,15 +111,33 @@
     }
   }
 
+  /** Where the visitor is, as the server checks it: an http(s) URL without spaces, a title of at most 200 characters. */
+  function here() {
+    const url = /^https?:\/\/\S+$/i.test(location.href) && location.href.length <= 2048 ? location.href : null;
+    return { url, title: document.title.trim().slice(0, 200) };
+  }
+
+  function context() {
+    const page = here();
+    const referrer = /^https?:\/\/\S+$/i.test(document.referrer) && document.referrer.length <= 2048 ? document.referrer : undefined;
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const timezone = /^[A-Za-z][A-Za-z0-9/_+-]*$/.test(zone ?? "") && zone.length <= 64 ? zone : undefined;
+    return { page_url: page.url ?? undefined, page_title: page.url ? page.title : undefined, referrer, timezone };
+  }
+
+  // A widget resuming its conversation on another page tells the operators where the visitor went.
+  let pageToSend = null;
+
   async function start() {
     if (!session) {
       const lang = (navigator.language || "en").split("-")[0];
-      const opened = await call("POST", `/channels/${channel}/sessions`, { lang, visitor_key: visitorKey() });
+      const opened = await call("POST", `/channels/${channel}/sessions`, { lang, visitor_key: visitorKey(), ...context() });
       session = { token: opened.visitor_token, conversation: opened.conversation_id };
       lastId = 0;
       save();
     } else {
       lastId = session.lastId || 0;
+      pageToSend = here().url ? here() : null;
     }
     connect();
   }
@@ -143,6 +161,8 @@
   function handle(event) {
     switch (event.type) {
       case "hello":
+        if (pageToSend && event.conversation.status !== "closed") ws.send(JSON.stringify({ type: "page", ...pageToSend }));
+        pageToSend = null;
         showStatus(event.conversation.status, event.conversation.queue_position);
         event.conversation.messages.forEach(showMessage);
         if (event.conversation.status === "closed") ended();

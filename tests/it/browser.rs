@@ -184,13 +184,16 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     find(&dora_console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
     click(&dora_console, "#canned-form button[type=submit]").await;
     wait_text(&dora_console, "#canned-list", "/thanks").await;
-    screenshot(&dora_console, "dora_console-saved-replies").await;
+    screenshot(&dora_console, "console-saved-replies").await;
 
     let visitor = widget(driver, s, channel).await;
     find(&visitor, ".sbw-form input").await.send_keys("Hi, I am Vera").await.unwrap();
     click(&visitor, ".sbw-form button").await;
     click(&dora_console, "#channels .item").await;
     wait_text(&dora_console, "#transcript", "Hi, I am Vera").await;
+    // The widget told where the visitor is; the console shows it beside the chat.
+    let context = wait_text(&dora_console, "#visitor-context", "On page").await.text().await.unwrap();
+    assert!(context.contains("Browser") && context.contains("Local time"), "{context}");
     let visitor_name = dora_console.execute("return document.getElementById('pane-title').textContent;", vec![]).await.unwrap();
     find(&dora_console, "#composer-input").await.send_keys("/tha").await.unwrap();
     wait_text(&dora_console, "#canned-suggestions", "/thanks").await;
@@ -203,7 +206,7 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     click(&dora_console, "#composer-note").await;
     send_in_console(&dora_console, "Vera is a returning customer").await;
     wait_text(&dora_console, "#transcript .message.internal", "Vera is a returning customer").await;
-    screenshot(&dora_console, "dora_console-internal-note").await;
+    screenshot(&dora_console, "console-internal-note").await;
     click(&dora_console, "#composer-note").await;
     send_in_console(&dora_console, "Anything else?").await;
     wait_text(&visitor, ".sbw-msg", "Anything else?").await;
