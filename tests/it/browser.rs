@@ -4,7 +4,6 @@
 //! One test runs every scenario in turn against one chromedriver, so the
 //! browsers do not compete with the rest of the suite for the two cores.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,17 +12,16 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{free_port, on_path, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// `CHROMEDRIVER` if set, else the first `chromedriver` on `PATH`, else where
 /// Debian's package puts it.
 fn chromedriver() -> Option<std::path::PathBuf> {
-    let on_path =
-        std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).map(|d| d.join("chromedriver"));
     let debian = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].map(std::path::PathBuf::from);
-    std::env::var_os("CHROMEDRIVER").map(std::path::PathBuf::from).into_iter().chain(on_path).chain(debian).find(|p| p.is_file())
+    let given = std::env::var_os("CHROMEDRIVER").map(std::path::PathBuf::from).filter(|p| p.is_file());
+    given.or_else(|| on_path("chromedriver")).or_else(|| debian.into_iter().find(|p| p.is_file()))
 }
 
 /// A chromedriver process; each `browser()` is a fresh headless Chromium.
@@ -36,7 +34,7 @@ impl Driver {
     /// `None` when chromedriver is not installed (a failure under CI, which installs it).
     fn start() -> Option<Driver> {
         let binary = chromedriver()?;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let process = Command::new(binary)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

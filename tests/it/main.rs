@@ -8,6 +8,7 @@ mod browser;
 mod chatbot;
 mod conversations;
 mod crash;
+mod deploy;
 mod directory;
 mod funnel;
 mod fuzz;

@@ -465,3 +465,14 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The first `name` on `PATH`, if any.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A free loopback port (bound, then released for a child process to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
