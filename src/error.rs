@@ -139,7 +139,9 @@ impl From<ConversationError> for ApiError {
             | ConversationError::LastMember
             | ConversationError::NotAwaitingAnswer(_)
             | ConversationError::CannotTake(_)
-            | ConversationError::NobodyFree => ApiError::Conflict(message),
+            | ConversationError::NobodyFree
+            | ConversationError::NotEnded
+            | ConversationError::AlreadyRated => ApiError::Conflict(message),
         }
     }
 }

@@ -15,16 +15,16 @@ use tokio::sync::watch;
 use crate::actors::conversation::{
     AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
     GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, RecordPage, Replay, SetExpertise, SetStatus,
-    Start, Transfer, Typing,
+    Start, Transfer, Typing, UntilArchived,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
 use crate::actors::Core;
-use crate::archive::Archived;
+use crate::archive::{Archived, RateRefused};
 use crate::auth::{verify_password, LoginAttempt, Principal};
 use crate::config::{Limits, WsConfig};
 use crate::domain::chatbot::ScriptRun;
-use crate::domain::conversation::{Conversation, ConversationError, Message, Poster, RequestedStatus, Status, Visitor};
+use crate::domain::conversation::{Conversation, ConversationError, Message, Poster, Rating, RequestedStatus, Status, Visitor};
 use crate::domain::directory::{Directory, DirectoryDiff};
 use crate::domain::history::{self, HistoryFilter, Viewer};
 use crate::domain::operator::{Presence, Role};
@@ -441,6 +441,36 @@ impl Hub {
         let addr = self.core.start_conversation(conversation, Some(token.clone()));
         addr.send(Start).await??;
         Ok((id, token))
+    }
+
+    /// The visitor rates their ended conversation: once its archiving is done
+    /// (it is, a moment after it closed), the rating is written there, and
+    /// the operators who were in it at the end are told.
+    ///
+    /// # Errors
+    /// `BadRequest` for a score other than 1, 3, 5 or a long comment;
+    /// `Conflict` while open or when already rated.
+    pub async fn rate(&self, conversation: ConversationId, score: u8, comment: Option<&str>) -> Result<Rating, ApiError> {
+        let rating = Rating::new(score, comment)?;
+        if let Some(addr) = self.core.conversation(conversation) {
+            // A mailbox error: it retired meanwhile, which is what we wait for.
+            if let Ok(answer) = addr.send(UntilArchived).await {
+                let archived = tokio::time::timeout(ERASE_TIMEOUT, answer?).await;
+                if !matches!(archived, Ok(Ok(()))) {
+                    return Err(ApiError::Unavailable("the conversation could not be archived in time; try again".into()));
+                }
+            }
+        }
+        let members = match self.core.archive.rate(conversation, rating.clone()).await? {
+            Ok(members) => members,
+            Err(RateRefused::AlreadyRated) => return Err(ConversationError::AlreadyRated.into()),
+            Err(RateRefused::NotFound) => return Err(ApiError::not_found("conversation")),
+        };
+        let event = timed(AgentEvent::Rating { conversation_id: conversation, rating: rating.clone() });
+        for member in members {
+            self.core.operator(member).do_send(Deliver(event.clone()));
+        }
+        Ok(rating)
     }
 
     /// The visitor opened a page.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, StepKind};
-use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Status, Visitor};
+use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Rating, Status, Visitor};
 use crate::domain::directory::{Channel, Directory, Expertise};
 use crate::domain::operator::{Operator, Presence, Role};
 use crate::domain::report::{ExpertiseRow, OperatorRow};
@@ -195,6 +195,9 @@ pub struct ConversationSummary {
     /// When it was closed (closed conversations only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<Timestamp>,
+    /// The visitor's satisfaction, once rated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
 }
 
 impl From<&Conversation> for ConversationSummary {
@@ -211,6 +214,7 @@ impl From<&Conversation> for ConversationSummary {
             need_help_since: c.need_help_since(),
             last_message: c.last_message().cloned(),
             closed_at: c.closed_at,
+            rating: c.rating.clone(),
         }
     }
 }

@@ -39,6 +39,12 @@
     .sbw-name { display: block; font-size: 11px; opacity: .75; }
     .sbw-choices { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
     .sbw-choices button { border: 1px solid #2857c7; color: #2857c7; background: #fff; border-radius: 999px; padding: 4px 12px; cursor: pointer; }
+    .sbw-rate { margin: 10px 0; padding: 8px; border: 1px solid #e3e6eb; border-radius: 10px; text-align: center; }
+    .sbw-faces { display: flex; justify-content: center; gap: 12px; margin: 6px 0; }
+    .sbw-faces button { font-size: 26px; background: none; border: 1px solid transparent; border-radius: 8px; cursor: pointer; padding: 2px 6px; }
+    .sbw-faces button:hover { border-color: #d5dae2; }
+    .sbw-comment { width: 100%; box-sizing: border-box; border: 1px solid #d5dae2; border-radius: 6px; padding: 4px 6px; font: inherit; }
+    .sbw-rate-error { display: block; color: #9b1c1c; font-size: 12px; }
     .sbw-form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #e3e6eb; }
     .sbw-form input { flex: 1; border: 1px solid #d5dae2; border-radius: 6px; padding: 6px 8px; font: inherit; }
     .sbw-form button { border: 0; background: #2857c7; color: #fff; border-radius: 6px; padding: 6px 12px; cursor: pointer; }
@@ -178,6 +184,7 @@
         break;
       case "closed":
         ended();
+        if (event.can_rate) askRating();
         break;
       case "error":
         status.textContent = event.error.message;
@@ -245,6 +252,26 @@
     closed = true;
     status.textContent = "This conversation has ended";
     input.placeholder = "Press Enter to start a new chat";
+  }
+
+  /** Odoo's three faces and an optional comment, once, when the chat has ended. */
+  function askRating() {
+    const comment = h("input", { class: "sbw-comment", "aria-label": "Comment (optional)", placeholder: "Anything to add? (optional)", maxlength: "1000" });
+    const box = h("li", { class: "sbw-rate", "aria-label": "Rate this conversation" }, h("span", {}, "How did we do?"));
+    const send = async (score) => {
+      try {
+        await call("POST", "/visitor/rating", { score, comment: comment.value.trim() || undefined });
+        box.replaceChildren(h("span", {}, "Thank you for your feedback!"));
+      } catch (error) {
+        box.append(h("span", { class: "sbw-rate-error" }, error.message));
+      }
+    };
+    const faces = h("div", { class: "sbw-faces" },
+      ...[[1, "😞", "Unhappy"], [3, "😐", "Neutral"], [5, "😊", "Happy"]].map(([score, face, label]) =>
+        h("button", { type: "button", "aria-label": label, title: label, "data-score": score, onclick: () => send(score) }, face)));
+    box.append(faces, comment);
+    log.append(box);
+    log.scrollTop = log.scrollHeight;
   }
 
   function restart() {

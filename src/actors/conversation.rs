@@ -450,7 +450,7 @@ impl ConversationActor {
         }
         if status == Status::Closed && before != Status::Closed {
             self.notify_members(AgentEvent::Closed { conversation_id: id });
-            self.notify_visitor(VisitorEvent::Closed);
+            self.notify_visitor(VisitorEvent::Closed { can_rate: self.conversation.kind == Kind::Livechat });
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
                 self.core.forget_direct(*a, *b);
             }
@@ -976,15 +976,41 @@ impl Handler<Erase> for ConversationActor {
     type Result = CommandReply<oneshot::Receiver<()>>;
 
     fn handle(&mut self, _: Erase, ctx: &mut Context<Self>) -> Self::Result {
+        if self.conversation.status() == Status::Closed {
+            let retired = self.when_retired(ctx);
+            return self.reply(Ok(retired));
+        }
         let (tx, rx) = oneshot::channel();
         self.on_retired.push(tx);
-        if self.conversation.status() == Status::Closed {
-            // Restored closed, or closed by a change that is still on its way: retire now (once).
-            ctx.notify(Retire);
-            return self.reply(Ok(rx));
-        }
         let closed = self.close(Closer::Erasure).map(|()| rx);
         self.reply(closed)
+    }
+}
+
+/// A closed conversation on its way to the archive (a rating is written
+/// there): answers a receiver that fires once it is archived; `NotEnded` while open.
+#[derive(Message)]
+#[rtype(result = "Result<oneshot::Receiver<()>, CommandError>")]
+pub struct UntilArchived;
+
+impl Handler<UntilArchived> for ConversationActor {
+    type Result = CommandReply<oneshot::Receiver<()>>;
+
+    fn handle(&mut self, _: UntilArchived, ctx: &mut Context<Self>) -> Self::Result {
+        let retired = (self.conversation.status() == Status::Closed).then(|| self.when_retired(ctx)).ok_or(ConversationError::NotEnded);
+        self.reply(retired)
+    }
+}
+
+impl ConversationActor {
+    /// A receiver that fires once this closed conversation is archived and out
+    /// of memory. Retiring starts now if it has not (restored closed, or its
+    /// close still on the way); it happens once either way.
+    fn when_retired(&mut self, ctx: &mut Context<Self>) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.on_retired.push(tx);
+        ctx.notify(Retire);
+        rx
     }
 }
 

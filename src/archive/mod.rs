@@ -23,8 +23,9 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sql::{Archived, Entry};
+pub use sql::{Archived, Entry, RateRefused};
 
+use crate::domain::conversation::Rating;
 use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
@@ -128,6 +129,23 @@ impl Archive {
     /// Erases every archived conversation of a visitor; answers how many.
     pub async fn erase_visitor(&self, visitor_key: String) -> Result<usize, ArchiveError> {
         self.change(Box::new(move |tx| sql::erase_visitor(tx, &visitor_key))).await
+    }
+
+    /// Records the visitor's rating of an archived livechat (once); answers
+    /// the operators who were its members at the end, or why it was refused.
+    pub async fn rate(&self, id: ConversationId, rating: Rating) -> Result<Result<Vec<OperatorId>, RateRefused>, ArchiveError> {
+        // The writer runs changes that count rows; the members come back through this slot.
+        let outcome = Arc::new(Mutex::new(None));
+        let slot = outcome.clone();
+        self.change(Box::new(move |tx| {
+            let rated = sql::rate(tx, id, &rating)?;
+            let changed = usize::from(rated.is_ok());
+            *slot.lock() = Some(rated);
+            Ok(changed)
+        }))
+        .await?;
+        let rated = outcome.lock().take();
+        Ok(rated.unwrap_or(Err(RateRefused::NotFound)))
     }
 
     /// Deletes conversations closed before `before`; answers how many.

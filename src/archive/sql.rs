@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use crate::domain::conversation::{Conversation, Kind};
+use crate::domain::conversation::{Conversation, Kind, Rating};
 use crate::domain::history::{snippet, HistoryFilter, Viewer};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
@@ -90,6 +90,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE conversations ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE conversations ADD COLUMN visitor_email TEXT;
 ",
+    r"
+    -- 3: the visitor's satisfaction rating (the score is `rating`, there since 1).
+    ALTER TABLE conversations ADD COLUMN rating_comment TEXT;
+    ALTER TABLE conversations ADD COLUMN rating_at INTEGER;
+",
 ];
 
 /// Applies the migrations this file does not have yet.
@@ -136,12 +141,15 @@ impl Entry {
 /// archives again) but keeping its `closed_at`, the time it really closed.
 pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
     let r = &entry.record.base;
-    let earlier: Option<i64> =
-        tx.query_row("SELECT closed_at FROM conversations WHERE id = ?1", [r.id as i64], |row| row.get(0)).optional()?;
+    let earlier = tx
+        .query_row("SELECT closed_at, rating, rating_comment, rating_at FROM conversations WHERE id = ?1", [r.id as i64], |row| {
+            Ok((row.get::<_, i64>(0)?, rating(row, 1)?))
+        })
+        .optional()?;
     if earlier.is_some() {
         delete(tx, &[r.id as i64])?;
     }
-    let closed_at = earlier.unwrap_or_else(|| entry.closed_at.as_millis());
+    let (closed_at, rated) = earlier.unwrap_or_else(|| (entry.closed_at.as_millis(), None));
     let mut header = entry.record.clone();
     let messages = std::mem::take(&mut header.base.messages);
     let visitor = r.visitor.as_ref();
@@ -152,8 +160,8 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
     };
     tx.execute(
         "INSERT INTO conversations (id, kind, channel_id, visitor_name, visitor_key, visitor_token, created_at, closed_at,
-                                    message_count, first_reply, record, format, visitor_email)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 2, ?12)",
+                                    message_count, first_reply, record, format, visitor_email, rating, rating_comment, rating_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 2, ?12, ?13, ?14, ?15)",
         params![
             r.id as i64,
             kind,
@@ -167,6 +175,9 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
             entry.first_reply.map(Timestamp::as_millis),
             encode(&header),
             email,
+            rated.as_ref().map(|r| i64::from(r.score)),
+            rated.as_ref().and_then(|r| r.comment.clone()),
+            rated.as_ref().map(|r| r.at.as_millis()),
         ],
     )?;
     let mut operator = tx.prepare_cached("INSERT INTO conversation_operators (operator_id, conversation_id) VALUES (?1, ?2)")?;
@@ -248,11 +259,13 @@ pub struct Archived {
 
 pub fn conversation(conn: &Connection, id: ConversationId) -> rusqlite::Result<Option<Archived>> {
     let row = conn
-        .query_row("SELECT record, format, closed_at FROM conversations WHERE id = ?1", [id.0 as i64], |r| {
-            Ok((stored(r, 0, 1)?, r.get::<_, i64>(2)?))
-        })
+        .query_row(
+            "SELECT record, format, closed_at, rating, rating_comment, rating_at FROM conversations WHERE id = ?1",
+            [id.0 as i64],
+            |r| Ok((stored(r, 0, 1)?, r.get::<_, i64>(2)?, rating(r, 3)?)),
+        )
         .optional()?;
-    let Some((mut record, closed_at)) = row else { return Ok(None) };
+    let Some((mut record, closed_at, rated)) = row else { return Ok(None) };
     let mut stmt = conn.prepare_cached("SELECT body, record FROM messages WHERE key > ?1 AND key < ?2 ORDER BY key")?;
     let rows = stmt.query_map([key(id.0, 0), key(id.0 + 1, 0)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
     for row in rows {
@@ -263,8 +276,45 @@ pub fn conversation(conn: &Connection, id: ConversationId) -> rusqlite::Result<O
     }
     let mut conversation = record.to_domain();
     conversation.closed_at = Some(Timestamp::from_millis(closed_at));
+    conversation.rating = rated;
     let participants = operator_ids(conn, id.0 as i64)?.into_iter().collect();
     Ok(Some(Archived { conversation, participants }))
+}
+
+/// The rating in columns `rating`, `rating_comment`, `rating_at` of a row, from `first`.
+fn rating(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Rating>> {
+    let Some(score) = r.get::<_, Option<i64>>(first)? else { return Ok(None) };
+    Ok(Some(Rating {
+        score: score as u8,
+        comment: r.get(first + 1)?,
+        at: Timestamp::from_millis(r.get::<_, Option<i64>>(first + 2)?.unwrap_or_default()),
+    }))
+}
+
+/// Why a rating was not recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RateRefused {
+    NotFound,
+    AlreadyRated,
+}
+
+/// Records the visitor's rating of an archived livechat, once; answers the
+/// operators who were its members at the end (they are told).
+pub fn rate(tx: &Transaction<'_>, id: ConversationId, rating: &Rating) -> rusqlite::Result<Result<Vec<OperatorId>, RateRefused>> {
+    let row = tx
+        .query_row("SELECT record, format, rating FROM conversations WHERE id = ?1 AND kind = 0", [id.0 as i64], |r| {
+            Ok((stored(r, 0, 1)?, r.get::<_, Option<i64>>(2)?))
+        })
+        .optional()?;
+    let Some((record, earlier)) = row else { return Ok(Err(RateRefused::NotFound)) };
+    if earlier.is_some() {
+        return Ok(Err(RateRefused::AlreadyRated));
+    }
+    tx.execute(
+        "UPDATE conversations SET rating = ?1, rating_comment = ?2, rating_at = ?3 WHERE id = ?4",
+        params![i64::from(rating.score), rating.comment, rating.at.as_millis(), id.0 as i64],
+    )?;
+    Ok(Ok(record.base.header.members.iter().copied().map(OperatorId).collect()))
 }
 
 /// The stored conversation in columns `record` and `format` of a row.
@@ -433,7 +483,7 @@ pub fn previous_operator(conn: &Connection, channel: ChannelId, visitor_key: &st
 
 /// Routing-report facts of the archived livechats `scope` covers.
 pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
-    let mut sql = String::from("SELECT record, format, first_reply FROM conversations WHERE kind = 0");
+    let mut sql = String::from("SELECT record, format, first_reply, rating FROM conversations WHERE kind = 0");
     let mut params = Vec::new();
     if let Some(from) = scope.from {
         sql.push_str(" AND created_at >= ?");
@@ -453,6 +503,7 @@ pub fn facts(conn: &Connection, scope: &Scope) -> rusqlite::Result<Vec<Facts>> {
     while let Some(r) = rows.next()? {
         if let Some(mut f) = Facts::of(&stored(r, 0, 1)?.to_domain()) {
             f.first_reply = r.get::<_, Option<i64>>(2)?.map(Timestamp::from_millis);
+            f.rating = r.get::<_, Option<i64>>(3)?.map(|s| s as u8);
             facts.push(f);
         }
     }

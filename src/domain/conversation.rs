@@ -144,6 +144,36 @@ pub enum LeaveReason {
     Transferred,
 }
 
+/// Longest comment a satisfaction rating may carry.
+pub const MAX_RATING_COMMENT_CHARS: usize = 1000;
+
+/// The visitor's satisfaction once the chat ended (as Odoo: 1 unhappy, 3 neutral, 5 happy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Rating {
+    /// 1, 3 or 5.
+    pub score: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: Timestamp,
+}
+
+impl Rating {
+    /// A rating as given now: `score` must be 1, 3 or 5; a blank comment is none.
+    ///
+    /// # Errors
+    /// `Invalid` naming `score` or `comment`.
+    pub fn new(score: u8, comment: Option<&str>) -> Result<Rating, InvalidField> {
+        if ![1, 3, 5].contains(&score) {
+            return Err(InvalidField::new("score", "must be 1 (unhappy), 3 (neutral) or 5 (happy)"));
+        }
+        if comment.is_some_and(|c| c.chars().count() > MAX_RATING_COMMENT_CHARS) {
+            return Err(InvalidField::new("comment", format!("must be at most {MAX_RATING_COMMENT_CHARS} characters")));
+        }
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned);
+        Ok(Rating { score, comment, at: Timestamp::now() })
+    }
+}
+
 /// Longest note a call for help may carry.
 pub const MAX_HELP_NOTE_CHARS: usize = 200;
 
@@ -202,6 +232,10 @@ pub enum ConversationError {
     CannotTake(OperatorId),
     #[error("nobody else can take it now")]
     NobodyFree,
+    #[error("the conversation is still open: it can be rated once it has ended")]
+    NotEnded,
+    #[error("the conversation was already rated")]
+    AlreadyRated,
 }
 
 /// Everything stored about a conversation, for [`Conversation::restore`].
@@ -260,6 +294,8 @@ pub struct Conversation {
     pub abandoned: bool,
     /// When it was closed; set by [`Conversation::close`] (and restored from the archive).
     pub closed_at: Option<Timestamp>,
+    /// The visitor's rating: given after the conversation left live state, so kept by the archive only.
+    pub rating: Option<Rating>,
 }
 
 impl Conversation {
@@ -310,6 +346,7 @@ impl Conversation {
             help_requests: Vec::new(),
             abandoned: false,
             closed_at: None,
+            rating: None,
         }
     }
 
@@ -346,6 +383,7 @@ impl Conversation {
             help_requests: parts.help_requests,
             abandoned: parts.abandoned,
             closed_at: parts.closed_at,
+            rating: None,
         }
     }
 

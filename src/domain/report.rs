@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use super::assignment::Rule;
 use super::conversation::{Assignment, AuthorKind, Conversation, HelpRequest, Kind};
 use super::directory::Directory;
 use super::time::Timestamp;
@@ -23,6 +24,8 @@ pub struct Facts {
     pub first_reply: Option<Timestamp>,
     pub help_requests: Vec<HelpRequest>,
     pub abandoned: bool,
+    /// The visitor's score (archived conversations only).
+    pub rating: Option<u8>,
 }
 
 impl Facts {
@@ -47,6 +50,7 @@ impl Facts {
             first_reply,
             help_requests: c.help_requests.clone(),
             abandoned: c.abandoned,
+            rating: c.rating.as_ref().map(|r| r.score),
         })
     }
 }
@@ -90,6 +94,26 @@ pub struct ExpertiseRow {
     pub time_to_join_p90_s: Option<f64>,
     /// Visitors who left while queued.
     pub abandoned_in_queue: u32,
+    #[serde(flatten)]
+    pub ratings: Ratings,
+}
+
+/// How visitors rated: how many ratings, and the share of each score
+/// (1 unhappy, 3 neutral, 5 happy); the shares are null without ratings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Ratings {
+    pub ratings: u32,
+    pub rating_1_share: Option<f64>,
+    pub rating_3_share: Option<f64>,
+    pub rating_5_share: Option<f64>,
+}
+
+impl Ratings {
+    fn of(scores: impl IntoIterator<Item = u8>) -> Ratings {
+        let scores: Vec<u8> = scores.into_iter().collect();
+        let share = |score: u8| (!scores.is_empty()).then(|| scores.iter().filter(|&&s| s == score).count() as f64 / scores.len() as f64);
+        Ratings { ratings: scores.len() as u32, rating_1_share: share(1), rating_3_share: share(3), rating_5_share: share(5) }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
@@ -101,6 +125,9 @@ pub struct OperatorRow {
     /// Conversations taken from them because they did not answer or went offline.
     pub reassignments: u32,
     pub active_chats: u32,
+    /// Ratings of the conversations they had at the end.
+    #[serde(flatten)]
+    pub ratings: Ratings,
 }
 
 /// Nearest-rank percentile of seconds; `None` for no samples.
@@ -149,6 +176,7 @@ pub fn expertise_rows(facts: &[Facts], directory: &Directory) -> Vec<ExpertiseRo
                 time_to_join_p50_s: percentile(&mut to_join, 0.5),
                 time_to_join_p90_s: percentile(&mut to_join, 0.9),
                 abandoned_in_queue: wanting.iter().filter(|f| f.abandoned).count() as u32,
+                ratings: Ratings::of(wanting.iter().filter_map(|f| f.rating)),
             }
         })
         .collect()
@@ -158,13 +186,17 @@ pub fn expertise_rows(facts: &[Facts], directory: &Directory) -> Vec<ExpertiseRo
 pub fn operator_rows(facts: &[Facts], directory: &Directory, active_chats: &HashMap<OperatorId, u32>) -> Vec<OperatorRow> {
     let mut assignments: HashMap<OperatorId, u32> = HashMap::new();
     let mut reassignments: HashMap<OperatorId, u32> = HashMap::new();
+    let mut scores: HashMap<OperatorId, Vec<u8>> = HashMap::new();
     for f in facts {
         for (i, a) in f.history.iter().enumerate() {
             *assignments.entry(a.operator_id).or_default() += 1;
-            // Every assignment but the last was taken away by a reassignment.
-            if i + 1 < f.history.len() {
+            // Taken away by the router (a transfer is the operator's own choice).
+            if f.history.get(i + 1).is_some_and(|next| next.rule == Rule::Reassigned) {
                 *reassignments.entry(a.operator_id).or_default() += 1;
             }
+        }
+        if let (Some(score), Some(last)) = (f.rating, f.history.last()) {
+            scores.entry(last.operator_id).or_default().push(score);
         }
     }
     directory
@@ -175,6 +207,7 @@ pub fn operator_rows(facts: &[Facts], directory: &Directory, active_chats: &Hash
             assignments: assignments.get(&op.id).copied().unwrap_or(0),
             reassignments: reassignments.get(&op.id).copied().unwrap_or(0),
             active_chats: active_chats.get(&op.id).copied().unwrap_or(0),
+            ratings: Ratings::of(scores.remove(&op.id).unwrap_or_default()),
         })
         .collect()
 }

@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/visitor/messages").post(visitor::post_message))
                 .service(web::resource("/visitor/leave").post(visitor::leave))
                 .service(web::resource("/visitor/page").post(visitor::page))
+                .service(web::resource("/visitor/rating").post(visitor::rate))
                 .service(web::resource("/conversations").get(conversations::list))
                 .service(web::resource("/conversations/{id}").get(conversations::get))
                 .service(web::resource("/conversations/{id}/messages").post(conversations::post_message))

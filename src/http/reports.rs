@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::extract::{time_param, Admin};
-use crate::domain::report::Scope;
+use crate::domain::report::{Ratings, Scope};
 use crate::domain::ChannelId;
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::Hub;
@@ -60,17 +60,27 @@ pub async fn routing(
 
 const COLUMNS: &str = "section,id,name,conversations,served,served_by_expert,served_by_expert_share,\
 time_to_operator_p50_s,time_to_operator_p90_s,time_to_first_reply_p50_s,time_to_first_reply_p90_s,\
-need_help_requests,time_to_join_p50_s,time_to_join_p90_s,abandoned_in_queue,assignments,reassignments,active_chats";
+need_help_requests,time_to_join_p50_s,time_to_join_p90_s,abandoned_in_queue,assignments,reassignments,active_chats,\
+ratings,rating_1_share,rating_3_share,rating_5_share";
 
-/// One table: expertise rows fill the routing columns, operator rows the last three.
+fn number(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.3}")).unwrap_or_default()
+}
+
+/// The four rating columns.
+fn ratings(r: &Ratings) -> String {
+    format!("{},{},{},{}", r.ratings, number(r.rating_1_share), number(r.rating_3_share), number(r.rating_5_share))
+}
+
+/// One table: expertise rows fill the routing columns, operator rows the
+/// assignment ones; both fill the rating columns.
 fn csv(report: &RoutingReport) -> HttpResponse {
-    let number = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
     let mut out = format!("{COLUMNS}\n");
     for e in &report.expertise {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "expertise,{},{},{},{},{},{},{},{},{},{},{},{},{},{},,,",
+            "expertise,{},{},{},{},{},{},{},{},{},{},{},{},{},{},,,,{}",
             e.expertise_id,
             field(&e.name),
             e.conversations,
@@ -85,17 +95,19 @@ fn csv(report: &RoutingReport) -> HttpResponse {
             number(e.time_to_join_p50_s),
             number(e.time_to_join_p90_s),
             e.abandoned_in_queue,
+            ratings(&e.ratings),
         );
     }
     for o in &report.operators {
         let _ = writeln!(
             out,
-            "operator,{},{},,,,,,,,,,,,,{},{},{}",
+            "operator,{},{},,,,,,,,,,,,,{},{},{},{}",
             o.operator_id,
             field(&o.name),
             o.assignments,
             o.reassignments,
-            o.active_chats
+            o.active_chats,
+            ratings(&o.ratings),
         );
     }
     HttpResponse::Ok()

@@ -77,6 +77,11 @@ pub fn url() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).max_length(Some(visitor::MAX_URL_CHARS)).pattern(Some(visitor::url_pattern())).into()
 }
 
+/// A satisfaction score: 1, 3 or 5 (`domain::conversation::Rating::new`).
+pub fn score() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some([1, 3, 5])).into()
+}
+
 /// A canned response's shortcut (`domain::canned::shortcut`).
 pub fn shortcut() -> RefOr<Schema> {
     shortcut_text(false)

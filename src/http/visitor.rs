@@ -10,7 +10,7 @@ use super::client::ClientIp;
 use super::conversations::{created, MessageBody};
 use super::extract::{JsonBody, VisitorCaller};
 use crate::actors::conversation::Content;
-use crate::domain::conversation::{Message, Poster};
+use crate::domain::conversation::{Message, Poster, Rating};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Hub, NewVisitor};
@@ -42,6 +42,16 @@ pub struct OpenSession {
     /// IANA time zone name, e.g. `Europe/Brussels`.
     #[schema(schema_with = super::schema::timezone_or_null)]
     pub timezone: Option<String>,
+}
+
+/// The visitor's satisfaction with an ended conversation.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RatingBody {
+    /// 1 unhappy, 3 neutral, 5 happy.
+    #[schema(schema_with = super::schema::score)]
+    pub score: u8,
+    #[schema(max_length = 1000)]
+    pub comment: Option<String>,
 }
 
 /// A page the visitor opened.
@@ -120,6 +130,18 @@ pub async fn page(
 ) -> Result<HttpResponse, ApiError> {
     hub.record_page(id, &body.url, &body.title).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Rate the ended conversation, once: its members are told, the routing report counts it.
+#[utoipa::path(post, path = "/api/v1/visitor/rating", tag = "visitor", security(("visitor" = [])), request_body = RatingBody,
+    responses((status = 201, body = Rating), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, description = "Still open, or already rated", body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn rate(
+    hub: web::Data<Hub>,
+    VisitorCaller(id): VisitorCaller,
+    JsonBody(body): JsonBody<RatingBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(hub.rate(id, body.score, body.comment.as_deref()).await?))
 }
 
 /// The visitor leaves: the conversation closes and operators are told.

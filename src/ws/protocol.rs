@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::conversation::{Author, LeaveReason, Message, RequestedStatus, Status, Visitor};
+use crate::domain::conversation::{Author, LeaveReason, Message, Rating, RequestedStatus, Status, Visitor};
 use crate::domain::operator::{Presence, SettablePresence};
 use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
@@ -77,6 +77,12 @@ pub enum VisitorCommand {
         answer_id: AnswerId,
     },
     Typing,
+    /// Rates the ended conversation: 1 unhappy, 3 neutral, 5 happy.
+    Rate {
+        score: u8,
+        #[serde(default)]
+        comment: Option<String>,
+    },
     /// The visitor opened a page of the site.
     Page {
         url: String,
@@ -149,6 +155,11 @@ pub enum AgentEvent {
         conversation_id: ConversationId,
         visitor: Visitor,
     },
+    /// The visitor rated the conversation after it ended.
+    Rating {
+        conversation_id: ConversationId,
+        rating: Rating,
+    },
 }
 
 /// Events pushed to a visitor.
@@ -169,7 +180,10 @@ pub enum VisitorEvent {
     MemberJoined {
         user: UserRef,
     },
-    Closed,
+    /// `can_rate`: the visitor may now rate the conversation (`rate`, or `POST /visitor/rating`).
+    Closed {
+        can_rate: bool,
+    },
     Typing {
         author: Author,
     },

@@ -47,6 +47,10 @@ impl CommandHandler for VisitorSession {
                 self.hub.typing(self.conversation, Poster::Visitor).await?;
                 Ok(Ack::empty())
             }
+            VisitorCommand::Rate { score, comment } => {
+                self.hub.rate(self.conversation, score, comment.as_deref()).await?;
+                Ok(Ack::empty())
+            }
             VisitorCommand::Page { url, title } => {
                 self.hub.record_page(self.conversation, &url, &title).await?;
                 Ok(Ack::empty())

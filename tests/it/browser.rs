@@ -236,6 +236,16 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     wait_text(&visitor, ".sbw-msg", "Erin joined the conversation").await;
     wait_text(&erin_console, "#channels .item", "Erin joined the conversation").await;
     wait_gone(&dora_console, "#channels .item").await;
+
+    // Erin closes the chat; the visitor rates it with a face and a comment.
+    let erin_token = s.login("erin", "pw").await;
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &erin_token, json!({})).await.expect(200);
+    find(&visitor, ".sbw-comment").await.send_keys("Dora and Erin were great").await.unwrap();
+    click(&visitor, ".sbw-faces button[data-score='5']").await;
+    wait_text(&visitor, ".sbw-rate", "Thank you").await;
+    screenshot(&visitor, "widget-rated").await;
+    let rated = s.conversation(conversation, &erin_token).await["rating"].clone();
+    assert_eq!((rated["score"].as_u64(), rated["comment"].as_str()), (Some(5), Some("Dora and Erin were great")));
     dora_console.close().await.unwrap();
     erin_console.close().await.unwrap();
     visitor.close().await.unwrap();

@@ -20,6 +20,7 @@ mod persistence;
 mod roles;
 mod routing;
 mod routing_options;
+mod satisfaction;
 mod security;
 mod support;
 mod together;

@@ -70,6 +70,7 @@ async fn every_endpoint_enforces_its_roles() {
         row(Method::GET, "/api/v1/visitor/conversation", None, [403, 403, 200, 401]),
         row(Method::POST, "/api/v1/visitor/messages", Some(json!({"body": "hi"})), [403, 403, 201, 401]),
         row(Method::POST, "/api/v1/visitor/page", Some(json!({"url": "https://shop.example/"})), [403, 403, 204, 401]),
+        row(Method::POST, "/api/v1/visitor/rating", Some(json!({"score": 5})), [403, 403, 409, 401]),
         row(Method::GET, "/api/v1/conversations", None, [200, 200, 403, 401]),
         row(Method::GET, "/api/v1/conversations?status=need_help", None, [200, 200, 403, 401]),
         row(Method::GET, c.clone(), None, [200, 200, 403, 401]),
