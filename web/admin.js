@@ -47,19 +47,35 @@ async function change(action, section) {
     await load();
     show(section);
   } catch (error) {
-    toast(error.message, "error");
+    toast(readable(error.message), "error");
   }
 }
 
-/** A table row's Edit (opens `form()` in the editor) and Delete buttons. */
-function rowActions(editor, form, path, section) {
+/**
+ * The server names fields as the API does (`steps[7].answers`, `operator_ids`);
+ * the forms call them Step 8 answers and Operators.
+ */
+function readable(message) {
+  return message
+    .replace(/`?steps\[(\d+)\]\.?([a-z_]*)`?/g, (_, i, field) => `Step ${Number(i) + 1}${field ? ` ${field.replaceAll("_", " ")}` : ""}`)
+    .replace(/`(\w+)`/g, (_, field) => field.replaceAll("_ids", "s").replaceAll("_", " "));
+}
+
+/** A table row's Edit (opens `form()` in the editor) and Delete buttons; Delete asks first. */
+function rowActions(editor, form, path, section, what) {
+  const remove = () => confirm(`Delete ${what}? This cannot be undone.`) && change(() => api("DELETE", path), section);
   return el(
     "td",
     {},
     el("button", { type: "button", onclick: () => fill($(editor), form()) }, "Edit"),
     " ",
-    el("button", { type: "button", onclick: () => change(() => api("DELETE", path), section) }, "Delete"),
+    el("button", { type: "button", class: "danger", onclick: remove }, "Delete"),
   );
+}
+
+/** A table body, or one row saying there is nothing yet. */
+function bodyOr(rows, columns, empty) {
+  return el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: columns, class: "empty" }, empty)));
 }
 
 // ---- expertise ----
@@ -73,7 +89,7 @@ function expertiseSection() {
       el("td", {}, e.name),
       el("td", {}, e.operator_ids.map(userName).join(", ") || "—"),
       admin
-        ? rowActions("expertise-editor", () => expertiseForm(e), `/expertise/${e.id}`, "expertise")
+        ? rowActions("expertise-editor", () => expertiseForm(e), `/expertise/${e.id}`, "expertise", `the expertise ${e.name}`)
         : null,
     ),
   );
@@ -82,7 +98,7 @@ function expertiseSection() {
       "table",
       { id: "expertise-table" },
       el("thead", {}, el("tr", {}, el("th", {}, "Expertise"), el("th", {}, "Operators"), admin ? el("th", {}, "") : null)),
-      el("tbody", {}, rows),
+      bodyOr(rows, 3, "No expertise yet: add Billing, Returns… and who holds it."),
     ),
     admin ? el("div", { id: "expertise-editor" }, expertiseForm(null)) : el("p", { class: "empty" }, "Only administrators can change expertise. Set your own in My Preferences."),
   ];
@@ -187,16 +203,27 @@ function channelsSection() {
     el(
       "tr",
       {},
+      el("td", {}, String(c.id)),
       el("td", {}, c.name),
       el("td", {}, c.operator_ids.map(userName).join(", ")),
       el("td", {}, c.max_sessions ?? "unlimited"),
       el("td", {}, data.chatbots.find((b) => b.id === c.chatbot_id)?.title ?? "—"),
-      el("td", {}, el("a", { href: `/demo?channel=${c.id}` }, "Try it")),
-      rowActions("channel-editor", () => channelForm(c), `/channels/${c.id}`, "channels"),
+      el(
+        "td",
+        {},
+        el("a", { href: `/demo?channel=${c.id}` }, "Try it"),
+        el("code", { class: "embed", title: "Paste this into your site's pages" }, `<script src="${location.origin}/widget.js" data-channel="${c.id}"></script>`),
+      ),
+      rowActions("channel-editor", () => channelForm(c), `/channels/${c.id}`, "channels", `the channel ${c.name}`),
     ),
   );
   return [
-    el("table", {}, el("thead", {}, el("tr", {}, ["Channel", "Operators", "Max sessions", "Chatbot", "Widget", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, ["Id", "Channel", "Operators", "Max sessions", "Chatbot", "Widget", ""].map((h) => el("th", {}, h)))),
+      bodyOr(rows, 7, "No channel yet: create one below, then embed its widget."),
+    ),
     el("div", { id: "channel-editor" }, channelForm(null)),
   ];
 }
@@ -338,11 +365,11 @@ function chatbotsSection() {
       {},
       el("td", {}, b.title),
       el("td", {}, `${b.steps.length} steps`),
-      rowActions("chatbot-editor", () => chatbotForm(b), `/chatbots/${b.id}`, "chatbots"),
+      rowActions("chatbot-editor", () => chatbotForm(b), `/chatbots/${b.id}`, "chatbots", `the chatbot ${b.title}`),
     ),
   );
   return [
-    el("table", {}, el("thead", {}, el("tr", {}, ["Chatbot", "Script", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Chatbot", "Script", ""].map((h) => el("th", {}, h)))), bodyOr(rows, 3, "No chatbot yet: channels without one forward visitors at once.")),
     el("div", { id: "chatbot-editor" }, chatbotForm(null)),
   ];
 }

@@ -41,6 +41,9 @@ const state = {
   drafts: new Map(Object.entries(JSON.parse(sessionStorage.getItem("switchboard-drafts") ?? "{}")).map(([id, d]) => [Number(id), d])),
 };
 
+/** How this browser gets the operator's attention; each is switched in My Preferences. */
+const alerts = { sound: true, desktop: true, messages: true, ...JSON.parse(localStorage.getItem("switchboard-alerts") ?? "{}") };
+
 function saveDraft(id, text, note) {
   if (text) state.drafts.set(id, { text, note });
   else state.drafts.delete(id);
@@ -171,8 +174,11 @@ function handle(event) {
       const c = event.conversation;
       upsert(c);
       storeMessages(c.id, c.messages);
-      const heading = event.reason === "transfer" ? "Transferred to you:" : event.type === "assigned" ? "New conversation with" : "You were invited to";
-      notify(`${heading} ${title(c)}`);
+      if (c.kind === "direct") notify(`${title(c)} started a conversation with you`);
+      else {
+        const heading = event.reason === "transfer" ? "Transferred to you:" : event.type === "assigned" ? "New conversation with" : "You were invited to";
+        notify(`${heading} ${title(c)}`);
+      }
       if (state.selected === null) select(c.id);
       else if (state.selected === c.id) renderPane();
       renderSidebar();
@@ -187,7 +193,7 @@ function handle(event) {
       const inView = event.conversation_id === state.selected && !document.hidden && document.hasFocus();
       if (fromOther && !inView && c?.member_ids?.includes(state.me.id)) {
         if (event.conversation_id !== state.selected) c.unread = (c.unread ?? 0) + 1;
-        notify(`${event.message.author.name}: ${event.message.body}`, { quiet: true });
+        if (alerts.messages) notify(`${event.message.author.name}: ${event.message.body}`, { quiet: true });
       }
       renderSidebar();
       if (event.conversation_id === state.selected) {
@@ -311,9 +317,10 @@ function notify(text, { quiet = false } = {}) {
   if (document.hidden || !document.hasFocus()) {
     state.unseen += 1;
     document.title = `(${state.unseen}) Switchboard`;
-    if (window.Notification?.permission === "granted") new Notification("Switchboard", { body: text, tag: "switchboard" });
+    if (alerts.desktop && window.Notification?.permission === "granted") new Notification("Switchboard", { body: text, tag: "switchboard" });
   }
   if (!quiet) toast(text);
+  if (!alerts.sound) return;
   try {
     const audio = new AudioContext();
     const tone = audio.createOscillator();
@@ -368,7 +375,8 @@ function conversationItem(c) {
         onclick: () => select(c.id),
       },
       el("span", { class: "item-title" }, title(c)),
-      el("span", { class: `badge status-${c.status}` }, STATUS_LABELS[c.status]),
+      // A direct conversation has no workflow: only "Closed" is worth a badge.
+      c.kind !== "direct" || c.status === "closed" ? el("span", { class: `badge status-${c.status}` }, STATUS_LABELS[c.status]) : null,
       c.unread ? el("span", { class: "unread", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
       c.last_message ? el("span", { class: "snippet" }, c.last_message.body) : null,
     ),
@@ -916,7 +924,7 @@ async function loadCandidates() {
         el("span", { class: `dot presence-${u.presence}`, title: u.presence, "aria-label": u.presence }),
         el("span", { class: "name" }, u.name),
         u.languages ? el("span", { class: "languages" }, u.languages.join(", ")) : null,
-        u.expertise
+        u.expertise?.length
           ? el("span", { class: "expertise-badges" }, icon("graduation-cap", "Expertise"), u.expertise.map((e) => el("span", { class: "tag" }, e.name)))
           : null,
       ),
@@ -962,6 +970,9 @@ $("open-preferences").addEventListener("click", () => {
     ),
   );
   $("preferences-languages").value = state.me.languages.join(", ");
+  $("notify-sound").checked = alerts.sound;
+  $("notify-desktop").checked = alerts.desktop;
+  $("notify-messages").checked = alerts.messages;
   $("preferences-dialog").showModal();
 });
 $("preferences-cancel").addEventListener("click", () => $("preferences-dialog").close());
@@ -969,6 +980,9 @@ $("preferences-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const expertise_ids = [...$("preferences-expertise").querySelectorAll("input:checked")].map((i) => Number(i.value));
   const languages = $("preferences-languages").value.split(",").map((s) => s.trim()).filter(Boolean);
+  Object.assign(alerts, { sound: $("notify-sound").checked, desktop: $("notify-desktop").checked, messages: $("notify-messages").checked });
+  localStorage.setItem("switchboard-alerts", JSON.stringify(alerts));
+  if (alerts.desktop && window.Notification?.permission === "default") Notification.requestPermission();
   try {
     state.me = await api("PATCH", "/me/preferences", { expertise_ids, languages });
     $("preferences-dialog").close();
@@ -1006,3 +1020,44 @@ $("direct-form").addEventListener("submit", async (e) => {
 });
 
 boot().catch((error) => toast(error.message, "error"));
+
+// ---- keyboard ----
+
+const SHORTCUTS = [
+  ["Alt + ↓ / Alt + ↑", "Next / previous chat"],
+  ["Alt + H", "History"],
+  ["/ at the start of a message", "Saved replies (Tab or Enter takes the first)"],
+  ["Enter / Shift + Enter", "Send / new line"],
+  ["Esc", "Close suggestions and dialogs"],
+  ["?", "This list"],
+];
+
+/** The chat `step` places away from the open one, in sidebar order. */
+function moveSelection(step) {
+  const ids = [...document.querySelectorAll("#channels .item")].map((b) => Number(b.dataset.conversation));
+  if (!ids.length) return;
+  const at = ids.indexOf(state.selected);
+  const next = at < 0 ? (step > 0 ? 0 : ids.length - 1) : (at + step + ids.length) % ids.length;
+  select(ids[next]);
+}
+
+document.addEventListener("keydown", (e) => {
+  if ($("app").hidden) return;
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (e.altKey && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+    e.preventDefault();
+    moveSelection(e.key === "ArrowDown" ? 1 : -1);
+  } else if (e.altKey && e.key.toLowerCase() === "h") {
+    e.preventDefault();
+    showHistory();
+  } else if (e.key === "?" && !typing) {
+    showShortcuts();
+  }
+});
+
+function showShortcuts() {
+  fill($("shortcuts-list"), SHORTCUTS.flatMap(([keys, what]) => [el("dt", {}, el("kbd", {}, keys)), el("dd", {}, what)]));
+  $("shortcuts-dialog").showModal();
+}
+
+$("open-shortcuts").addEventListener("click", showShortcuts);

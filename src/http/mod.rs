@@ -104,10 +104,14 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::Http
 }
 
 /// Gives every error response that actix produced itself (405, a 404 inside a
-/// scope, a 400 from the WebSocket handshake) the same JSON body as ours.
+/// scope, a 400 from the WebSocket handshake) the same JSON body as ours. A
+/// page made for people (`text/html`, e.g. `/demo` without a channel) stays one.
 pub fn json_error_body<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json || !(res.status().is_client_error() || res.status().is_server_error()) {
+    let ours = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/html")
+    });
+    if ours || !(res.status().is_client_error() || res.status().is_server_error()) {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -73,12 +73,24 @@ async fn demo(req: HttpRequest, hub: web::Data<Hub>, query: web::Query<DemoQuery
             Some(id) => directory.channel(id).map(|c| c.id),
             None => directory.channels().find(|c| c.chatbot_id.is_some()).or_else(|| directory.channels().next()).map(|c| c.id),
         }
-    }
-    .ok_or_else(|| ApiError::NotFound("no such channel: create one in /admin first".into()))?;
+    };
+    let Some(channel) = channel else {
+        // A person followed a link here: tell them what to do, in a page.
+        return Ok(HttpResponse::NotFound()
+            .content_type(ContentType::html())
+            .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_POLICY))
+            .body(NO_CHANNEL_PAGE));
+    };
     let origin = client_origin(&req);
     let page = DEMO_PAGE.replace("{{CHANNEL}}", &channel.to_string()).replace("{{ORIGIN}}", &escape_html(&origin));
     Ok(HttpResponse::Ok().content_type(ContentType::html()).insert_header((header::CACHE_CONTROL, "no-cache")).body(page))
 }
+
+/// `/demo` when there is no such channel (or none at all yet).
+const NO_CHANNEL_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>No channel yet · Switchboard</title>\
+<link rel=\"stylesheet\" href=\"/app.css\"></head><body><main class=\"pane\"><h1>No channel to demonstrate yet</h1>\
+<p>The demo page embeds the chat widget of a channel. Create one in <a href=\"/admin#channels\">Administration → Channels</a> \
+(give it operators, and a chatbot if you like), then come back here or use its <em>Try it</em> link.</p></main></body></html>";
 
 /// The `Host` header is the client's to choose: never echo it as markup.
 fn escape_html(text: &str) -> String {

@@ -177,6 +177,10 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     let (dora, _) = s.operator("dora", json!({"name": "Dora"})).await;
     let channel = s.channel(&[dora], None).await;
     let dora_console = console(driver, s, "dora", "pw").await;
+    // The keyboard shortcuts are listed from the sidebar (and with `?`).
+    click(&dora_console, "#open-shortcuts").await;
+    wait_text(&dora_console, "#shortcuts-list", "Next / previous chat").await;
+    click(&dora_console, "#shortcuts-dialog button").await;
     click(&dora_console, "#open-canned").await;
     find(&dora_console, "#canned-shortcut").await.send_keys("thanks").await.unwrap();
     find(&dora_console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
@@ -205,6 +209,11 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     send_in_console(&dora_console, "Vera is a returning customer").await;
     wait_text(&dora_console, "#transcript .message.internal", "Vera is a returning customer").await;
     screenshot(&dora_console, "console-internal-note").await;
+    // A tablet in portrait: the same pane, narrower list, buttons wrapped.
+    dora_console.set_window_size(820, 1180).await.unwrap();
+    find(&dora_console, "#composer-input").await;
+    screenshot(&dora_console, "console-tablet").await;
+    dora_console.set_window_size(1280, 800).await.unwrap();
     click(&dora_console, "#composer-note").await;
     send_in_console(&dora_console, "Anything else?").await;
     wait_text(&visitor, ".sbw-msg", "Anything else?").await;

@@ -40,7 +40,11 @@ fn crash_server(dir: &TempDir) -> ServerProcess {
 struct Acked {
     /// Per visitor token: body → message id.
     messages: HashMap<String, BTreeMap<String, u64>>,
+    /// Per visitor token: the last page acknowledged (each writer has one request in flight).
+    pages: HashMap<String, String>,
     expertise: Vec<String>,
+    /// Shortcuts of the admin's own canned responses (stored in the directory).
+    canned: Vec<String>,
     /// Conversations closed (the visitor left) after one message: id → that message's body.
     closed: BTreeMap<u64, String>,
 }
@@ -48,7 +52,9 @@ struct Acked {
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Option<Value> {
     let res = http.post(url).bearer_auth(token).json(&body).timeout(Duration::from_secs(2)).send().await.ok()?;
     if res.status().is_success() {
-        res.json().await.ok()
+        // A 204 has no body: acknowledged all the same.
+        let text = res.text().await.ok()?;
+        Some(serde_json::from_str(&text).unwrap_or(Value::Null))
     } else {
         None
     }
@@ -69,9 +75,12 @@ async fn every_acknowledged_write_survives_sigkill() {
         post(&http, format!("{}/api/v1/auth/login", server.base), "", login).await.expect("login")["token"].as_str().unwrap().to_owned();
     let channel = post(&http, format!("{}/api/v1/channels", server.base), &admin, json!({"name": "Crash"})).await.unwrap()["id"].clone();
     let mut visitors = Vec::new();
+    let mut conversation_of = HashMap::new();
     for _ in 0..WRITERS {
         let opened = post(&http, format!("{}/api/v1/channels/{channel}/sessions", server.base), "", json!({})).await.unwrap();
-        visitors.push(opened["visitor_token"].as_str().unwrap().to_owned());
+        let token = opened["visitor_token"].as_str().unwrap().to_owned();
+        conversation_of.insert(token.clone(), opened["conversation_id"].as_u64().unwrap());
+        visitors.push(token);
     }
     let mut server = Some(server);
 
@@ -82,6 +91,16 @@ async fn every_acknowledged_write_survives_sigkill() {
             let (http, acked, token, base) = (http.clone(), acked.clone(), token.clone(), base.clone());
             tasks.push(actix_rt::spawn(async move {
                 for i in 0.. {
+                    if i % 4 == 3 {
+                        // The visitor's context (a navigation) is journaled like messages.
+                        let page = format!("https://crash.example/c{cycle}-w{w}-p{i}");
+                        let url = format!("{base}/api/v1/visitor/page");
+                        if post(&http, url, &token, json!({"url": page})).await.is_none() {
+                            return;
+                        }
+                        acked.borrow_mut().pages.insert(token.clone(), page);
+                        continue;
+                    }
                     let body = format!("c{cycle}-w{w}-m{i}");
                     let url = format!("{base}/api/v1/visitor/messages");
                     let Some(message) = post(&http, url, &token, json!({"body": body})).await else { return };
@@ -108,6 +127,15 @@ async fn every_acknowledged_write_survives_sigkill() {
         let (http2, acked2, admin2, base2) = (http.clone(), acked.clone(), admin.clone(), base.clone());
         tasks.push(actix_rt::spawn(async move {
             for i in 0.. {
+                if i % 2 == 1 {
+                    let shortcut = format!("c{cycle}-{i}");
+                    let body = json!({"shortcut": shortcut, "body": "Saved before a crash"});
+                    if post(&http2, format!("{base2}/api/v1/canned_responses"), &admin2, body).await.is_none() {
+                        return;
+                    }
+                    acked2.borrow_mut().canned.push(shortcut);
+                    continue;
+                }
                 let name = format!("E{cycle}-{i}");
                 if post(&http2, format!("{base2}/api/v1/expertise"), &admin2, json!({"name": name})).await.is_none() {
                     return;
@@ -123,15 +151,16 @@ async fn every_acknowledged_write_survives_sigkill() {
 
         let restarted = crash_server(&dir);
         let expected = std::mem::take(&mut *acked.borrow_mut());
-        verify(&http, &restarted.base, &admin, &visitors, &expected, cycle).await;
+        verify(&http, &restarted.base, &admin, &conversation_of, &expected, cycle).await;
         *acked.borrow_mut() = expected;
         server = Some(restarted);
     }
     let acked = acked.borrow();
     let total: usize = acked.messages.values().map(BTreeMap::len).sum();
     eprintln!(
-        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise and {} closed conversations all survived",
+        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page and {} closed conversations all survived",
         acked.expertise.len(),
+        acked.canned.len(),
         acked.closed.len()
     );
     assert!(!acked.closed.is_empty(), "no conversation was closed during the kills");
@@ -139,10 +168,16 @@ async fn every_acknowledged_write_survives_sigkill() {
     server.take().unwrap().kill();
 }
 
-async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &[String], acked: &Acked, cycle: usize) {
+async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &HashMap<String, u64>, acked: &Acked, cycle: usize) {
     let started = Instant::now();
     eprintln!("cycle {cycle}: verifying {} closed conversations", acked.closed.len());
-    for token in visitors {
+    for (token, conversation) in visitors {
+        if let Some(page) = acked.pages.get(token) {
+            let res = http.get(format!("{base}/api/v1/conversations/{conversation}")).bearer_auth(admin).send().await.unwrap();
+            let view: Value = res.json().await.unwrap();
+            let pages: Vec<&str> = view["visitor"]["pages"].as_array().unwrap().iter().map(|p| p["url"].as_str().unwrap()).collect();
+            assert!(pages.contains(&page.as_str()), "cycle {cycle}: acknowledged page {page} lost: {pages:?}");
+        }
         let res = http.get(format!("{base}/api/v1/visitor/conversation")).bearer_auth(token).send().await.unwrap();
         assert_eq!(res.status(), 200, "cycle {cycle}: a visitor token was lost");
         let view: Value = res.json().await.unwrap();
@@ -164,6 +199,11 @@ async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &[Str
     let names: Vec<&str> = all.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     for name in &acked.expertise {
         assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "cycle {cycle}: expertise {name} lost");
+    }
+    let canned: Value = http.get(format!("{base}/api/v1/canned_responses")).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
+    let shortcuts: Vec<&str> = canned.as_array().unwrap().iter().map(|c| c["shortcut"].as_str().unwrap()).collect();
+    for shortcut in &acked.canned {
+        assert_eq!(shortcuts.iter().filter(|s| **s == shortcut).count(), 1, "cycle {cycle}: canned response {shortcut} lost");
     }
     for (id, body) in &acked.closed {
         let res = http.get(format!("{base}/api/v1/conversations/{id}")).bearer_auth(admin).send().await.unwrap();

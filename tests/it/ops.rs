@@ -86,3 +86,13 @@ async fn graceful_stop_closes_sessions() {
     }
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// `/demo` without a channel to show is a page telling what to do, not an API error.
+#[actix_rt::test]
+async fn the_demo_page_without_a_channel_says_how_to_make_one() {
+    let s = TestServer::start().await;
+    let res = reqwest::get(s.url("/demo")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("Administration → Channels"));
+}
