@@ -233,3 +233,32 @@ async fn the_snapshot_endpoint_is_admin_only_and_reports_what_it_wrote() {
     let age: f64 = metrics.lines().find_map(|l| l.strip_prefix("switchboard_snapshot_age_seconds ")).unwrap().parse().unwrap();
     assert!(age < 5.0, "{age}");
 }
+
+/// A conversation the crash caught between its close and its archiving is
+/// archived at the next start, and its id is never handed out again — even
+/// when it was the highest (it was, until the crash test found it).
+#[actix_rt::test]
+async fn an_id_closed_but_not_yet_archived_is_never_reused() {
+    use std::collections::BTreeSet;
+    use switchboard::domain::conversation::{Conversation, Visitor};
+    use switchboard::domain::visitor::VisitorContext;
+    use switchboard::domain::{ChannelId, ConversationId};
+    use switchboard::persist::records::ConversationV2;
+
+    let data_dir = stopped_with_data().await;
+    let visitor =
+        Visitor { name: "Vera".into(), lang: None, country: None, key: None, previous_operator: None, context: VisitorContext::default() };
+    let mut closed = Conversation::livechat(ConversationId(1000), ChannelId(1), visitor, BTreeSet::new(), None);
+    closed.close().unwrap();
+    let mut bytes = Vec::new();
+    frame(&encode(&RecordV1::ConversationStartedV2(Box::new(ConversationV2::new(&closed, Some("t"))))), &mut bytes);
+    let (_, segments) = files(data_dir.path());
+    append(segments.last().unwrap(), &bytes);
+
+    let mut s = TestServer::start_in(data_dir, |_| {}).await.expect("server starts");
+    s.admin = s.login("admin", "admin-pass").await;
+    let channel = s.channel(&[], None).await;
+    let (id, _) = s.visit(channel, json!({})).await;
+    assert!(id > 1000, "id {id} handed out again");
+    assert_eq!(s.get("/api/v1/conversations/1000", &s.admin).await.expect(200)["status"], "closed");
+}
