@@ -93,19 +93,47 @@ async fn wait_gone(c: &Client, css: &str) {
     }
 }
 
-/// Clicks `css`, finding it again if the page re-rendered it in between
-/// (the console redraws its lists on live events).
-async fn click(c: &Client, css: &str) {
+/// Evaluates `expression` on the first `css` element (named `e`), in the
+/// page in one step: the console may redraw it between two WebDriver calls.
+async fn eval_on(c: &Client, css: &str, expression: &str) -> serde_json::Value {
+    find(c, css).await;
+    let script = format!("const e = document.querySelector(arguments[0]); return {expression};");
+    c.execute(&script, vec![json!(css)]).await.unwrap()
+}
+
+/// What `act` does to an element.
+enum Act<'a> {
+    Click,
+    Type(&'a str),
+}
+
+/// Does `what` to `css`, finding it again if the page re-rendered it in
+/// between (the console redraws its lists and its pane on live events, so an
+/// element found a moment ago may be gone; a stale element takes no keys).
+async fn act(c: &Client, css: &str, what: Act<'_>) {
     let deadline = Instant::now() + WAIT;
     loop {
-        match find(c, css).await.click().await {
+        let element = find(c, css).await;
+        let done = match what {
+            Act::Click => element.click().await,
+            Act::Type(text) => element.send_keys(text).await,
+        };
+        match done {
             Ok(()) => return,
             Err(fantoccini::error::CmdError::Standard(e)) if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {
                 assert!(Instant::now() < deadline, "{css} kept going stale");
             }
-            Err(e) => panic!("clicking {css}: {e}"),
+            Err(e) => panic!("acting on {css}: {e}"),
         }
     }
+}
+
+async fn click(c: &Client, css: &str) {
+    act(c, css, Act::Click).await
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    act(c, css, Act::Type(text)).await
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -117,15 +145,15 @@ async fn screenshot(c: &Client, name: &str) {
 async fn console(driver: &Driver, s: &TestServer, login: &str, password: &str) -> Client {
     let c = driver.browser().await;
     c.goto(&s.url("/")).await.unwrap();
-    find(&c, "#login").await.send_keys(login).await.unwrap();
-    find(&c, "#password").await.send_keys(password).await.unwrap();
+    type_into(&c, "#login", login).await;
+    type_into(&c, "#password", password).await;
     click(&c, "#login-form button[type=submit]").await;
     wait_text(&c, "#me", login).await;
     c
 }
 
 async fn send_in_console(c: &Client, text: &str) {
-    find(c, "#composer-input").await.send_keys(text).await.unwrap();
+    type_into(c, "#composer-input", text).await;
     click(c, ".composer button[type=submit]").await;
 }
 
@@ -137,7 +165,7 @@ async fn widget(driver: &Driver, s: &TestServer, channel: u64) -> Client {
 }
 
 async fn send_in_widget(c: &Client, text: &str) {
-    find(c, ".sbw-form input").await.send_keys(text).await.unwrap();
+    type_into(c, ".sbw-form input", text).await;
     click(c, ".sbw-form button").await;
 }
 
@@ -182,24 +210,26 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     wait_text(&dora_console, "#shortcuts-list", "Next / previous chat").await;
     click(&dora_console, "#shortcuts-dialog button").await;
     click(&dora_console, "#open-canned").await;
-    find(&dora_console, "#canned-shortcut").await.send_keys("thanks").await.unwrap();
-    find(&dora_console, "#canned-body").await.send_keys("Thanks {visitor_name}, happy to help!").await.unwrap();
+    type_into(&dora_console, "#canned-shortcut", "thanks").await;
+    type_into(&dora_console, "#canned-body", "Thanks {visitor_name}, happy to help!").await;
     click(&dora_console, "#canned-form button[type=submit]").await;
     wait_text(&dora_console, "#canned-list", "/thanks").await;
     screenshot(&dora_console, "console-saved-replies").await;
 
     let visitor = widget(driver, s, channel).await;
-    find(&visitor, ".sbw-form input").await.send_keys("Hi, I am Vera").await.unwrap();
+    type_into(&visitor, ".sbw-form input", "Hi, I am Vera").await;
     click(&visitor, ".sbw-form button").await;
     click(&dora_console, "#channels .item").await;
     wait_text(&dora_console, "#transcript", "Hi, I am Vera").await;
     // The widget told where the visitor is; the console shows it beside the chat.
-    let context = wait_text(&dora_console, "#visitor-context", "On page").await.text().await.unwrap();
+    wait_text(&dora_console, "#visitor-context", "On page").await;
+    let context = eval_on(&dora_console, "#visitor-context", "e.innerText").await;
+    let context = context.as_str().unwrap();
     assert!(context.contains("Browser") && context.contains("Local time"), "{context}");
     let visitor_name = dora_console.execute("return document.getElementById('pane-title').textContent;", vec![]).await.unwrap();
-    find(&dora_console, "#composer-input").await.send_keys("/tha").await.unwrap();
+    type_into(&dora_console, "#composer-input", "/tha").await;
     wait_text(&dora_console, "#canned-suggestions", "/thanks").await;
-    find(&dora_console, "#composer-input").await.send_keys("\u{E004}").await.unwrap(); // Tab takes the first suggestion.
+    type_into(&dora_console, "#composer-input", "\u{E004}").await; // Tab takes the first suggestion.
     let filled = dora_console.execute("return document.getElementById('composer-input').value;", vec![]).await.unwrap();
     assert_eq!(filled, format!("Thanks {}, happy to help!", visitor_name.as_str().unwrap()));
     click(&dora_console, ".composer button[type=submit]").await;
@@ -224,7 +254,7 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     // another tab) and a reload of the page.
     let dora_token = s.login("dora", "pw").await;
     let conversation = s.get("/api/v1/conversations", &dora_token).await.expect(200)[0]["id"].as_u64().unwrap();
-    find(&dora_console, "#composer-input").await.send_keys("Half a rep").await.unwrap();
+    type_into(&dora_console, "#composer-input", "Half a rep").await;
     s.put(&format!("/api/v1/conversations/{conversation}/status"), &dora_token, json!({"status": "waiting"})).await.expect(200);
     wait_text(&dora_console, "#pane-status", "Waiting").await;
     let draft = "return document.getElementById('composer-input').value;";
@@ -249,7 +279,7 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     // Erin closes the chat; the visitor rates it with a face and a comment.
     let erin_token = s.login("erin", "pw").await;
     s.post(&format!("/api/v1/conversations/{conversation}/close"), &erin_token, json!({})).await.expect(200);
-    find(&visitor, ".sbw-comment").await.send_keys("Dora and Erin were great").await.unwrap();
+    type_into(&visitor, ".sbw-comment", "Dora and Erin were great").await;
     click(&visitor, ".sbw-faces button[data-score='5']").await;
     wait_text(&visitor, ".sbw-rate", "Thank you").await;
     screenshot(&visitor, "widget-rated").await;
@@ -269,9 +299,9 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
 
     let admin = console(driver, s, "admin", "admin-pass").await;
     admin.goto(&s.url("/admin")).await.unwrap();
-    find(&admin, "#expertise-form input[name=name]").await.send_keys("Billing").await.unwrap();
+    type_into(&admin, "#expertise-form input[name=name]", "Billing").await;
     for operator in [a, c] {
-        find(&admin, &format!("#expertise-form input[name=operator_ids][value='{operator}']")).await.click().await.unwrap();
+        click(&admin, &format!("#expertise-form input[name=operator_ids][value='{operator}']")).await;
     }
     click(&admin, "#expertise-form button[type=submit]").await;
     wait_text(&admin, "#expertise-table", "Billing").await;
@@ -299,33 +329,34 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     wait_text(&visitor, ".sbw-choices button", "Billing").await.click().await.unwrap();
     wait_text(&visitor, ".sbw-msg", "Anna joined the conversation").await;
 
-    let item = find(&anna, "#channels .item").await;
-    let conversation: u64 = item.attr("data-conversation").await.unwrap().unwrap().parse().unwrap();
-    item.click().await.unwrap();
+    let read = eval_on(&anna, "#channels .item", "e.dataset.conversation").await;
+    let conversation: u64 = read.as_str().unwrap().parse().unwrap();
+    click(&anna, &format!("#channels .item[data-conversation='{conversation}']")).await;
     wait_text(&anna, "#transcript", "Connecting you to Billing").await;
     send_in_console(&anna, "Hello, I can help with your invoice").await;
     wait_text(&visitor, ".sbw-msg", "Hello, I can help with your invoice").await;
     screenshot(&visitor, "widget").await;
 
-    find(&anna, "#help-note").await.send_keys("Invoice in two currencies").await.unwrap();
+    type_into(&anna, "#help-note", "Invoice in two currencies").await;
     anna.execute(
         "const s = document.getElementById('status-select'); s.value = 'need_help'; s.dispatchEvent(new Event('change'));",
         vec![],
     )
     .await
     .unwrap();
-    let for_bruno = find(&bruno, &format!("#need-help .item[data-conversation='{conversation}']")).await;
-    assert_eq!(for_bruno.attr("data-starred").await.unwrap().as_deref(), Some("false"));
-    let told = for_bruno.text().await.unwrap();
+    let on_board = format!("#need-help .item[data-conversation='{conversation}']");
+    let board_line = "({starred: e.dataset.starred, text: e.innerText, star: e.querySelector('.star')?.title ?? null})";
+    let for_bruno = eval_on(&bruno, &on_board, board_line).await;
+    assert_eq!(for_bruno["starred"], "false");
+    let told = for_bruno["text"].as_str().unwrap();
     assert!(told.contains("Anna asks") && told.contains("Invoice in two currencies"), "{told}");
-    assert!(for_bruno.find_all(Locator::Css(".star")).await.unwrap().is_empty(), "no star for Bruno");
-    let for_chloe = find(&chloe, &format!("#need-help .item[data-conversation='{conversation}']")).await;
-    assert_eq!(for_chloe.attr("data-starred").await.unwrap().as_deref(), Some("true"));
-    let star = for_chloe.find(Locator::Css(".star")).await.expect("a star for Chloe");
-    assert_eq!(star.attr("title").await.unwrap().as_deref(), Some("Relevant to your expertise"));
+    assert_eq!(for_bruno["star"], json!(null), "no star for Bruno");
+    let for_chloe = eval_on(&chloe, &on_board, board_line).await;
+    assert_eq!(for_chloe["starred"], "true");
+    assert_eq!(for_chloe["star"], "Relevant to your expertise");
     screenshot(&chloe, "console-looking-for-help").await;
 
-    for_chloe.click().await.unwrap();
+    click(&chloe, &on_board).await;
     click(&chloe, "#join").await;
     wait_text(&visitor, ".sbw-msg", "Chloe joined the conversation").await;
     for operator in [&bruno, &chloe] {
@@ -348,7 +379,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     screenshot(&admin, "admin-report").await;
     // Bruno leaves the team: the admin deactivates him from the Users table.
     click(&admin, "#tab-users").await;
-    find(&admin, &format!("#users-table button[data-user='{b}']")).await.click().await.unwrap();
+    click(&admin, &format!("#users-table button[data-user='{b}']")).await;
     wait_text(&admin, "#users-table tr", "Deactivated").await;
     screenshot(&admin, "admin-users").await;
     let bruno_now = s.get(&format!("/api/v1/users/{b}"), &s.admin).await.expect(200);
@@ -428,7 +459,7 @@ async fn history_search_open_download(driver: &Driver, s: &TestServer) {
     assert_eq!(archived["items"][0]["id"], last);
     let admin = console(driver, s, "admin", "admin-pass").await;
     click(&admin, "#open-history").await;
-    find(&admin, "#history-q").await.send_keys("PARCEL").await.unwrap();
+    type_into(&admin, "#history-q", "PARCEL").await;
     click(&admin, "#history-form button[type=submit]").await;
     let result = wait_text(&admin, "#history-results .item", "my parcel never arrived").await;
     screenshot(&admin, "console-history").await;
