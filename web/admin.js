@@ -15,16 +15,17 @@ const STEP_TYPES = {
 };
 
 let me = null;
-let data = { users: [], expertise: [], channels: [], chatbots: [] };
+let data = { users: [], expertise: [], channels: [], chatbots: [], canned: [] };
 
 async function load() {
-  const [users, expertise, channels, chatbots] = await Promise.all([
+  const [users, expertise, channels, chatbots, canned] = await Promise.all([
     api("GET", "/users"),
     api("GET", "/expertise"),
     api("GET", "/channels"),
     api("GET", "/chatbots"),
+    api("GET", "/canned_responses"),
   ]);
-  data = { users, expertise, channels, chatbots };
+  data = { users, expertise, channels, chatbots, canned };
 }
 
 const userName = (id) => data.users.find((u) => u.id === id)?.name ?? `#${id}`;
@@ -444,6 +445,48 @@ function chatbotForm(existing) {
   return form;
 }
 
+// ---- saved replies (the shared canned responses; each operator keeps their own in the console) ----
+
+function cannedSection() {
+  const shared = data.canned.filter((c) => c.shared);
+  const rows = shared.map((c) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, `/${c.shortcut}`),
+      el("td", { class: "canned-body" }, c.body),
+      rowActions("canned-editor", () => cannedForm(c), `/canned_responses/${c.id}`, "canned", `the reply /${c.shortcut}`),
+    ),
+  );
+  return [
+    el(
+      "table",
+      { id: "canned-table" },
+      el("thead", {}, el("tr", {}, ["Shortcut", "Reply", ""].map((h) => el("th", {}, h)))),
+      bodyOr(rows, 3, "No shared reply yet: every operator will be able to type /shortcut to use one."),
+    ),
+    el("div", { id: "canned-editor" }, cannedForm(null)),
+  ];
+}
+
+function cannedForm(existing) {
+  const form = el(
+    "form",
+    { id: "canned-admin-form", class: "editor" },
+    el("h2", {}, existing ? `Edit /${existing.shortcut}` : "New shared reply"),
+    el("label", {}, "Shortcut (a-z, 0-9, _ and -)", el("input", { name: "shortcut", required: true, maxlength: 32, pattern: "[a-z0-9_\\-]{1,32}", value: existing?.shortcut ?? "" })),
+    el("label", {}, "Reply ({visitor_name} and {operator_name} are filled in)", el("textarea", { name: "body", required: true, rows: 3 }, existing?.body ?? "")),
+    el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = { shortcut: form.elements.shortcut.value, body: form.elements.body.value };
+    const save = existing ? () => api("PATCH", `/canned_responses/${existing.id}`, body) : () => api("POST", "/canned_responses", { ...body, shared: true });
+    change(save, "canned");
+  });
+  return form;
+}
+
 // ---- tabs ----
 
 const SECTIONS = {
@@ -451,6 +494,7 @@ const SECTIONS = {
   users: ["Users", usersSection],
   channels: ["Channels", channelsSection],
   chatbots: ["Chatbots", chatbotsSection],
+  canned: ["Saved replies", cannedSection],
   reports: ["Routing report", reportSection],
 };
 

@@ -192,8 +192,9 @@ function handle(event) {
       const fromOther = event.message.author.id !== state.me.id && event.message.author.kind !== "system";
       const inView = event.conversation_id === state.selected && !document.hidden && document.hasFocus();
       if (fromOther && !inView && c?.member_ids?.includes(state.me.id)) {
-        if (event.conversation_id !== state.selected) c.unread = (c.unread ?? 0) + 1;
-        if (alerts.messages) notify(`${event.message.author.name}: ${event.message.body}`, { quiet: true });
+        const background = event.conversation_id !== state.selected;
+        if (background) c.unread = (c.unread ?? 0) + 1;
+        if (alerts.messages) notify(`${event.message.author.name}: ${event.message.body}`, { quiet: true, counted: background });
       }
       renderSidebar();
       if (event.conversation_id === state.selected) {
@@ -222,7 +223,8 @@ function handle(event) {
       const before = new Set(state.board.map((e) => e.id));
       state.board = event.conversations;
       for (const entry of state.board.filter((e) => !before.has(e.id) && !e.is_member)) {
-        notify(`${entry.requested_by?.name ?? "A colleague"} needs help${entry.visitor_name ? ` with ${entry.visitor_name}` : ""}`);
+        const text = `${entry.requested_by?.name ?? "A colleague"} needs help${entry.visitor_name ? ` with ${entry.visitor_name}` : ""}`;
+        notify(entry.starred ? `★ ${text} (your expertise)` : text, { tone: entry.starred ? "starred" : "help" });
       }
       renderBoard();
       const previewed = state.selected !== null && state.conversations.get(state.selected);
@@ -308,31 +310,50 @@ function title(c) {
   return c.visitor?.name ?? c.visitor_name ?? `Visitor #${c.id}`;
 }
 
+/** Tones: a new chat or message, a call for help, and a call matching my expertise (two notes, higher). */
+const TONES = { chat: [880], help: [660], starred: [990, 1320] };
+
 /**
- * Gets the operator's attention: a tone; while the tab is in the background,
- * a count in the title and a desktop notification (once allowed); and a toast
- * unless `quiet` (a chat message shows in its list item instead).
+ * Gets the operator's attention: a tone (`tone` of TONES); while the tab is
+ * in the background, a count in the title and a desktop notification (once
+ * allowed); and a toast unless `quiet` (a chat message shows in its list
+ * item instead). `counted`: already in a chat's unread count, so the title
+ * does not count it twice.
  */
-function notify(text, { quiet = false } = {}) {
+function notify(text, { quiet = false, tone = "chat", counted = false } = {}) {
   if (document.hidden || !document.hasFocus()) {
-    state.unseen += 1;
-    document.title = `(${state.unseen}) Switchboard`;
+    if (!counted) state.unseen += 1;
+    renderTitle();
     if (alerts.desktop && window.Notification?.permission === "granted") new Notification("Switchboard", { body: text, tag: "switchboard" });
   }
   if (!quiet) toast(text);
   if (!alerts.sound) return;
   try {
     const audio = new AudioContext();
-    const tone = audio.createOscillator();
     const gain = audio.createGain();
-    tone.frequency.value = 880;
     gain.gain.value = 0.05;
-    tone.connect(gain).connect(audio.destination);
-    tone.start();
-    tone.stop(audio.currentTime + 0.15);
+    gain.connect(audio.destination);
+    TONES[tone].forEach((frequency, i) => {
+      const note = audio.createOscillator();
+      note.frequency.value = frequency;
+      note.connect(gain);
+      note.start(audio.currentTime + i * 0.15);
+      note.stop(audio.currentTime + i * 0.15 + 0.12);
+    });
   } catch {
-    // No sound before the first user gesture: the title badge still shows it.
+    // No sound before the first user gesture: the title count still shows it.
   }
+}
+
+/**
+ * The tab title counts what waits for the operator: unread messages in
+ * their chats (whether or not the tab has focus: a background chat is easy
+ * to miss) plus what arrived while the tab was hidden.
+ */
+function renderTitle() {
+  const unread = [...state.conversations.values()].reduce((n, c) => n + (c.unread ?? 0), 0);
+  const count = unread + state.unseen;
+  document.title = count ? `(${count}) Switchboard` : "Switchboard";
 }
 
 // Desktop notifications need the operator's permission, asked on a first click (browsers refuse it otherwise).
@@ -340,13 +361,14 @@ document.addEventListener("click", () => window.Notification?.permission === "de
 
 window.addEventListener("focus", () => {
   state.unseen = 0;
-  document.title = "Switchboard";
+  renderTitle();
 });
 
 // ---- sidebar ----
 
 function renderSidebar() {
   renderBoard();
+  renderTitle();
   const groups = new Map();
   const mine = [...state.conversations.values()].filter((c) => c.member_ids?.includes(state.me.id));
   mine.sort((a, b) => (a.status === "closed") - (b.status === "closed") || b.id - a.id);
@@ -871,6 +893,7 @@ async function closeConversation(id) {
 }
 
 async function leaveConversation(id) {
+  if (!confirm("Leave this conversation? Your colleagues stay with the visitor.")) return;
   try {
     await api("POST", `/conversations/${id}/leave`);
     forget(id);

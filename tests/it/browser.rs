@@ -101,6 +101,33 @@ async fn eval_on(c: &Client, css: &str, expression: &str) -> serde_json::Value {
     c.execute(&script, vec![json!(css)]).await.unwrap()
 }
 
+/// Waits until `condition` (JavaScript) holds in the page.
+async fn wait_for(c: &Client, condition: &str, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while c.execute(&format!("return !!({condition});"), vec![]).await.unwrap() != json!(true) {
+        assert!(Instant::now() < deadline, "no {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Closes the console's WebSocket the next time it sends a frame, as a
+/// dropped connection would; `window.switchboardHellos` then counts the
+/// `hello`s of the sockets it opens again.
+async fn drop_socket_on_next_send(c: &Client) {
+    let script = "
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) { WebSocket.prototype.send = send; this.close(); };
+        window.switchboardHellos = 0;
+        const Base = window.WebSocket;
+        window.WebSocket = class extends Base {
+            constructor(...args) {
+                super(...args);
+                this.addEventListener('message', (e) => JSON.parse(e.data).type === 'hello' && window.switchboardHellos++);
+            }
+        };";
+    c.execute(script, vec![]).await.unwrap();
+}
+
 /// What `act` does to an element.
 enum Act<'a> {
     Click,
@@ -197,6 +224,49 @@ async fn the_ui_in_a_real_browser() {
     the_widget_survives_a_reload(&driver, &s).await;
     history_search_open_download(&driver, &s).await;
     saved_replies_and_internal_notes(&driver, &s).await;
+    a_background_chat_raises_the_title_count(&driver, &s).await;
+}
+
+/// Gina talks with one visitor while another writes: the other chat shows an
+/// unread badge and the tab title counts it, until she opens it.
+async fn a_background_chat_raises_the_title_count(driver: &Driver, s: &TestServer) {
+    let (gina, _) = s.operator("gina", json!({"name": "Gina"})).await;
+    let channel = s.channel(&[gina], None).await;
+    let gina_console = console(driver, s, "gina", "pw").await;
+    let first = widget(driver, s, channel).await;
+    send_in_widget(&first, "First visitor here").await;
+    let second = widget(driver, s, channel).await;
+    send_in_widget(&second, "Second visitor here").await;
+    let token = s.login("gina", "pw").await;
+    let deadline = Instant::now() + WAIT;
+    let ids: Vec<u64> = loop {
+        let listed = s.get("/api/v1/conversations", &token).await.expect(200);
+        let listed: Vec<u64> = listed.as_array().unwrap().iter().map(|c| c["id"].as_u64().unwrap()).collect();
+        if listed.len() == 2 {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "Gina did not get both chats");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (older, newer) = (ids.iter().min().copied().unwrap(), ids.iter().max().copied().unwrap());
+    let item = |id: u64| format!("#channels .item[data-conversation='{id}']");
+    click(&gina_console, &item(newer)).await;
+    wait_text(&gina_console, "#transcript", "Second visitor here").await;
+    click(&gina_console, &item(older)).await;
+    wait_text(&gina_console, "#transcript", "First visitor here").await;
+    let count = "const m = document.title.match(/^\\((\\d+)\\)/); return m ? Number(m[1]) : 0;";
+    let before = gina_console.execute(count, vec![]).await.unwrap().as_u64().unwrap();
+
+    send_in_widget(&second, "Are you still there?").await;
+    wait_text(&gina_console, &format!("{} .unread", item(newer)), "1").await;
+    assert_eq!(gina_console.execute(count, vec![]).await.unwrap(), json!(before + 1), "the title counts the unread message");
+    screenshot(&gina_console, "console-unread").await;
+    click(&gina_console, &item(newer)).await;
+    wait_gone(&gina_console, &format!("{} .unread", item(newer))).await;
+    assert_eq!(gina_console.execute(count, vec![]).await.unwrap(), json!(before), "read once opened");
+    for browser in [gina_console, first, second] {
+        browser.close().await.unwrap();
+    }
 }
 
 /// Dora saves a reply, expands it with `/thanks` in a chat, then writes an
@@ -356,14 +426,38 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     assert_eq!(for_chloe["star"], "Relevant to your expertise");
     screenshot(&chloe, "console-looking-for-help").await;
 
+    // Bruno looks at the call too, and Anna starts a reply, while Chloe joins.
+    click(&bruno, &on_board).await;
+    find(&bruno, "#join").await;
+    let draft = "return document.getElementById('composer-input').value;";
+    type_into(&anna, "#composer-input", "Let me check the second currency").await;
     click(&chloe, &on_board).await;
     click(&chloe, "#join").await;
     wait_text(&visitor, ".sbw-msg", "Chloe joined the conversation").await;
     for operator in [&bruno, &chloe] {
-        wait_gone(operator, &format!("#need-help .item[data-conversation='{conversation}']")).await;
+        wait_gone(operator, &on_board).await;
     }
     wait_text(&chloe, "#pane-status", "In progress").await;
     screenshot(&chloe, "console-joined").await;
+    // No stale Join for Bruno; Anna's pane was redrawn around her draft.
+    find(&bruno, "#answered").await;
+    wait_gone(&bruno, "#join").await;
+    wait_text(&anna, "#transcript", "Chloe joined the conversation").await;
+    assert_eq!(anna.execute(draft, vec![]).await.unwrap(), "Let me check the second currency");
+    // Anna's connection drops mid-sentence: the console reconnects and the draft is still there.
+    drop_socket_on_next_send(&anna).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await; // typing frames go at most every 2 s
+    type_into(&anna, "#composer-input", " now").await;
+    wait_for(&anna, "window.switchboardHellos >= 1", "a reconnect").await;
+    find(&anna, "#composer-input").await;
+    assert_eq!(anna.execute(draft, vec![]).await.unwrap(), "Let me check the second currency now");
+
+    // Chloe helped and leaves (after confirming); Anna stays with the visitor.
+    click(&chloe, "#leave").await;
+    chloe.accept_alert().await.unwrap();
+    wait_text(&visitor, ".sbw-msg", "Chloe left the conversation").await;
+    wait_text(&anna, "#transcript", "Chloe left the conversation").await;
+    wait_gone(&chloe, &format!("#channels .item[data-conversation='{conversation}']")).await;
 
     // The routing report page draws the day with the vendored charts.
     click(&admin, "#tab-reports").await;
@@ -382,6 +476,16 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     click(&admin, &format!("#users-table button[data-user='{b}']")).await;
     wait_text(&admin, "#users-table tr", "Deactivated").await;
     screenshot(&admin, "admin-users").await;
+    // A reply every operator can use: the admin saves it from Saved replies.
+    click(&admin, "#tab-canned").await;
+    type_into(&admin, "#canned-admin-form input[name=shortcut]", "hours").await;
+    type_into(&admin, "#canned-admin-form textarea[name=body]", "We answer from 9:00 to 18:00, {visitor_name}.").await;
+    click(&admin, "#canned-admin-form button[type=submit]").await;
+    wait_text(&admin, "#canned-table", "/hours").await;
+    screenshot(&admin, "admin-saved-replies").await;
+    let anna_token = s.login("anna", "pw").await;
+    let seen = s.get("/api/v1/canned_responses", &anna_token).await.expect(200);
+    assert!(seen.as_array().unwrap().iter().any(|c| c["shortcut"] == "hours" && c["shared"] == true), "{seen}");
     let bruno_now = s.get(&format!("/api/v1/users/{b}"), &s.admin).await.expect(200);
     assert_eq!(bruno_now["active"], false, "deactivated from the UI");
     for browser in [admin, anna, bruno, chloe, visitor] {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::ServerProcess;
+use crate::support::{ServerProcess, WsClient};
 
 /// Kills per run; each cycle runs a few hundred milliseconds of load.
 const KILLS: usize = 20;
@@ -47,6 +47,24 @@ struct Acked {
     canned: Vec<String>,
     /// Conversations closed (the visitor left) after one message: id → that message's body.
     closed: BTreeMap<u64, String>,
+    /// The operators' conversation: internal notes and transfers between two operators.
+    team: Team,
+}
+
+/// Two operators hand one livechat back and forth and write internal notes in it.
+#[derive(Default)]
+struct Team {
+    conversation: u64,
+    visitor_token: String,
+    /// (user id, token) of each operator.
+    operators: Vec<(u64, String)>,
+    /// Index in `operators` of the member, as last acknowledged.
+    holder: usize,
+    /// A transfer sent whose answer never came (the kill): it may or may not have happened.
+    transfer_unanswered: bool,
+    /// Note body → message id.
+    notes: BTreeMap<String, u64>,
+    transfers: usize,
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Option<Value> {
@@ -82,10 +100,15 @@ async fn every_acknowledged_write_survives_sigkill() {
         conversation_of.insert(token.clone(), opened["conversation_id"].as_u64().unwrap());
         visitors.push(token);
     }
+    let team = start_team(&http, &server.base, &admin).await;
+    acked.borrow_mut().team = team;
     let mut server = Some(server);
 
     for cycle in 0..KILLS {
         let base = server.as_ref().unwrap().base.clone();
+        // Both operators online (a transfer needs its target online); dropped with the server.
+        let operators = acked.borrow().team.operators.clone();
+        let online = connect(&base, &operators).await;
         let mut tasks = Vec::new();
         for (w, token) in visitors.iter().enumerate() {
             let (http, acked, token, base) = (http.clone(), acked.clone(), token.clone(), base.clone());
@@ -124,6 +147,33 @@ async fn every_acknowledged_write_survives_sigkill() {
                 acked3.borrow_mut().closed.insert(id, body);
             }
         }));
+        let (http4, acked4, base4) = (http.clone(), acked.clone(), base.clone());
+        tasks.push(actix_rt::spawn(async move {
+            // Notes by whoever holds the chat; every fifth step hands it to the other operator.
+            let (conversation, operators) = {
+                let team = &acked4.borrow().team;
+                (team.conversation, team.operators.clone())
+            };
+            for i in 0.. {
+                let holder = acked4.borrow().team.holder;
+                let token = &operators[holder].1;
+                if i % 5 == 4 {
+                    let other = 1 - holder;
+                    acked4.borrow_mut().team.transfer_unanswered = true;
+                    let url = format!("{base4}/api/v1/conversations/{conversation}/transfer");
+                    if post(&http4, url, token, json!({"user_id": operators[other].0})).await.is_none() {
+                        return;
+                    }
+                    let team = &mut acked4.borrow_mut().team;
+                    (team.holder, team.transfer_unanswered, team.transfers) = (other, false, team.transfers + 1);
+                    continue;
+                }
+                let body = format!("note c{cycle}-{i}");
+                let url = format!("{base4}/api/v1/conversations/{conversation}/notes");
+                let Some(note) = post(&http4, url, token, json!({"body": body})).await else { return };
+                acked4.borrow_mut().team.notes.insert(body, note["id"].as_u64().unwrap());
+            }
+        }));
         let (http2, acked2, admin2, base2) = (http.clone(), acked.clone(), admin.clone(), base.clone());
         tasks.push(actix_rt::spawn(async move {
             for i in 0.. {
@@ -145,27 +195,115 @@ async fn every_acknowledged_write_survives_sigkill() {
         }));
         actix_rt::time::sleep(Duration::from_millis(100 + rng.below(400))).await;
         server.take().unwrap().kill();
+        drop(online);
         for task in tasks {
             let _ = actix_rt::time::timeout(Duration::from_secs(5), task).await;
         }
 
         let restarted = crash_server(&dir);
-        let expected = std::mem::take(&mut *acked.borrow_mut());
+        let mut expected = std::mem::take(&mut *acked.borrow_mut());
         verify(&http, &restarted.base, &admin, &conversation_of, &expected, cycle).await;
+        verify_team(&http, &restarted.base, &admin, &mut expected.team, cycle).await;
         *acked.borrow_mut() = expected;
         server = Some(restarted);
     }
     let acked = acked.borrow();
     let total: usize = acked.messages.values().map(BTreeMap::len).sum();
     eprintln!(
-        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page and {} closed conversations all survived",
+        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page, {} closed conversations, {} internal notes and {} transfers all survived",
         acked.expertise.len(),
         acked.canned.len(),
-        acked.closed.len()
+        acked.closed.len(),
+        acked.team.notes.len(),
+        acked.team.transfers,
     );
     assert!(!acked.closed.is_empty(), "no conversation was closed during the kills");
+    assert!(acked.team.transfers > 0 && !acked.team.notes.is_empty(), "no note or transfer was acknowledged");
     assert!(total > KILLS, "the load wrote too little to prove anything: {total}");
     server.take().unwrap().kill();
+}
+
+/// Two operators in a channel of their own, both online, and a visitor's chat routed to one of them.
+async fn start_team(http: &reqwest::Client, base: &str, admin: &str) -> Team {
+    let mut operators = Vec::new();
+    for login in ["ana", "ben"] {
+        let user = json!({"login": login, "name": login, "password": "team-pass", "role": "user"});
+        let id = post(http, format!("{base}/api/v1/users"), admin, user).await.expect("an operator")["id"].as_u64().unwrap();
+        let login = json!({"login": login, "password": "team-pass"});
+        let token = post(http, format!("{base}/api/v1/auth/login"), "", login).await.expect("login")["token"].as_str().unwrap().to_owned();
+        operators.push((id, token));
+    }
+    let ids: Vec<u64> = operators.iter().map(|(id, _)| *id).collect();
+    let channel =
+        post(http, format!("{base}/api/v1/channels"), admin, json!({"name": "Team", "operator_ids": ids})).await.unwrap()["id"].clone();
+    let _online = connect(base, &operators).await;
+    let opened = post(http, format!("{base}/api/v1/channels/{channel}/sessions"), "", json!({})).await.unwrap();
+    let (conversation, token) = (opened["conversation_id"].as_u64().unwrap(), opened["visitor_token"].as_str().unwrap());
+    post(http, format!("{base}/api/v1/visitor/messages"), token, json!({"body": "Hello team"})).await.expect("a visitor message");
+    let mut team = Team { conversation, visitor_token: token.to_owned(), operators, ..Team::default() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = get(http, &format!("{base}/api/v1/conversations/{conversation}"), admin).await;
+        if let Some(holder) = team.holder_in(&view) {
+            team.holder = holder;
+            return team;
+        }
+        assert!(Instant::now() < deadline, "the team's chat was never routed: {view}");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Console sockets for `operators`, past their `hello`: they are online while these live.
+async fn connect(base: &str, operators: &[(u64, String)]) -> Vec<WsClient> {
+    let mut online = Vec::new();
+    for (_, token) in operators {
+        let mut socket = WsClient::connect(&format!("{}/ws/agent?token={token}", base.replacen("http", "ws", 1))).await;
+        socket.next_of("hello").await;
+        online.push(socket);
+    }
+    online
+}
+
+impl Team {
+    /// Which operator the conversation `view` has as its only member.
+    fn holder_in(&self, view: &Value) -> Option<usize> {
+        match view["member_ids"].as_array()?.as_slice() {
+            [only] => self.operators.iter().position(|(id, _)| only.as_u64() == Some(*id)),
+            _ => None,
+        }
+    }
+}
+
+async fn get(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let res = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "GET {url}");
+    res.json().await.unwrap()
+}
+
+/// Every acknowledged note is there once with its id and never shown to the
+/// visitor; the chat is with whom the last acknowledged transfer gave it to
+/// (or, after an unanswered transfer, possibly its target).
+async fn verify_team(http: &reqwest::Client, base: &str, admin: &str, team: &mut Team, cycle: usize) {
+    let view = get(http, &format!("{base}/api/v1/conversations/{}", team.conversation), admin).await;
+    let holder =
+        team.holder_in(&view).unwrap_or_else(|| panic!("cycle {cycle}: the team's chat lost its operator: {}", view["member_ids"]));
+    assert!(holder == team.holder || team.transfer_unanswered, "cycle {cycle}: the chat moved without an acknowledged transfer");
+    if holder != team.holder {
+        team.transfers += 1;
+    }
+    (team.holder, team.transfer_unanswered) = (holder, false);
+    let mut notes: HashMap<&str, (u64, usize)> = HashMap::new();
+    for message in view["messages"].as_array().unwrap().iter().filter(|m| m["internal"] == true) {
+        let entry = notes.entry(message["body"].as_str().unwrap()).or_insert((message["id"].as_u64().unwrap(), 0));
+        entry.1 += 1;
+    }
+    for (body, id) in &team.notes {
+        assert_eq!(notes.get(body.as_str()), Some(&(*id, 1)), "cycle {cycle}: acknowledged note {body:?} lost, moved or doubled");
+    }
+    let seen_by_visitor = get(http, &format!("{base}/api/v1/visitor/conversation"), &team.visitor_token).await;
+    let leaked: Vec<&Value> =
+        seen_by_visitor["messages"].as_array().unwrap().iter().filter(|m| m["body"].as_str().unwrap().starts_with("note ")).collect();
+    assert!(leaked.is_empty(), "cycle {cycle}: the visitor sees notes: {leaked:?}");
 }
 
 async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &HashMap<String, u64>, acked: &Acked, cycle: usize) {
