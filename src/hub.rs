@@ -27,6 +27,7 @@ use crate::domain::chatbot::ScriptRun;
 use crate::domain::conversation::{Conversation, ConversationError, Message, Poster, Rating, RequestedStatus, Status, Visitor};
 use crate::domain::directory::{Directory, DirectoryDiff};
 use crate::domain::history::{self, HistoryFilter, Viewer};
+use crate::domain::lead::{Lead, LeadRefused, LeadStatus};
 use crate::domain::operator::{Presence, Role};
 use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
@@ -38,7 +39,7 @@ use crate::metrics::{RoleLabel, SocketKind};
 use crate::persist::records::{DirectoryV3, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
 use crate::views::{
-    BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LiveStatus, RoutingReport, UserView,
+    BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport, UserView,
     VisitorConversationView,
 };
 use crate::ws::outbound::{timed, ConnectionSlots, SessionTx, Slot};
@@ -471,6 +472,67 @@ impl Hub {
             self.core.operator(member).do_send(Deliver(event.clone()));
         }
         Ok(rating)
+    }
+
+    /// Channels whose leads `caller` sees: every one for an admin (`None`),
+    /// else those they serve.
+    fn lead_channels(&self, caller: &Caller) -> Option<BTreeSet<ChannelId>> {
+        (caller.role != Role::Admin)
+            .then(|| self.directory().channels().filter(|c| c.operator_ids.contains(&caller.id)).map(|c| c.id).collect())
+    }
+
+    /// Missed chats the caller may follow up, oldest first.
+    pub async fn leads(&self, caller: &Caller, status: Option<LeadStatus>, channel: Option<ChannelId>) -> Result<Vec<LeadView>, ApiError> {
+        let visible = match (self.lead_channels(caller), channel) {
+            (None, only) => only.map(|c| BTreeSet::from([c])),
+            (Some(mine), Some(only)) => Some(mine.into_iter().filter(|&c| c == only).collect()),
+            (Some(mine), None) => Some(mine),
+        };
+        let leads = self.core.archive.leads(status, visible).await?;
+        Ok(leads.iter().map(|l| LeadView::new(l, |id| self.core.operator_name(id))).collect())
+    }
+
+    /// The caller takes the lead on.
+    ///
+    /// # Errors
+    /// `NotFound`; `Forbidden` off their channels; `Conflict` when another operator holds it.
+    pub async fn claim_lead(&self, caller: &Caller, id: ConversationId) -> Result<LeadView, ApiError> {
+        let by = caller.id;
+        self.change_lead(caller, id, move |lead| lead.claim(by)).await
+    }
+
+    /// The caller followed the lead up.
+    ///
+    /// # Errors
+    /// As `claim_lead` (an admin may finish a lead someone else holds).
+    pub async fn finish_lead(&self, caller: &Caller, id: ConversationId) -> Result<LeadView, ApiError> {
+        let (by, admin) = (caller.id, caller.role == Role::Admin);
+        self.change_lead(caller, id, move |lead| lead.finish(by, admin)).await
+    }
+
+    async fn change_lead(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+        change: impl FnOnce(&mut Lead) -> Result<(), LeadRefused> + Send + 'static,
+    ) -> Result<LeadView, ApiError> {
+        let visible = self.lead_channels(caller);
+        let changed = self
+            .core
+            .archive
+            .change_lead(id, move |lead| {
+                if visible.as_ref().is_some_and(|v| !v.contains(&lead.channel_id)) {
+                    return Err(LeadRefused::NotYours);
+                }
+                change(lead)
+            })
+            .await?;
+        match changed {
+            Ok(lead) => Ok(self.core.announce_lead(&lead)),
+            Err(LeadRefused::NotFound) => Err(ApiError::not_found("lead")),
+            Err(LeadRefused::NotYours) => Err(ApiError::Forbidden("only the channel's operators and admins follow up its leads".into())),
+            Err(LeadRefused::Held(holder)) => Err(ApiError::Conflict(format!("{} already follows this lead up", self.core.operator_name(holder)))),
+        }
     }
 
     /// The visitor opened a page.

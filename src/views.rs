@@ -10,6 +10,7 @@ use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, StepKind};
 use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Rating, Status, Visitor};
 use crate::domain::directory::{Channel, Directory, Expertise};
+use crate::domain::lead::{Lead, LeadReason, LeadStatus};
 use crate::domain::operator::{Operator, Presence, Role};
 use crate::domain::report::{ExpertiseRow, OperatorRow};
 use crate::domain::time::Timestamp;
@@ -59,6 +60,39 @@ pub struct LiveStatus {
 pub struct UserRef {
     pub id: OperatorId,
     pub name: String,
+}
+
+/// A missed chat, as `GET /leads` and the `lead` event show it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct LeadView {
+    pub conversation_id: ConversationId,
+    pub channel_id: ChannelId,
+    pub visitor_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub reason: LeadReason,
+    pub created_at: Timestamp,
+    pub status: LeadStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<UserRef>,
+}
+
+impl LeadView {
+    pub fn new(lead: &Lead, name_of: impl Fn(OperatorId) -> String) -> LeadView {
+        LeadView {
+            conversation_id: lead.conversation_id,
+            channel_id: lead.channel_id,
+            visitor_name: lead.visitor_name.clone(),
+            email: lead.email.clone(),
+            phone: lead.phone.clone(),
+            reason: lead.reason,
+            created_at: lead.created_at,
+            status: lead.status,
+            claimed_by: lead.claimed_by.map(|id| UserRef { id, name: name_of(id) }),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

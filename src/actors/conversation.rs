@@ -316,6 +316,11 @@ impl ConversationActor {
                 }
             }
         }
+        if self.conversation.status() == Status::Bot && self.conversation.bot.as_ref().is_some_and(ScriptRun::ran_out) {
+            // The script is over and nobody took the chat: it ends here, and becomes a lead.
+            let _ = self.close(Closer::Bot);
+            return None;
+        }
         if self.conversation.bot.as_ref().is_some_and(ScriptRun::collecting_multi) {
             let generation = self.input_generation;
             ctx.run_later(self.core.limits.bot_input_pause, move |act, ctx| {
@@ -868,6 +873,8 @@ pub enum Closer {
     Visitor,
     /// An admin erasing the visitor's data.
     Erasure,
+    /// The chatbot's script ran out with no operator in the conversation.
+    Bot,
 }
 
 /// End the conversation for everyone.
@@ -910,14 +917,22 @@ impl ConversationActor {
     /// left live state; on failure (a full disk) it stays live and is tried
     /// again, backing off up to a minute.
     fn archive(&mut self, ctx: &mut Context<Self>, retry_in: Duration) {
-        let entry = Entry::new(&self.conversation, self.visitor_token.as_deref());
+        let mut entry = Entry::new(&self.conversation, self.visitor_token.as_deref());
+        // A chat on a channel deleted since leaves nobody to follow it up.
+        entry.lead = entry.lead.filter(|lead| self.core.directory.read().channel(lead.channel_id).is_some());
+        let lead = entry.lead.clone();
         let (core, id) = (self.core.clone(), self.conversation.id);
         let archived = async move {
             core.archive.store(entry).await.map_err(|e| e.to_string())?;
             core.store.journal.append(&RecordV1::Archived { id: id.0 }).await.map_err(|e| e.to_string())
         };
         ctx.spawn(archived.into_actor(self).map(move |archived, act, ctx| match archived {
-            Ok(()) => act.retired(ctx),
+            Ok(()) => {
+                if let Some(lead) = &lead {
+                    act.core.announce_lead(lead);
+                }
+                act.retired(ctx);
+            }
             Err(error) => {
                 act.core.metrics.archive_failures.inc();
                 tracing::error!(conversation_id = %id, %error, ?retry_in, "archiving failed; the conversation stays live and is retried");

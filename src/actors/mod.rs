@@ -41,11 +41,16 @@ use crate::auth::Auth;
 use crate::config::Limits;
 use crate::domain::conversation::{Conversation, Kind, Status};
 use crate::domain::directory::{Directory, DirectoryDiff};
+use crate::domain::lead::Lead;
 use crate::domain::{ConversationId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::Store;
+use crate::views::LeadView;
+use crate::ws::outbound::timed;
+use operator::Deliver;
+use crate::ws::protocol::AgentEvent;
 use conversation::{ConversationActor, Origin};
 use operator::OperatorActor;
 use router::RouterActor;
@@ -226,6 +231,19 @@ impl Core {
 
     pub fn forget_direct(&self, a: OperatorId, b: OperatorId) {
         self.registry.direct.remove(&(a.min(b), a.max(b)));
+    }
+
+    /// Tells the operators of the lead's channel (those online) what became of it.
+    pub fn announce_lead(self: &Arc<Self>, lead: &Lead) -> LeadView {
+        let view = LeadView::new(lead, |id| self.operator_name(id));
+        let operators = self.directory.read().channel(lead.channel_id).map(|c| c.operator_ids.clone()).unwrap_or_default();
+        let event = timed(AgentEvent::Lead { lead: view.clone() });
+        for operator in operators {
+            if self.registry.operators.contains_key(&operator) {
+                self.operator(operator).do_send(Deliver(event.clone()));
+            }
+        }
+        view
     }
 
     /// An operator's display name, or a placeholder if they were removed.

@@ -14,6 +14,7 @@
 
 mod sql;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use sql::{Archived, Entry, RateRefused};
 
 use crate::domain::conversation::Rating;
 use crate::domain::history::{HistoryFilter, Viewer};
+use crate::domain::lead::{Lead, LeadRefused, LeadStatus};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, OperatorId};
@@ -131,21 +133,36 @@ impl Archive {
         self.change(Box::new(move |tx| sql::erase_visitor(tx, &visitor_key))).await
     }
 
-    /// Records the visitor's rating of an archived livechat (once); answers
-    /// the operators who were its members at the end, or why it was refused.
-    pub async fn rate(&self, id: ConversationId, rating: Rating) -> Result<Result<Vec<OperatorId>, RateRefused>, ArchiveError> {
-        // The writer runs changes that count rows; the members come back through this slot.
+    /// Runs `change` on the writer thread and answers what it found out (the
+    /// writer's changes count rows; the answer comes back through a slot).
+    async fn change_answering<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ArchiveError> {
         let outcome = Arc::new(Mutex::new(None));
         let slot = outcome.clone();
         self.change(Box::new(move |tx| {
-            let rated = sql::rate(tx, id, &rating)?;
-            let changed = usize::from(rated.is_ok());
-            *slot.lock() = Some(rated);
-            Ok(changed)
+            *slot.lock() = Some(change(tx)?);
+            Ok(1)
         }))
         .await?;
-        let rated = outcome.lock().take();
-        Ok(rated.unwrap_or(Err(RateRefused::NotFound)))
+        let answer = outcome.lock().take();
+        answer.ok_or(ArchiveError::Stopped)
+    }
+
+    /// Records the visitor's rating of an archived livechat (once); answers
+    /// the operators who were its members at the end, or why it was refused.
+    pub async fn rate(&self, id: ConversationId, rating: Rating) -> Result<Result<Vec<OperatorId>, RateRefused>, ArchiveError> {
+        self.change_answering(move |tx| sql::rate(tx, id, &rating)).await
+    }
+
+    /// Changes the lead of conversation `id` by `change`, which may refuse; answers it as it now is.
+    pub async fn change_lead(
+        &self,
+        id: ConversationId,
+        change: impl FnOnce(&mut Lead) -> Result<(), LeadRefused> + Send + 'static,
+    ) -> Result<Result<Lead, LeadRefused>, ArchiveError> {
+        self.change_answering(move |tx| sql::change_lead(tx, id, change)).await
     }
 
     /// Deletes conversations closed before `before`; answers how many.
@@ -211,6 +228,11 @@ impl Archive {
     /// The operator last assigned to this visitor's newest archived conversation on `channel` (routing rule 1).
     pub async fn previous_operator(&self, channel: ChannelId, visitor_key: String) -> Result<Option<OperatorId>, ArchiveError> {
         self.read(move |conn| sql::previous_operator(conn, channel, &visitor_key)).await
+    }
+
+    /// Leads of `status` (any when `None`) on `channels` (all when `None`), oldest first.
+    pub async fn leads(&self, status: Option<LeadStatus>, channels: Option<BTreeSet<ChannelId>>) -> Result<Vec<Lead>, ArchiveError> {
+        self.read(move |conn| sql::leads(conn, status, channels.as_ref())).await
     }
 
     pub async fn facts(&self, scope: Scope) -> Result<Vec<Facts>, ArchiveError> {

@@ -17,6 +17,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use crate::domain::conversation::{Conversation, Kind, Rating};
 use crate::domain::history::{snippet, HistoryFilter, Viewer};
+use crate::domain::lead::{Lead, LeadReason, LeadRefused, LeadStatus};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
@@ -95,6 +96,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE conversations ADD COLUMN rating_comment TEXT;
     ALTER TABLE conversations ADD COLUMN rating_at INTEGER;
 ",
+    r"
+    -- 4: missed chats to follow up, one per conversation that never had an operator.
+    -- Written with the conversation; a re-archive leaves it (and its claim) as it is.
+    CREATE TABLE leads (
+        conversation_id INTEGER PRIMARY KEY,
+        channel_id      INTEGER NOT NULL,
+        visitor_name    TEXT NOT NULL,
+        visitor_key     TEXT,
+        email           TEXT,
+        phone           TEXT,
+        reason          INTEGER NOT NULL,   -- 0 no_operator, 1 abandoned
+        created_at      INTEGER NOT NULL,
+        status          INTEGER NOT NULL,   -- 0 open, 1 done
+        claimed_by      INTEGER
+    );
+    CREATE INDEX leads_by_status ON leads (status, created_at);
+",
 ];
 
 /// Applies the migrations this file does not have yet.
@@ -124,6 +142,8 @@ pub struct Entry {
     pub participants: BTreeSet<OperatorId>,
     pub closed_at: Timestamp,
     pub first_reply: Option<Timestamp>,
+    /// The missed chat it leaves, if nobody took it.
+    pub lead: Option<Lead>,
 }
 
 impl Entry {
@@ -133,6 +153,7 @@ impl Entry {
             participants: c.participants(),
             closed_at: c.closed_at.unwrap_or_else(Timestamp::now),
             first_reply: Facts::of(c).and_then(|f| f.first_reply),
+            lead: Lead::of(c),
         }
     }
 }
@@ -199,7 +220,88 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
         m.client_ref = None;
         message.execute(params![key(r.id, m.id), body, encode(&m)])?;
     }
+    if let Some(lead) = &entry.lead {
+        insert_lead(tx, lead)?;
+    }
     Ok(())
+}
+
+fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> rusqlite::Result<()> {
+    let reason = match l.reason {
+        LeadReason::NoOperator => 0,
+        LeadReason::Abandoned => 1,
+    };
+    tx.execute(
+        "INSERT OR IGNORE INTO leads (conversation_id, channel_id, visitor_name, visitor_key, email, phone, reason, created_at, status, claimed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            l.conversation_id.0 as i64,
+            l.channel_id.0 as i64,
+            l.visitor_name,
+            l.visitor_key,
+            l.email,
+            l.phone,
+            reason,
+            l.created_at.as_millis(),
+            lead_status(l.status),
+            l.claimed_by.map(|o| o.0 as i64)
+        ],
+    )?;
+    Ok(())
+}
+
+fn lead_status(status: LeadStatus) -> i64 {
+    match status {
+        LeadStatus::Open => 0,
+        LeadStatus::Done => 1,
+    }
+}
+
+const LEAD_COLUMNS: &str =
+    "conversation_id, channel_id, visitor_name, visitor_key, email, phone, reason, created_at, status, claimed_by";
+
+fn lead_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lead> {
+    Ok(Lead {
+        conversation_id: ConversationId(r.get::<_, i64>(0)? as u64),
+        channel_id: ChannelId(r.get::<_, i64>(1)? as u64),
+        visitor_name: r.get(2)?,
+        visitor_key: r.get(3)?,
+        email: r.get(4)?,
+        phone: r.get(5)?,
+        reason: if r.get::<_, i64>(6)? == 0 { LeadReason::NoOperator } else { LeadReason::Abandoned },
+        created_at: Timestamp::from_millis(r.get(7)?),
+        status: if r.get::<_, i64>(8)? == 0 { LeadStatus::Open } else { LeadStatus::Done },
+        claimed_by: r.get::<_, Option<i64>>(9)?.map(|o| OperatorId(o as u64)),
+    })
+}
+
+/// Leads of `status` (any when `None`) on `channels` (all when `None`), oldest first.
+pub fn leads(conn: &Connection, status: Option<LeadStatus>, channels: Option<&BTreeSet<ChannelId>>) -> rusqlite::Result<Vec<Lead>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LEAD_COLUMNS} FROM leads WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at, conversation_id"
+    ))?;
+    let rows = stmt.query_map([status.map(lead_status)], lead_row)?;
+    let visible = |l: &rusqlite::Result<Lead>| l.as_ref().map_or(true, |l| channels.is_none_or(|c| c.contains(&l.channel_id)));
+    rows.filter(visible).collect()
+}
+
+/// Changes the lead of conversation `id` by `change` (which may refuse);
+/// answers it as it now is.
+pub fn change_lead(
+    tx: &Transaction<'_>,
+    id: ConversationId,
+    change: impl FnOnce(&mut Lead) -> Result<(), LeadRefused>,
+) -> rusqlite::Result<Result<Lead, LeadRefused>> {
+    let found = tx.query_row(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE conversation_id = ?1"), [id.0 as i64], lead_row).optional()?;
+    let Some(mut lead) = found else { return Ok(Err(LeadRefused::NotFound)) };
+    if let Err(refused) = change(&mut lead) {
+        return Ok(Err(refused));
+    }
+    tx.execute(
+        "UPDATE leads SET status = ?1, claimed_by = ?2 WHERE conversation_id = ?3",
+        params![lead_status(lead.status), lead.claimed_by.map(|o| o.0 as i64), id.0 as i64],
+    )?;
+    Ok(Ok(lead))
 }
 
 /// Deletes the conversations with these ids; answers how many there were.
@@ -221,16 +323,25 @@ fn ids(tx: &Transaction<'_>, sql: &str, param: Value) -> rusqlite::Result<Vec<i6
     rows.collect()
 }
 
-/// Erases every archived conversation of `visitor_key`.
+/// Erases every archived conversation of `visitor_key`, and their leads.
 pub fn erase_visitor(tx: &Transaction<'_>, visitor_key: &str) -> rusqlite::Result<usize> {
     let found = ids(tx, "SELECT id FROM conversations WHERE visitor_key = ?1", Value::Text(visitor_key.to_owned()))?;
-    delete(tx, &found)
+    forget(tx, &found)
 }
 
-/// Deletes conversations closed before `before`.
+/// Deletes conversations closed before `before`, and their leads.
 pub fn sweep(tx: &Transaction<'_>, before: Timestamp) -> rusqlite::Result<usize> {
     let found = ids(tx, "SELECT id FROM conversations WHERE closed_at < ?1", Value::Integer(before.as_millis()))?;
-    delete(tx, &found)
+    forget(tx, &found)
+}
+
+/// Deletes conversations for good: with their leads (which `delete`, also
+/// used to replace a conversation stored again, keeps).
+fn forget(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<usize> {
+    for &id in ids {
+        tx.execute("DELETE FROM leads WHERE conversation_id = ?1", [id])?;
+    }
+    delete(tx, ids)
 }
 
 pub fn max_id(conn: &Connection) -> rusqlite::Result<u64> {

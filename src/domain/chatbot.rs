@@ -326,6 +326,12 @@ impl ScriptRun {
         }
     }
 
+    /// The script reached its end by itself: nothing left to say or ask, and
+    /// no operator took over (a forward that found nobody let it go on).
+    pub fn ran_out(&self) -> bool {
+        !self.stopped && self.waiting.is_none() && self.next >= self.script.steps.len()
+    }
+
     /// An operator took over, or the conversation was queued: the bot falls silent.
     pub fn stop(&mut self) {
         self.stopped = true;

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod directory;
 pub mod history;
 pub mod ids;
+pub mod lead;
 pub mod operator;
 pub mod report;
 pub mod search;

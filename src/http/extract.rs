@@ -162,3 +162,22 @@ pub fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<Tim
         })
         .transpose()
 }
+
+/// A query parameter's value, surrounding spaces ignored.
+pub fn given(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim())
+}
+
+/// An id in a query parameter (absent when empty or not given).
+///
+/// # Errors
+/// `InvalidField` naming `field` when it is not an integer in 1..=i64::MAX.
+pub fn id_param(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
+    given(value)
+        .map(|v| {
+            // SQLite's integers are i64: a larger id cannot name anything and is out of the documented range.
+            let id = v.parse::<u64>().ok().filter(|&n| n > 0 && i64::try_from(n).is_ok());
+            id.ok_or_else(|| InvalidField::new(field, format!("must be an integer in 1..={}", i64::MAX)))
+        })
+        .transpose()
+}

@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{time_param, Admin};
+use super::extract::{given, id_param, time_param, Admin};
 use crate::domain::history::{parse_cursor, HistoryFilter};
 use crate::domain::search::{Terms, MAX_QUERY_CHARS};
 use crate::domain::text::InvalidField;
@@ -57,21 +57,6 @@ pub struct HistoryQuery {
     pub cursor: Option<String>,
 }
 
-/// A parameter's value, surrounding spaces ignored.
-fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim())
-}
-
-fn id(field: &'static str, value: Option<&String>) -> Result<Option<u64>, InvalidField> {
-    given(value)
-        .map(|v| {
-            // SQLite's integers are i64: a larger id cannot name anything and is out of the documented range.
-            let id = v.parse::<u64>().ok().filter(|&n| n > 0 && i64::try_from(n).is_ok());
-            id.ok_or_else(|| InvalidField::new(field, format!("must be an integer in 1..={}", i64::MAX)))
-        })
-        .transpose()
-}
-
 impl HistoryQuery {
     /// The filter and page size, or the first field that is wrong.
     fn parse(&self) -> Result<(HistoryFilter, usize), ApiError> {
@@ -99,9 +84,9 @@ impl HistoryQuery {
         if visitor_key.as_ref().is_some_and(|k| k.chars().count() > MAX_VISITOR_KEY_CHARS) {
             return Err(InvalidField::new("visitor_key", format!("must be at most {MAX_VISITOR_KEY_CHARS} characters")).into());
         }
-        let channel = id("channel_id", self.channel_id.as_ref())?.map(ChannelId);
-        let operator = id("operator_id", self.operator_id.as_ref())?.map(OperatorId);
-        let expertise = id("expertise_id", self.expertise_id.as_ref())?.map(ExpertiseId);
+        let channel = id_param("channel_id", self.channel_id.as_ref())?.map(ChannelId);
+        let operator = id_param("operator_id", self.operator_id.as_ref())?.map(OperatorId);
+        let expertise = id_param("expertise_id", self.expertise_id.as_ref())?.map(ExpertiseId);
         let filter = HistoryFilter {
             terms: given(self.q.as_ref()).map(Terms::parse).unwrap_or_default(),
             channel,

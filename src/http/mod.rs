@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod expertise;
 pub mod extract;
 pub mod history;
+pub mod leads;
 pub mod linger;
 pub mod openapi;
 pub mod ops;
@@ -84,6 +85,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/direct").post(conversations::direct))
                 .service(web::resource("/canned_responses").get(canned::list).post(canned::create))
                 .service(web::resource("/canned_responses/{id}").get(canned::get).patch(canned::update).delete(canned::delete))
+                .service(web::resource("/leads").get(leads::list))
+                .service(web::resource("/leads/{conversation_id}/claim").post(leads::claim))
+                .service(web::resource("/leads/{conversation_id}/done").post(leads::done))
                 .service(web::resource("/admin/snapshot").post(ops::snapshot))
                 .service(web::resource("/reports/routing").get(reports::routing)),
         )

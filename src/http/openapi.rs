@@ -8,7 +8,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, canned, channels, chatbots, conversations, expertise, history, ops, reports, users, visitor};
+use super::{auth, canned, channels, chatbots, conversations, expertise, history, leads, ops, reports, users, visitor};
 
 struct BearerAuth;
 
@@ -81,6 +81,7 @@ fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Compon
         conversations::invite, conversations::transfer, conversations::close, conversations::direct,
         history::search, history::transcript, history::visitor_history, history::erase_visitor,
         canned::list, canned::get, canned::create, canned::update, canned::delete,
+        leads::list, leads::claim, leads::done,
     )
 )]
 pub struct ApiDoc;

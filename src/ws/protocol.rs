@@ -7,7 +7,7 @@ use crate::domain::conversation::{Author, LeaveReason, Message, Rating, Requeste
 use crate::domain::operator::{Presence, SettablePresence};
 use crate::domain::{AnswerId, ConversationId, MessageId, OperatorId, StepId};
 use crate::error::ErrorDetail;
-use crate::views::{BoardEntry, ConversationSummary, ConversationView, ReaderBoard, UserRef, UserView, VisitorConversationView};
+use crate::views::{BoardEntry, ConversationSummary, ConversationView, LeadView, ReaderBoard, UserRef, UserView, VisitorConversationView};
 
 /// Longest client `ref`, so a client cannot make the server store large keys.
 pub const MAX_REF_CHARS: usize = 64;
@@ -159,6 +159,10 @@ pub enum AgentEvent {
     Rating {
         conversation_id: ConversationId,
         rating: Rating,
+    },
+    /// A missed chat on one of the operator's channels appeared, was claimed or was done.
+    Lead {
+        lead: LeadView,
     },
 }
 

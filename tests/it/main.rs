@@ -14,6 +14,7 @@ mod funnel;
 mod fuzz;
 mod history;
 mod invite;
+mod leads;
 mod looking_for_help;
 mod ops;
 mod persistence;
