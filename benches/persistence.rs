@@ -24,7 +24,7 @@ use switchboard::domain::directory::{Directory, NewChannel, NewOperator};
 use switchboard::domain::operator::Role;
 use switchboard::persist::journal::{FsyncMode, Journal};
 use switchboard::persist::records::{
-    AuthorKindV1, ConversationV1, ConversationV2, DirectoryV3, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV4, StatusV1, VisitorV1,
+    AuthorKindV1, ConversationV1, ConversationV2, DirectoryV4, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV5, StatusV1, VisitorV1,
 };
 use switchboard::persist::snapshot;
 use switchboard::startup::Application;
@@ -97,7 +97,7 @@ fn journal_throughput(mode: FsyncMode, writers: usize, window: Duration) -> f64 
 
 // ---- 2. snapshot and restore ----
 
-fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV4 {
+fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV5 {
     let mut directory = Directory::default();
     let admin = NewOperator {
         login: "admin".into(),
@@ -114,6 +114,7 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV4 {
         max_sessions: None,
         chatbot_id: None,
         options: Default::default(),
+        notify_email: None,
     };
     let channel = directory.create_channel(channel).unwrap().id.0;
     let conversations = (1..=conversations)
@@ -142,7 +143,7 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV4 {
         })
         .map(ConversationV2::from)
         .collect();
-    SnapshotV4 { journal_from: 1, directory: DirectoryV3::from(&directory), tokens: vec![], conversations }
+    SnapshotV5 { journal_from: 1, directory: DirectoryV4::from(&directory), tokens: vec![], conversations }
 }
 
 struct SnapshotFigures {
@@ -151,7 +152,7 @@ struct SnapshotFigures {
     bytes: u64,
 }
 
-fn snapshot_file(state: &SnapshotV4) -> SnapshotFigures {
+fn snapshot_file(state: &SnapshotV5) -> SnapshotFigures {
     let mut writes = Vec::new();
     let mut reads = Vec::new();
     let mut bytes = 0;

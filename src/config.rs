@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::http::client::TrustedProxies;
+use crate::mail::MailConfig;
 use crate::persist::journal::FsyncMode;
 
 /// Everything the server can be told at start-up.
@@ -24,6 +25,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Seed a sample team so a newcomer can try everything at once.
     pub demo: bool,
+    /// How to send mail (leads, transcripts); `None`: no mail.
+    pub mail: Option<MailConfig>,
     /// Threads running conversation and operator actors; one per core keeps a busy
     /// conversation from stalling the others without oversubscribing the machine.
     pub actor_threads: usize,
@@ -91,6 +94,8 @@ pub struct Limits {
     /// How long a visitor may pause before a chatbot's `free_input_multi`
     /// question counts as answered.
     pub bot_input_pause: Duration,
+    /// Mail can be sent (`--smtp-url`): leads are e-mailed, transcripts offered.
+    pub mail: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -170,6 +175,14 @@ struct Cli {
     /// Delete closed conversations older than this many days, checked hourly (default: keep forever).
     #[arg(long, env = "SWITCHBOARD_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     retention_days: Option<u32>,
+    /// Send mail through this SMTP server: `smtp://[user:password@]host[:port][?tls=required]`
+    /// (STARTTLS), or `smtps://…` (TLS from the start). New leads go to their channel's
+    /// `notify_email`; visitors may ask for their transcript. Default: no mail.
+    #[arg(long, env = "SWITCHBOARD_SMTP_URL", value_parser = crate::mail::check_url)]
+    smtp_url: Option<String>,
+    /// The sender of those mails.
+    #[arg(long, env = "SWITCHBOARD_SMTP_FROM", default_value = "Switchboard <switchboard@localhost>", value_parser = crate::mail::check_from)]
+    smtp_from: String,
     /// Seconds of silence after which a chatbot's multi-line question counts as answered.
     #[arg(long, env = "SWITCHBOARD_BOT_INPUT_PAUSE_S", default_value_t = 15)]
     bot_input_pause_s: u64,
@@ -209,7 +222,11 @@ impl Config {
                 max_connections: cli.max_connections,
                 allowed_origins: cli.allowed_origins,
             },
-            limits: Limits { max_message_chars: cli.max_message_chars, bot_input_pause: Duration::from_secs(cli.bot_input_pause_s) },
+            limits: Limits {
+                max_message_chars: cli.max_message_chars,
+                bot_input_pause: Duration::from_secs(cli.bot_input_pause_s),
+                mail: cli.smtp_url.is_some(),
+            },
             auth: AuthConfig {
                 max_login_failures: 5,
                 login_window: Duration::from_secs(60),
@@ -224,6 +241,7 @@ impl Config {
             },
             admin_password: cli.admin_password,
             demo: cli.demo,
+            mail: cli.smtp_url.map(|url| MailConfig { url, from: cli.smtp_from }),
             actor_threads: cores(),
             retention_days: cli.retention_days,
         }
@@ -249,7 +267,7 @@ impl Config {
                 max_connections: 1000,
                 allowed_origins: Vec::new(),
             },
-            limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300) },
+            limits: Limits { max_message_chars: 4000, bot_input_pause: Duration::from_millis(300), mail: false },
             auth: AuthConfig {
                 max_login_failures: 5,
                 login_window: Duration::from_secs(60),
@@ -260,6 +278,7 @@ impl Config {
             persistence: PersistConfig { snapshot_interval: None, fsync: FsyncMode::Always, fsync_interval: Duration::from_millis(50) },
             admin_password: Some("admin-pass".into()),
             demo: false,
+            mail: None,
             actor_threads: 2,
             retention_days: None,
         }

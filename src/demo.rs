@@ -47,6 +47,7 @@ pub fn seed(directory: &mut Directory) -> anyhow::Result<()> {
             max_sessions: Some(5),
             chatbot_id: None,
             options: Default::default(),
+            notify_email: None,
         })?
         .id;
     let chatbot_id = support_bot(directory, [billing, technical, sales])?;

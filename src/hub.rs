@@ -20,7 +20,7 @@ use crate::actors::conversation::{
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
 use crate::actors::Core;
-use crate::archive::{Archived, RateRefused};
+use crate::archive::{Archived, Mail, RateRefused};
 use crate::auth::{verify_password, LoginAttempt, Principal};
 use crate::config::{Limits, WsConfig};
 use crate::domain::chatbot::ScriptRun;
@@ -36,11 +36,11 @@ use crate::domain::visitor::{self, VisitorContext};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
-use crate::persist::records::{DirectoryV3, RecordV1};
+use crate::persist::records::{DirectoryV4, RecordV1};
 use crate::persist::{self, SnapshotStats, StoreError};
 use crate::views::{
-    BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport, UserView,
-    VisitorConversationView,
+    transcript_text, BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport,
+    UserView, VisitorConversationView,
 };
 use crate::ws::outbound::{timed, ConnectionSlots, SessionTx, Slot};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
@@ -419,7 +419,7 @@ impl Hub {
         let visitor_key = new.visitor_key.as_deref().map(|k| text::bounded("visitor_key", k, MAX_VISITOR_KEY_CHARS)).transpose()?;
         let visitor_name = new.visitor_name.as_deref().map(|name| text::name("visitor_name", name)).transpose()?;
         let mut context = VisitorContext {
-            email: new.email.as_deref().map(visitor::email).transpose()?,
+            email: new.email.as_deref().map(|e| visitor::email("email", e)).transpose()?,
             referrer: new.referrer.as_deref().map(|r| visitor::url("referrer", r)).transpose()?,
             timezone: new.timezone.as_deref().map(visitor::timezone).transpose()?,
             user_agent: new.user_agent.as_deref().and_then(visitor::user_agent),
@@ -531,8 +531,28 @@ impl Hub {
             Ok(lead) => Ok(self.core.announce_lead(&lead)),
             Err(LeadRefused::NotFound) => Err(ApiError::not_found("lead")),
             Err(LeadRefused::NotYours) => Err(ApiError::Forbidden("only the channel's operators and admins follow up its leads".into())),
-            Err(LeadRefused::Held(holder)) => Err(ApiError::Conflict(format!("{} already follows this lead up", self.core.operator_name(holder)))),
+            Err(LeadRefused::Held(holder)) => {
+                Err(ApiError::Conflict(format!("{} already follows this lead up", self.core.operator_name(holder))))
+            }
         }
+    }
+
+    /// Queues the conversation as the visitor sees it for e-mail to `email`.
+    ///
+    /// # Errors
+    /// `BadRequest` for a malformed address; `Conflict` when the server sends no mail.
+    pub async fn mail_transcript(&self, conversation: ConversationId, email: &str) -> Result<(), ApiError> {
+        let to = visitor::email("email", email)?;
+        if !self.core.limits.mail {
+            return Err(ApiError::Conflict("this server sends no e-mail".into()));
+        }
+        let view = self.visitor_view(conversation).await?;
+        let mail = Mail {
+            to,
+            subject: "Your chat transcript".into(),
+            body: format!("Here is your conversation, as you asked:\n\n{}", transcript_text(view.messages.iter().map(AsRef::as_ref))),
+        };
+        Ok(self.core.archive.enqueue_mail(mail).await?)
     }
 
     /// The visitor opened a page.
@@ -806,7 +826,7 @@ impl Hub {
     /// When the journal failed, an actor is gone (shutting down) or the file cannot be written.
     pub async fn snapshot(&self) -> Result<SnapshotStats, ApiError> {
         let capture = || async {
-            let directory = DirectoryV3::from(&*self.core.directory.read());
+            let directory = DirectoryV4::from(&*self.core.directory.read());
             let tokens = self.core.auth.operator_tokens();
             let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(CopyForSnapshot))).await;
             let copies = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;

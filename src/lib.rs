@@ -32,6 +32,7 @@ pub mod domain;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub mod mail;
 pub(crate) mod metrics;
 pub mod persist;
 pub mod shutdown;

@@ -81,6 +81,9 @@ pub struct Metrics {
     pub archive_pending: Gauge,
     /// Memory SQLite holds (page caches, the full-text index's buffers), set when scraped.
     pub archive_memory: Gauge,
+    /// Mails the SMTP server accepted, and attempts that failed (each retried or, if refused for good, dropped).
+    pub mail_sent: Counter,
+    pub mail_failures: Counter,
 }
 
 /// 50 µs … ~1.6 s: chat latencies of interest span these orders of magnitude.
@@ -103,6 +106,7 @@ impl Metrics {
         let routed_to_expert = Family::<RoutingLabels, Counter>::default();
         let (archived, archive_failures, archive_pending, archive_memory) =
             (Counter::default(), Counter::default(), Gauge::default(), Gauge::default());
+        let (mail_sent, mail_failures) = (Counter::default(), Counter::default());
         let time_to_operator =
             Family::<RoutingLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16)));
         registry.register("ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -120,7 +124,11 @@ impl Metrics {
         registry.register("archive_failures", "Archive writes that failed and will be retried", archive_failures.clone());
         registry.register("archive_pending", "Closed conversations waiting to be archived", archive_pending.clone());
         registry.register("archive_memory_bytes", "Memory held by SQLite (page caches, index buffers)", archive_memory.clone());
+        registry.register("mail_sent", "Mails the SMTP server accepted", mail_sent.clone());
+        registry.register("mail_failures", "Mail attempts that failed (retried with back-off)", mail_failures.clone());
         Metrics {
+            mail_sent,
+            mail_failures,
             archived,
             archive_failures,
             archive_pending,

@@ -21,9 +21,9 @@ use tracing_actix_web::TracingLogger;
 use crate::actors::operator::Track;
 use crate::actors::router::RouterActor;
 use crate::actors::{Core, Stores};
-use crate::archive::{Archive, Entry};
+use crate::archive::Archive;
 use crate::auth::{hash_password, Auth, Principal};
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::domain::directory::{Directory, NewOperator};
 use crate::domain::operator::Role;
 use crate::domain::time::Timestamp;
@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::persist::records::{ConversationV2, RecordV1, StatusV1};
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
-use crate::{demo, http, shutdown};
+use crate::{demo, http, mail, shutdown};
 
 pub struct Application {
     server: Server,
@@ -99,7 +99,7 @@ async fn finish_archiving(core: &Core, closed: Vec<ConversationV2>) -> anyhow::R
     let stored = closed.iter().map(|stored| {
         let mut conversation = stored.to_domain();
         conversation.closed_at = Some(Timestamp::now());
-        core.archive.store(Entry::new(&conversation, stored.base.visitor_token.as_deref()))
+        core.archive.store(core.archive_entry(&conversation, stored.base.visitor_token.as_deref()))
     });
     for result in join_all(stored).await {
         result.context("archiving the conversations closed before the restart")?;
@@ -147,7 +147,9 @@ impl Application {
             auth.restore(token, Principal::Operator(OperatorId(operator)));
         }
         let stores = Stores { store, archive, auth };
-        let core = Core::new(directory, metrics, config.limits, arbiters.iter().map(Arbiter::handle).collect(), stores);
+        // Whether mail is on is the mail configuration's to say (tests set it without the flag).
+        let limits = Limits { mail: config.mail.is_some(), ..config.limits };
+        let core = Core::new(directory, metrics, limits, arbiters.iter().map(Arbiter::handle).collect(), stores);
         if fresh {
             let first = RecordV1::directory(&core.directory.read());
             core.store.journal.append(&first).await.context("storing the first directory")?;
@@ -180,6 +182,9 @@ impl Application {
         }));
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
+        if let Some(mail) = config.mail.clone() {
+            actix_rt::spawn(mail::run(mail, core.archive.clone(), core.metrics.clone(), sessions_rx.clone()));
+        }
         let hub = web::Data::new(Hub::new(core, config.ws.clone(), config.http.max_body_bytes, sessions_rx));
         let proxies = web::Data::new(config.http.trusted_proxies.clone());
 

@@ -2,6 +2,7 @@
 //! a conversation looks the same whichever way a client receives it.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -60,6 +61,20 @@ pub struct LiveStatus {
 pub struct UserRef {
     pub id: OperatorId,
     pub name: String,
+}
+
+/// `[2026-11-30T09:00:00.000Z] Ann: Hello` per message; an internal note
+/// reads `Ann (internal note): …`, so a transcript forwarded by an operator
+/// cannot pass a note off as something the visitor was told. The one text
+/// form of a conversation: downloads, lead mails and visitors' copies.
+pub fn transcript_text<'a>(messages: impl IntoIterator<Item = &'a Message>) -> String {
+    let mut text = String::new();
+    for m in messages {
+        let marker = if m.internal { " (internal note)" } else { "" };
+        // unwrap: writing to a String cannot fail.
+        writeln!(text, "[{}] {}{marker}: {}", m.created_at, m.author.name, m.body).unwrap();
+    }
+    text
 }
 
 /// A missed chat, as `GET /leads` and the `lead` event show it.
@@ -143,6 +158,8 @@ pub struct ChannelView {
     pub expert_wait_s: Option<u32>,
     pub answer_timeout_s: Option<u32>,
     pub offline_grace_s: Option<u32>,
+    /// Where new leads are e-mailed (with `--smtp-url`); null = nowhere.
+    pub notify_email: Option<String>,
 }
 
 impl From<&Channel> for ChannelView {
@@ -156,6 +173,7 @@ impl From<&Channel> for ChannelView {
             expert_wait_s: channel.options.expert_wait_s,
             answer_timeout_s: channel.options.answer_timeout_s,
             offline_grace_s: channel.options.offline_grace_s,
+            notify_email: channel.notify_email.clone(),
         }
     }
 }

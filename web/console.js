@@ -37,6 +37,8 @@ const state = {
   history: { items: [], cursor: null },
   /** Canned responses: the shared ones and mine, by shortcut, mine first. */
   canned: [],
+  /** Open leads (missed chats) on my channels, oldest first; `null` until loaded. */
+  leads: null,
   /** conversation id → { text, note }: what was being typed, kept across re-renders, reconnects and reloads. */
   drafts: new Map(Object.entries(JSON.parse(sessionStorage.getItem("switchboard-drafts") ?? "{}")).map(([id, d]) => [Number(id), d])),
 };
@@ -167,6 +169,7 @@ function handle(event) {
       }
       renderSidebar();
       renderPane();
+      loadLeads();
       break;
     }
     case "assigned":
@@ -250,6 +253,9 @@ function handle(event) {
     }
     case "visitor":
       patch(event.conversation_id, { visitor: event.visitor });
+      break;
+    case "lead":
+      onLead(event.lead);
       break;
     case "typing":
       state.typing.set(event.conversation_id, { name: event.author.name, until: Date.now() + 3000 });
@@ -369,6 +375,8 @@ window.addEventListener("focus", () => {
 function renderSidebar() {
   renderBoard();
   renderTitle();
+  const open = state.leads?.length ?? 0;
+  $("open-leads").textContent = open ? `Leads (${open})` : "Leads";
   const groups = new Map();
   const mine = [...state.conversations.values()].filter((c) => c.member_ids?.includes(state.me.id));
   mine.sort((a, b) => (a.status === "closed") - (b.status === "closed") || b.id - a.id);
@@ -633,6 +641,93 @@ async function searchHistory(more) {
 
 $("open-history").addEventListener("click", showHistory);
 $("open-canned").addEventListener("click", showCanned);
+
+// ---- leads: missed chats to follow up ----
+
+const LEAD_REASONS = { no_operator: "Nobody was free", abandoned: "Left before an operator came" };
+
+async function loadLeads() {
+  try {
+    state.leads = await api("GET", "/leads?status=open");
+  } catch (error) {
+    return toast(error.message, "error");
+  }
+  renderSidebar();
+  renderLeads();
+}
+
+/** A `lead` event: a new missed chat rings; a claim or a follow-up done updates (done ones leave the list). */
+function onLead(lead) {
+  if (state.leads === null) return;
+  const known = state.leads.findIndex((l) => l.conversation_id === lead.conversation_id);
+  if (known === -1 && lead.status === "open") {
+    state.leads.push(lead);
+    notify(`Missed chat: ${lead.visitor_name}${lead.email ? ` (${lead.email})` : ""}`, { tone: "help" });
+  } else if (known !== -1) {
+    if (lead.status === "open") state.leads[known] = lead;
+    else state.leads.splice(known, 1);
+  }
+  renderSidebar();
+  renderLeads();
+}
+
+function showLeads() {
+  state.selected = null;
+  renderSidebar();
+  fill(
+    $("pane"),
+    el("header", { class: "pane-header" }, el("h2", { id: "pane-title" }, "Leads")),
+    el("p", { class: "hint" }, "Visitors nobody talked to. Claim one to follow it up, mark it done once you have."),
+    el("ul", { id: "leads-list", class: "list leads" }),
+  );
+  renderLeads();
+}
+
+async function changeLead(lead, what) {
+  try {
+    onLead(await api("POST", `/leads/${lead.conversation_id}/${what}`));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+function renderLeads() {
+  const list = $("leads-list");
+  if (!list) return;
+  const mine = (l) => l.claimed_by?.id === state.me.id;
+  const free = (l) => !l.claimed_by || mine(l) || state.me.role === "admin";
+  fill(
+    list,
+    state.leads?.length
+      ? state.leads.map((l) =>
+          el(
+            "li",
+            { class: "lead", dataset: { conversation: l.conversation_id } },
+            el("strong", {}, l.visitor_name),
+            el("span", { class: "meta" }, ` ${LEAD_REASONS[l.reason]} · ${clock(l.created_at)}`),
+            el(
+              "p",
+              { class: "contact" },
+              l.email ? el("a", { href: `mailto:${l.email}` }, l.email) : null,
+              l.email && l.phone ? " · " : null,
+              l.phone ? el("a", { href: `tel:${l.phone}` }, l.phone) : null,
+              !l.email && !l.phone ? "No contact left" : null,
+            ),
+            l.claimed_by ? el("p", { class: "meta" }, mine(l) ? "You follow this up" : `${l.claimed_by.name} follows this up`) : null,
+            el(
+              "div",
+              { class: "actions" },
+              el("button", { type: "button", class: "open-lead", onclick: () => select(l.conversation_id) }, "Transcript"),
+              l.claimed_by ? null : el("button", { type: "button", class: "claim-lead primary", onclick: () => changeLead(l, "claim") }, "Claim"),
+              free(l) ? el("button", { type: "button", class: "done-lead", onclick: () => changeLead(l, "done") }, "Done") : null,
+            ),
+          ),
+        )
+      : el("li", { class: "empty" }, "No missed chats."),
+  );
+}
+
+$("open-leads").addEventListener("click", showLeads);
 
 // ---- canned responses ----
 

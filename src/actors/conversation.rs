@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
-use crate::archive::Entry;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
@@ -917,9 +916,7 @@ impl ConversationActor {
     /// left live state; on failure (a full disk) it stays live and is tried
     /// again, backing off up to a minute.
     fn archive(&mut self, ctx: &mut Context<Self>, retry_in: Duration) {
-        let mut entry = Entry::new(&self.conversation, self.visitor_token.as_deref());
-        // A chat on a channel deleted since leaves nobody to follow it up.
-        entry.lead = entry.lead.filter(|lead| self.core.directory.read().channel(lead.channel_id).is_some());
+        let entry = self.core.archive_entry(&self.conversation, self.visitor_token.as_deref());
         let lead = entry.lead.clone();
         let (core, id) = (self.core.clone(), self.conversation.id);
         let archived = async move {

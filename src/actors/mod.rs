@@ -37,21 +37,23 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 
 use crate::archive::Archive;
+use crate::archive::{Entry, Mail};
 use crate::auth::Auth;
 use crate::config::Limits;
 use crate::domain::conversation::{Conversation, Kind, Status};
 use crate::domain::directory::{Directory, DirectoryDiff};
-use crate::domain::lead::Lead;
+use crate::domain::lead::{Lead, LeadReason};
 use crate::domain::{ConversationId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
 use crate::persist::Store;
+use crate::views::transcript_text;
 use crate::views::LeadView;
 use crate::ws::outbound::timed;
-use operator::Deliver;
 use crate::ws::protocol::AgentEvent;
 use conversation::{ConversationActor, Origin};
+use operator::Deliver;
 use operator::OperatorActor;
 use router::RouterActor;
 
@@ -66,8 +68,8 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub store: Store,
-    /// Closed conversations, out of memory.
-    pub archive: Archive,
+    /// Closed conversations, out of memory (and the mail outbox).
+    pub archive: Arc<Archive>,
     /// Bearer tokens; conversation actors revoke their visitor's when archived.
     pub auth: Auth,
     /// Set once in `Application::build`, before any request or actor can run.
@@ -112,7 +114,7 @@ impl Core {
             metrics,
             limits,
             store,
-            archive,
+            archive: Arc::new(archive),
             auth,
             router: OnceLock::new(),
         })
@@ -233,6 +235,22 @@ impl Core {
         self.registry.direct.remove(&(a.min(b), a.max(b)));
     }
 
+    /// The archive's entry for a closed conversation: with its lead, unless
+    /// its channel is gone (nobody would follow it up), and the lead's mail
+    /// when mail is on and the channel has a `notify_email`.
+    pub fn archive_entry(&self, c: &Conversation, visitor_token: Option<&str>) -> Entry {
+        let mut entry = Entry::new(c, visitor_token);
+        let directory = self.directory.read();
+        let channel = entry.lead.as_ref().and_then(|lead| directory.channel(lead.channel_id));
+        if channel.is_none() {
+            entry.lead = None;
+        }
+        if let (Some(lead), Some(channel), true) = (&entry.lead, channel, self.limits.mail) {
+            entry.lead_mail = channel.notify_email.as_ref().map(|to| lead_mail(to, &channel.name, lead, c));
+        }
+        entry
+    }
+
     /// Tells the operators of the lead's channel (those online) what became of it.
     pub fn announce_lead(self: &Arc<Self>, lead: &Lead) -> LeadView {
         let view = LeadView::new(lead, |id| self.operator_name(id));
@@ -252,12 +270,29 @@ impl Core {
     }
 }
 
+/// The mail a channel gets for a new lead: who, how to reach them, why, and what they wrote.
+fn lead_mail(to: &str, channel: &str, lead: &Lead, c: &Conversation) -> Mail {
+    let mut body = format!("A visitor on {channel} did not reach an operator.\n\nVisitor: {}\n", lead.visitor_name);
+    for (label, value) in [("E-mail", &lead.email), ("Phone", &lead.phone)] {
+        if let Some(value) = value {
+            body.push_str(&format!("{label}: {value}\n"));
+        }
+    }
+    let reason = match lead.reason {
+        LeadReason::NoOperator => "nobody was available",
+        LeadReason::Abandoned => "the visitor left before an operator came",
+    };
+    body.push_str(&format!("Why: {reason}\nWhen: {}\n\nConversation #{}:\n", lead.created_at, lead.conversation_id));
+    body.push_str(&transcript_text(c.messages().iter().map(AsRef::as_ref).filter(|m| !m.internal)));
+    Mail { to: to.to_owned(), subject: format!("Missed chat on {channel}: {}", lead.visitor_name), body }
+}
+
 /// A core on the current arbiter with its journal in `dir`, for actor tests.
 #[cfg(test)]
 pub(crate) fn test_core(dir: &std::path::Path, directory: Directory) -> Arc<Core> {
     use std::time::Duration;
     let store = Store::open(dir, 1, crate::persist::journal::FsyncMode::Always, Duration::from_millis(50)).unwrap();
-    let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1) };
+    let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1), mail: false };
     let auth = Auth::new(crate::config::AuthConfig {
         max_login_failures: 5,
         login_window: Duration::from_secs(60),

@@ -850,7 +850,7 @@ mod tests {
                 };
                 ids.insert(directory.create_operator(new).unwrap().id);
             }
-            let new = NewChannel { name: "Web".into(), operator_ids: ids.clone(), max_sessions: max, chatbot_id: None, options: RoutingOptions::default() };
+            let new = NewChannel { name: "Web".into(), operator_ids: ids.clone(), max_sessions: max, chatbot_id: None, notify_email: None, options: RoutingOptions::default() };
             let channel = directory.create_channel(new).unwrap().clone();
             let ids: Vec<OperatorId> = ids.into_iter().collect();
             let mut live: HashMap<OperatorId, Live> = ids.iter().map(|&id| (id, Live::default())).collect();

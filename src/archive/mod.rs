@@ -24,7 +24,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sql::{Archived, Entry, RateRefused};
+pub use sql::{Archived, Entry, Mail, QueuedMail, RateRefused};
 
 use crate::domain::conversation::Rating;
 use crate::domain::history::{HistoryFilter, Viewer};
@@ -77,6 +77,8 @@ enum Job {
 
 pub struct Archive {
     jobs: mpsc::Sender<Job>,
+    /// Woken when a mail is queued, so the sender need not poll.
+    mail_queued: tokio::sync::Notify,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
@@ -107,7 +109,7 @@ impl Archive {
                 write_loop(conn, &rx);
             })
             .map_err(|e| ArchiveError::Open { path: path.clone(), reason: e.to_string() })?;
-        Ok(Archive { jobs: tx, readers: Arc::new(Mutex::new(Vec::new())), path })
+        Ok(Archive { jobs: tx, mail_queued: tokio::sync::Notify::new(), readers: Arc::new(Mutex::new(Vec::new())), path })
     }
 
     fn submit(&self, job: Job) {
@@ -117,9 +119,44 @@ impl Archive {
 
     /// Stores a closed conversation; resolves once committed. Storing one that is already there changes nothing.
     pub async fn store(&self, entry: Entry) -> Result<(), ArchiveError> {
+        let mails = entry.lead_mail.is_some();
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Store(Box::new(entry), tx));
-        rx.await.unwrap_or(Err(ArchiveError::Stopped))
+        let stored = rx.await.unwrap_or(Err(ArchiveError::Stopped));
+        if mails && stored.is_ok() {
+            self.mail_queued.notify_one();
+        }
+        stored
+    }
+
+    /// Queues a mail; resolves once it is durable (it will be sent, across restarts too).
+    pub async fn enqueue_mail(&self, mail: Mail) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::enqueue(tx, &mail))).await?;
+        self.mail_queued.notify_one();
+        Ok(())
+    }
+
+    /// Resolves when a mail was queued since the last call (or one is pending).
+    pub async fn mail_queued(&self) {
+        self.mail_queued.notified().await;
+    }
+
+    pub async fn due_mail(&self, now: Timestamp, limit: usize) -> Result<Vec<QueuedMail>, ArchiveError> {
+        self.read(move |conn| sql::due_mail(conn, now, limit)).await
+    }
+
+    pub async fn next_mail_at(&self) -> Result<Option<Timestamp>, ArchiveError> {
+        self.read(sql::next_mail_at).await
+    }
+
+    /// The SMTP server took it (or refused it for good): it leaves the outbox.
+    pub async fn mail_sent(&self, id: i64) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::mail_sent(tx, id))).await.map(drop)
+    }
+
+    /// It failed: tried again at `at`.
+    pub async fn mail_retry(&self, id: i64, at: Timestamp, error: String) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::mail_retry(tx, id, at, &error))).await.map(drop)
     }
 
     async fn change(&self, change: Change) -> Result<usize, ArchiveError> {

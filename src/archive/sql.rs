@@ -113,6 +113,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX leads_by_status ON leads (status, created_at);
 ",
+    r"
+    -- 5: the mail outbox: a row until the SMTP server accepted it (see mail.rs).
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY,
+        to_addr      TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error   TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt);
+",
 ];
 
 /// Applies the migrations this file does not have yet.
@@ -144,6 +158,25 @@ pub struct Entry {
     pub first_reply: Option<Timestamp>,
     /// The missed chat it leaves, if nobody took it.
     pub lead: Option<Lead>,
+    /// The mail telling the channel about that lead; queued with it, once.
+    pub lead_mail: Option<Mail>,
+}
+
+/// A mail to send (see `mail.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A mail in the outbox.
+#[derive(Clone, Debug)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub mail: Mail,
+    /// Failed tries so far.
+    pub attempts: u32,
 }
 
 impl Entry {
@@ -154,6 +187,7 @@ impl Entry {
             closed_at: c.closed_at.unwrap_or_else(Timestamp::now),
             first_reply: Facts::of(c).and_then(|f| f.first_reply),
             lead: Lead::of(c),
+            lead_mail: None,
         }
     }
 }
@@ -221,17 +255,59 @@ pub fn insert(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<()> {
         message.execute(params![key(r.id, m.id), body, encode(&m)])?;
     }
     if let Some(lead) = &entry.lead {
-        insert_lead(tx, lead)?;
+        // A re-archive finds the lead there already: neither it nor its mail is written twice.
+        if insert_lead(tx, lead)? {
+            if let Some(mail) = &entry.lead_mail {
+                enqueue(tx, mail)?;
+            }
+        }
     }
     Ok(())
 }
 
-fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> rusqlite::Result<()> {
+/// Queues `mail`, due now.
+pub fn enqueue(tx: &Transaction<'_>, mail: &Mail) -> rusqlite::Result<usize> {
+    let now = Timestamp::now().as_millis();
+    tx.execute(
+        "INSERT INTO outbox (to_addr, subject, body, created_at, next_attempt) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![mail.to, mail.subject, mail.body, now],
+    )
+}
+
+/// Up to `limit` mails due at `now`, oldest first.
+pub fn due_mail(conn: &Connection, now: Timestamp, limit: usize) -> rusqlite::Result<Vec<QueuedMail>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, to_addr, subject, body, attempts FROM outbox WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now.as_millis(), limit as i64], |r| {
+        Ok(QueuedMail { id: r.get(0)?, mail: Mail { to: r.get(1)?, subject: r.get(2)?, body: r.get(3)? }, attempts: r.get(4)? })
+    })?;
+    rows.collect()
+}
+
+/// When the next mail is due, if any is queued.
+pub fn next_mail_at(conn: &Connection) -> rusqlite::Result<Option<Timestamp>> {
+    conn.query_row("SELECT min(next_attempt) FROM outbox", [], |r| r.get::<_, Option<i64>>(0)).map(|at| at.map(Timestamp::from_millis))
+}
+
+pub fn mail_sent(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM outbox WHERE id = ?1", [id])
+}
+
+pub fn mail_retry(tx: &Transaction<'_>, id: i64, at: Timestamp, error: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 WHERE id = ?1",
+        params![id, at.as_millis(), error],
+    )
+}
+
+/// `false` when the lead was there already.
+fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> rusqlite::Result<bool> {
     let reason = match l.reason {
         LeadReason::NoOperator => 0,
         LeadReason::Abandoned => 1,
     };
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT OR IGNORE INTO leads (conversation_id, channel_id, visitor_name, visitor_key, email, phone, reason, created_at, status, claimed_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
@@ -247,7 +323,7 @@ fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> rusqlite::Result<()> {
             l.claimed_by.map(|o| o.0 as i64)
         ],
     )?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 fn lead_status(status: LeadStatus) -> i64 {
@@ -257,8 +333,7 @@ fn lead_status(status: LeadStatus) -> i64 {
     }
 }
 
-const LEAD_COLUMNS: &str =
-    "conversation_id, channel_id, visitor_name, visitor_key, email, phone, reason, created_at, status, claimed_by";
+const LEAD_COLUMNS: &str = "conversation_id, channel_id, visitor_name, visitor_key, email, phone, reason, created_at, status, claimed_by";
 
 fn lead_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lead> {
     Ok(Lead {
@@ -292,7 +367,8 @@ pub fn change_lead(
     id: ConversationId,
     change: impl FnOnce(&mut Lead) -> Result<(), LeadRefused>,
 ) -> rusqlite::Result<Result<Lead, LeadRefused>> {
-    let found = tx.query_row(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE conversation_id = ?1"), [id.0 as i64], lead_row).optional()?;
+    let found =
+        tx.query_row(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE conversation_id = ?1"), [id.0 as i64], lead_row).optional()?;
     let Some(mut lead) = found else { return Ok(Err(LeadRefused::NotFound)) };
     if let Err(refused) = change(&mut lead) {
         return Ok(Err(refused));

@@ -14,6 +14,7 @@ use super::canned::{self, CannedPatch, CannedResponse, Editor};
 use super::chatbot::{build_steps, Chatbot, StepInput};
 use super::operator::{Operator, Role};
 use super::text::{self, InvalidField};
+use super::visitor;
 use super::{CannedId, ChannelId, ChatbotId, ExpertiseId, OperatorId};
 
 /// A skill such as "Billing"; its holders live on the operators (see [`Operator`]).
@@ -34,6 +35,8 @@ pub struct Channel {
     /// The script visitors meet first; `None` forwards them to an operator at once.
     pub chatbot_id: Option<ChatbotId>,
     pub options: RoutingOptions,
+    /// Where each new lead (missed chat) of the channel is e-mailed, when SMTP is set up.
+    pub notify_email: Option<String>,
 }
 
 /// Routing beyond Odoo, per channel; each is off (`None`) by default, which is Odoo's behaviour.
@@ -119,6 +122,7 @@ pub struct ChannelPatch {
     pub expert_wait_s: Option<Option<u32>>,
     pub answer_timeout_s: Option<Option<u32>>,
     pub offline_grace_s: Option<Option<u32>>,
+    pub notify_email: Option<Option<String>>,
 }
 
 /// The fields of a new channel.
@@ -128,6 +132,7 @@ pub struct NewChannel {
     pub max_sessions: Option<u32>,
     pub chatbot_id: Option<ChatbotId>,
     pub options: RoutingOptions,
+    pub notify_email: Option<String>,
 }
 
 /// Cloned for every change: the change is made on a copy that replaces the
@@ -415,6 +420,7 @@ impl Directory {
         check_max_sessions(new.max_sessions)?;
         self.check_chatbot(new.chatbot_id)?;
         new.options.check()?;
+        let notify_email = new.notify_email.as_deref().map(|e| visitor::email("notify_email", e)).transpose()?;
         let id = ChannelId(self.next_id());
         let channel = Channel {
             id,
@@ -423,6 +429,7 @@ impl Directory {
             max_sessions: new.max_sessions,
             chatbot_id: new.chatbot_id,
             options: new.options,
+            notify_email,
         };
         Ok(self.channels.entry(id).or_insert(channel))
     }
@@ -457,8 +464,12 @@ impl Directory {
             offline_grace_s: patch.offline_grace_s.unwrap_or(current.offline_grace_s),
         };
         options.check()?;
+        let notify_email = patch.notify_email.map(|e| e.as_deref().map(|e| visitor::email("notify_email", e)).transpose()).transpose()?;
         // unwrap: presence checked above.
         let channel = self.channels.get_mut(&id).unwrap();
+        if let Some(notify_email) = notify_email {
+            channel.notify_email = notify_email;
+        }
         if let Some(name) = name {
             channel.name = name;
         }

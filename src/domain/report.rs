@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::assignment::Rule;
 use super::conversation::{Assignment, AuthorKind, Conversation, HelpRequest, Kind};
 use super::directory::Directory;
+use super::lead::Lead;
 use super::time::Timestamp;
 use super::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 
@@ -26,6 +27,8 @@ pub struct Facts {
     pub abandoned: bool,
     /// The visitor's score (archived conversations only).
     pub rating: Option<u8>,
+    /// It ended without an operator: a lead (`Lead::of`).
+    pub missed: bool,
 }
 
 impl Facts {
@@ -51,6 +54,7 @@ impl Facts {
             help_requests: c.help_requests.clone(),
             abandoned: c.abandoned,
             rating: c.rating.as_ref().map(|r| r.score),
+            missed: Lead::of(c).is_some(),
         })
     }
 }
@@ -94,6 +98,8 @@ pub struct ExpertiseRow {
     pub time_to_join_p90_s: Option<f64>,
     /// Visitors who left while queued.
     pub abandoned_in_queue: u32,
+    /// Conversations that ended without an operator: leads (`GET /leads`).
+    pub missed: u32,
     #[serde(flatten)]
     pub ratings: Ratings,
 }
@@ -176,6 +182,7 @@ pub fn expertise_rows(facts: &[Facts], directory: &Directory) -> Vec<ExpertiseRo
                 time_to_join_p50_s: percentile(&mut to_join, 0.5),
                 time_to_join_p90_s: percentile(&mut to_join, 0.9),
                 abandoned_in_queue: wanting.iter().filter(|f| f.abandoned).count() as u32,
+                missed: wanting.iter().filter(|f| f.missed).count() as u32,
                 ratings: Ratings::of(wanting.iter().filter_map(|f| f.rating)),
             }
         })

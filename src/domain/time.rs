@@ -28,6 +28,12 @@ impl Timestamp {
         DateTime::parse_from_rfc3339(text).ok().map(|t| Timestamp(t.with_timezone(&Utc)))
     }
 
+    /// `wait` later.
+    pub fn plus(self, wait: std::time::Duration) -> Timestamp {
+        let wait = chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX);
+        self.0.checked_add_signed(wait).map_or(self, Timestamp)
+    }
+
     /// Milliseconds from `earlier` to `self`, zero when the clock went backwards.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         (self.0 - earlier.0).num_milliseconds().max(0) as u64

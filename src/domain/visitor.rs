@@ -117,7 +117,7 @@ pub fn timezone(value: &str) -> Result<String, InvalidField> {
 ///
 /// # Errors
 /// `Invalid` naming `email`.
-pub fn email(value: &str) -> Result<String, InvalidField> {
+pub fn email(field: &'static str, value: &str) -> Result<String, InvalidField> {
     let spaced = value.contains(|c: char| text::WHITESPACE.contains(c));
     let shaped = value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && !domain.contains('@') && domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty())
@@ -125,7 +125,7 @@ pub fn email(value: &str) -> Result<String, InvalidField> {
     if shaped && !spaced && value.chars().count() <= 254 {
         Ok(value.to_owned())
     } else {
-        Err(InvalidField::new("email", "must be an e-mail address"))
+        Err(InvalidField::new(field, "must be an e-mail address"))
     }
 }
 
@@ -174,9 +174,9 @@ mod tests {
         for bad in ["", " UTC", "<script>", "1Europe", "Europe/Brussels extra"] {
             assert!(timezone(bad).is_err(), "{bad}");
         }
-        assert!(email("vera@example.com").is_ok());
+        assert!(email("email", "vera@example.com").is_ok());
         for bad in ["vera", "vera@example", " vera@example.com", "a@b@c.d", "v@example..com"] {
-            assert!(email(bad).is_err(), "{bad}");
+            assert!(email("email", bad).is_err(), "{bad}");
         }
         assert_eq!(user_agent(&"x".repeat(600)).unwrap().len(), MAX_USER_AGENT_CHARS);
         assert!(title("page_title", &"t".repeat(201)).is_err());

@@ -32,6 +32,9 @@ pub struct CreateChannel {
     /// Route an operator's chats again when they stay disconnected this long (null = off).
     #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<u32>,
+    /// E-mail each new lead (missed chat) here, when the server has `--smtp-url` (null = off).
+    #[schema(schema_with = super::schema::email_or_null)]
+    pub notify_email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,6 +59,10 @@ pub struct UpdateChannel {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<Option<u32>>,
+    /// `null` = leads are not e-mailed.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::schema::email_or_null)]
+    pub notify_email: Option<Option<String>>,
 }
 
 /// Every channel.
@@ -89,6 +96,7 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
             answer_timeout_s: body.answer_timeout_s,
             offline_grace_s: body.offline_grace_s,
         },
+        notify_email: body.notify_email,
     };
     let view = hub.change_directory(|d| Ok(ChannelView::from(d.create_channel(new)?))).await?;
     Ok(HttpResponse::Created().json(view))
@@ -112,6 +120,7 @@ pub async fn update(
         expert_wait_s: body.expert_wait_s,
         answer_timeout_s: body.answer_timeout_s,
         offline_grace_s: body.offline_grace_s,
+        notify_email: body.notify_email,
     };
     let view = hub.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;
     Ok(HttpResponse::Ok().json(view))

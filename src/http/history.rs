@@ -1,8 +1,6 @@
 //! History: search over live and archived conversations, transcripts, a
 //! visitor's other conversations, and erasing a visitor's data.
 
-use std::fmt::Write as _;
-
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -15,7 +13,7 @@ use crate::domain::text::InvalidField;
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
 use crate::hub::{Caller, Hub, MAX_VISITOR_KEY_CHARS};
-use crate::views::{ConversationView, HistoryItem, HistoryPage};
+use crate::views::{transcript_text, ConversationView, HistoryItem, HistoryPage};
 
 /// Results per page unless `limit` says otherwise, and the most it may say.
 const DEFAULT_LIMIT: usize = 25;
@@ -128,19 +126,6 @@ pub struct TranscriptQuery {
     pub format: Option<TranscriptFormat>,
 }
 
-/// `[2026-11-30T09:00:00.000Z] Ann: Hello` per message; an internal note
-/// reads `Ann (internal note): …`, so a transcript forwarded by an operator
-/// cannot pass a note off as something the visitor was told.
-fn transcript_text(view: &ConversationView) -> String {
-    let mut text = String::new();
-    for m in &view.messages {
-        let marker = if m.internal { " (internal note)" } else { "" };
-        // unwrap: writing to a String cannot fail.
-        writeln!(text, "[{}] {}{marker}: {}", m.created_at, m.author.name, m.body).unwrap();
-    }
-    text
-}
-
 /// The whole conversation as a download.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/transcript", tag = "history", security(("bearer" = [])),
     params(("id" = u64, Path), TranscriptQuery),
@@ -164,7 +149,9 @@ pub async fn transcript(
         parameters: vec![DispositionParam::Filename(format!("conversation-{id}.{extension}"))],
     });
     Ok(match format {
-        TranscriptFormat::Text => response.content_type("text/plain; charset=utf-8").body(transcript_text(&view)),
+        TranscriptFormat::Text => {
+            response.content_type("text/plain; charset=utf-8").body(transcript_text(view.messages.iter().map(AsRef::as_ref)))
+        }
         TranscriptFormat::Json => response.json(view),
     })
 }

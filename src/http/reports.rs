@@ -60,7 +60,7 @@ pub async fn routing(
 
 const COLUMNS: &str = "section,id,name,conversations,served,served_by_expert,served_by_expert_share,\
 time_to_operator_p50_s,time_to_operator_p90_s,time_to_first_reply_p50_s,time_to_first_reply_p90_s,\
-need_help_requests,time_to_join_p50_s,time_to_join_p90_s,abandoned_in_queue,assignments,reassignments,active_chats,\
+need_help_requests,time_to_join_p50_s,time_to_join_p90_s,abandoned_in_queue,missed,assignments,reassignments,active_chats,\
 ratings,rating_1_share,rating_3_share,rating_5_share";
 
 fn number(v: Option<f64>) -> String {
@@ -80,7 +80,7 @@ fn csv(report: &RoutingReport) -> HttpResponse {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "expertise,{},{},{},{},{},{},{},{},{},{},{},{},{},{},,,,{}",
+            "expertise,{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},,,,{}",
             e.expertise_id,
             field(&e.name),
             e.conversations,
@@ -95,13 +95,14 @@ fn csv(report: &RoutingReport) -> HttpResponse {
             number(e.time_to_join_p50_s),
             number(e.time_to_join_p90_s),
             e.abandoned_in_queue,
+            e.missed,
             ratings(&e.ratings),
         );
     }
     for o in &report.operators {
         let _ = writeln!(
             out,
-            "operator,{},{},,,,,,,,,,,,,{},{},{},{}",
+            "operator,{},{},,,,,,,,,,,,,,{},{},{},{}",
             o.operator_id,
             field(&o.name),
             o.assignments,

@@ -67,6 +67,11 @@ pub fn timezone_or_null() -> RefOr<Schema> {
     nullable_text(Some(visitor::MAX_TIMEZONE_CHARS), Some(visitor::TIMEZONE_PATTERN.to_owned()))
 }
 
+/// `domain::visitor::email`, required.
+pub fn email() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(254)).pattern(Some(visitor::email_pattern())).into()
+}
+
 /// `domain::visitor::email`.
 pub fn email_or_null() -> RefOr<Schema> {
     nullable_text(Some(254), Some(visitor::email_pattern()))

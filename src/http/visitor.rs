@@ -54,6 +54,20 @@ pub struct RatingBody {
     pub comment: Option<String>,
 }
 
+/// Where the visitor wants a copy of the conversation.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TranscriptBody {
+    #[schema(schema_with = super::schema::email)]
+    pub email: String,
+}
+
+/// The transcript went to the outbox: it is sent even if the server restarts first.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Queued {
+    /// Always `queued`.
+    pub status: &'static str,
+}
+
 /// A page the visitor opened.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PageBody {
@@ -142,6 +156,20 @@ pub async fn rate(
     JsonBody(body): JsonBody<RatingBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created().json(hub.rate(id, body.score, body.comment.as_deref()).await?))
+}
+
+/// E-mails the conversation so far (what the visitor saw) to `email`.
+#[utoipa::path(post, path = "/api/v1/visitor/transcript", tag = "visitor", security(("visitor" = [])), request_body = TranscriptBody,
+    responses((status = 202, body = Queued), (status = 400, description = "`email` is not an e-mail address", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, description = "This server sends no e-mail (started without `--smtp-url`)", body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn transcript(
+    hub: web::Data<Hub>,
+    VisitorCaller(id): VisitorCaller,
+    JsonBody(body): JsonBody<TranscriptBody>,
+) -> Result<HttpResponse, ApiError> {
+    hub.mail_transcript(id, &body.email).await?;
+    Ok(HttpResponse::Accepted().json(Queued { status: "queued" }))
 }
 
 /// The visitor leaves: the conversation closes and operators are told.

@@ -30,7 +30,7 @@ use thiserror::Error;
 
 pub use files::{decode, encode, list, scan, sync_dir, Files, StoreError};
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
-use records::{ConversationV2, DirectoryV2, DirectoryV3, MessageV1, RecordV1, SnapshotV4};
+use records::{ConversationV2, DirectoryV2, DirectoryV4, MessageV1, RecordV1, SnapshotV5};
 
 use crate::domain::conversation::{Conversation, Message};
 
@@ -53,14 +53,14 @@ pub enum RecoveryError {
 /// The state as stored: what a snapshot holds, brought up to date by the journal.
 #[derive(Default)]
 pub struct State {
-    pub directory: Option<DirectoryV3>,
+    pub directory: Option<DirectoryV4>,
     /// Operator tokens → operator id.
     pub tokens: HashMap<String, u64>,
     pub conversations: BTreeMap<u64, ConversationV2>,
 }
 
 impl State {
-    fn from_snapshot(s: SnapshotV4) -> State {
+    fn from_snapshot(s: SnapshotV5) -> State {
         State {
             directory: Some(s.directory),
             tokens: s.tokens.into_iter().collect(),
@@ -72,7 +72,8 @@ impl State {
         match record {
             RecordV1::Directory(d) => self.directory = Some(DirectoryV2::from(*d).into()),
             RecordV1::DirectoryV2(d) => self.directory = Some((*d).into()),
-            RecordV1::DirectoryV3(d) => self.directory = Some(*d),
+            RecordV1::DirectoryV3(d) => self.directory = Some((*d).into()),
+            RecordV1::DirectoryV4(d) => self.directory = Some(*d),
             RecordV1::TokenIssued { token, operator_id } => {
                 self.tokens.insert(token, operator_id);
             }
@@ -223,7 +224,7 @@ impl Captured {
 
 /// What a snapshot holds, captured from the live server.
 pub struct Capture {
-    pub directory: DirectoryV3,
+    pub directory: DirectoryV4,
     pub tokens: Vec<(String, u64)>,
     pub conversations: Vec<Captured>,
     /// The longest any one actor was held up while copied.
@@ -296,7 +297,7 @@ impl Store {
         let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || {
             let conversations = conversations.into_iter().map(Captured::into_record).collect();
-            let snapshot = SnapshotV4 { journal_from, directory, tokens, conversations };
+            let snapshot = SnapshotV5 { journal_from, directory, tokens, conversations };
             let bytes = snapshot::write(&dir, &snapshot)?;
             snapshot::prune(&dir)?;
             Ok::<_, StoreError>(bytes)

@@ -204,6 +204,32 @@ impl From<DirectoryV1> for DirectoryV3 {
     }
 }
 
+/// The directory since leads are e-mailed: version 3 and each channel's
+/// `notify_email` (channel id, address), for the channels that have one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryV4 {
+    pub base: DirectoryV3,
+    pub notify_emails: Vec<(u64, String)>,
+}
+
+impl From<DirectoryV3> for DirectoryV4 {
+    fn from(base: DirectoryV3) -> DirectoryV4 {
+        DirectoryV4 { base, notify_emails: Vec::new() }
+    }
+}
+
+impl From<DirectoryV2> for DirectoryV4 {
+    fn from(base: DirectoryV2) -> DirectoryV4 {
+        DirectoryV3::from(base).into()
+    }
+}
+
+impl From<DirectoryV1> for DirectoryV4 {
+    fn from(base: DirectoryV1) -> DirectoryV4 {
+        DirectoryV3::from(base).into()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitorV1 {
     pub name: String,
@@ -352,6 +378,8 @@ pub enum RecordV1 {
     },
     /// As `ConversationStarted`, with the visitor's context.
     ConversationStartedV2(Box<ConversationV2>),
+    /// The whole directory, as `DirectoryV3` does, since channels e-mail their leads.
+    DirectoryV4(Box<DirectoryV4>),
 }
 
 /// The whole state as a snapshot holds it; `journal_from` is the first journal
@@ -384,8 +412,10 @@ pub type SnapshotV1 = Snapshot<DirectoryV1, ConversationV1>;
 pub type SnapshotV2 = Snapshot<DirectoryV2, ConversationV1>;
 /// Format 3, since canned responses (read, never written).
 pub type SnapshotV3 = Snapshot<DirectoryV3, ConversationV1>;
-/// Format 4, written now: calls for help name who asked and why.
+/// Format 4, since calls for help name who asked and why (read, never written).
 pub type SnapshotV4 = Snapshot<DirectoryV3, ConversationV2>;
+/// Format 5, written now: channels e-mail their leads.
+pub type SnapshotV5 = Snapshot<DirectoryV4, ConversationV2>;
 
 impl From<ConversationV1> for ConversationV2 {
     /// A conversation stored before requesters were: its calls for help name nobody.
@@ -400,7 +430,14 @@ impl From<ConversationV1> for ConversationV2 {
 impl RecordV1 {
     /// The record of a directory change: the whole directory as it now is.
     pub fn directory(directory: &Directory) -> RecordV1 {
-        RecordV1::DirectoryV3(Box::new(DirectoryV3::from(directory)))
+        RecordV1::DirectoryV4(Box::new(DirectoryV4::from(directory)))
+    }
+}
+
+impl From<&Directory> for DirectoryV4 {
+    fn from(d: &Directory) -> DirectoryV4 {
+        let notify_emails = d.channels().filter_map(|c| Some((c.id.0, c.notify_email.clone()?))).collect();
+        DirectoryV4 { base: DirectoryV3::from(d), notify_emails }
     }
 }
 
@@ -690,8 +727,9 @@ impl From<&ChatbotV1> for Chatbot {
     }
 }
 
-impl From<&DirectoryV3> for Directory {
-    fn from(v3: &DirectoryV3) -> Directory {
+impl From<&DirectoryV4> for Directory {
+    fn from(v4: &DirectoryV4) -> Directory {
+        let v3 = &v4.base;
         let v2 = &v3.base;
         let d = &v2.base;
         Directory::restore(DirectoryParts {
@@ -725,6 +763,7 @@ impl From<&DirectoryV3> for Directory {
                         answer_timeout_s: c.answer_timeout_s,
                         offline_grace_s: c.offline_grace_s,
                     },
+                    notify_email: v4.notify_emails.iter().find(|(id, _)| *id == c.id).map(|(_, e)| e.clone()),
                 })
                 .collect(),
             chatbots: d.chatbots.iter().map(Chatbot::from).collect(),

@@ -225,6 +225,44 @@ async fn the_ui_in_a_real_browser() {
     history_search_open_download(&driver, &s).await;
     saved_replies_and_internal_notes(&driver, &s).await;
     a_background_chat_raises_the_title_count(&driver, &s).await;
+    a_missed_chat_becomes_a_lead_in_the_console(&driver, &s).await;
+}
+
+/// Hana is away; a visitor writes, waits and leaves: Hana's console counts a
+/// lead, lists it, and she claims it and marks it done.
+async fn a_missed_chat_becomes_a_lead_in_the_console(driver: &Driver, s: &TestServer) {
+    let (hana, _) = s.operator("hana", json!({"name": "Hana"})).await;
+    let channel = s.channel(&[hana], None).await;
+    let hana_console = console(driver, s, "hana", "pw").await;
+    hana_console
+        .execute("const p = document.getElementById('presence'); p.value = 'away'; p.dispatchEvent(new Event('change'));", vec![])
+        .await
+        .unwrap();
+    let hana_token = s.login("hana", "pw").await;
+    let deadline = Instant::now() + WAIT;
+    while s.get(&format!("/api/v1/users/{hana}"), &s.admin).await.expect(200)["presence"] != "away" {
+        assert!(Instant::now() < deadline, "Hana never went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let visitor = widget(driver, s, channel).await;
+    send_in_widget(&visitor, "Can someone call me back? 0470 12 34 56").await;
+    click(&visitor, ".sbw-leave").await;
+    wait_text(&hana_console, "#open-leads", "Leads (1)").await;
+    click(&hana_console, "#open-leads").await;
+    wait_text(&hana_console, "#leads-list .lead", "Left before an operator came").await;
+    click(&hana_console, "#leads-list .claim-lead").await;
+    wait_text(&hana_console, "#leads-list .lead", "You follow this up").await;
+    screenshot(&hana_console, "console-leads").await;
+    click(&hana_console, "#leads-list .open-lead").await;
+    wait_text(&hana_console, "#transcript", "Can someone call me back?").await;
+    click(&hana_console, "#open-leads").await;
+    click(&hana_console, "#leads-list .done-lead").await;
+    wait_text(&hana_console, "#leads-list", "No missed chats.").await;
+    wait_text(&hana_console, "#open-leads", "Leads").await;
+    assert_eq!(s.get("/api/v1/leads?status=done", &hana_token).await.expect(200)[0]["claimed_by"]["id"], hana);
+    for browser in [hana_console, visitor] {
+        browser.close().await.unwrap();
+    }
 }
 
 /// Gina talks with one visitor while another writes: the other chat shows an

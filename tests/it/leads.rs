@@ -24,7 +24,8 @@ async fn a_visitor_who_leaves_the_queue_is_a_lead_for_the_channels_operators() {
     let (_, other_token) = s.operator("otto", json!({})).await;
     let channel = s.channel(&[ann], None).await;
     let elsewhere = s.channel(&[], None).await;
-    let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
+    let billing = s.expertise("Billing").await;
+    let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera", "expertise_ids": [billing]})).await;
     s.post("/api/v1/visitor/messages", &visitor, json!({"body": "Is anyone there?"})).await.expect(201);
     s.post("/api/v1/visitor/leave", &visitor, json!({})).await.expect(200);
 
@@ -38,8 +39,15 @@ async fn a_visitor_who_leaves_the_queue_is_a_lead_for_the_channels_operators() {
     assert_eq!(conversation_ids(&s.get("/api/v1/leads", &s.admin).await.expect(200)), [conversation]);
     assert_eq!(s.get("/api/v1/leads", &other_token).await.expect(200), json!([]), "not Otto's channel");
     assert_eq!(s.get("/api/v1/leads?status=done", &ann_token).await.expect(200), json!([]));
-    assert_eq!(conversation_ids(&s.get(&format!("/api/v1/leads?status=open&channel_id={channel}"), &ann_token).await.expect(200)), [conversation]);
+    assert_eq!(
+        conversation_ids(&s.get(&format!("/api/v1/leads?status=open&channel_id={channel}"), &ann_token).await.expect(200)),
+        [conversation]
+    );
     assert_eq!(s.get(&format!("/api/v1/leads?channel_id={elsewhere}"), &s.admin).await.expect(200), json!([]));
+    // The routing report counts it as missed for the expertise it wanted.
+    let report = s.get("/api/v1/reports/routing", &s.admin).await.expect(200);
+    let row = report["expertise"].as_array().unwrap().iter().find(|e| e["expertise_id"] == billing).unwrap().clone();
+    assert_eq!((row["missed"].as_u64(), row["abandoned_in_queue"].as_u64()), (Some(1), Some(1)), "{row}");
 }
 
 /// Nobody free: the demo-style bot asks for an e-mail, thanks the visitor and
@@ -54,7 +62,8 @@ async fn the_bot_ending_after_nobody_was_free_leaves_a_lead_with_the_email() {
         {"id": 3, "type": "text", "message": "Thanks! We'll be in touch."},
     ]});
     let bot = s.post("/api/v1/chatbots", &s.admin, script).await.expect(201)["id"].clone();
-    let channel = s.post("/api/v1/channels", &s.admin, json!({"name": "Web", "operator_ids": [ann], "chatbot_id": bot})).await.expect(201)["id"]
+    let channel = s.post("/api/v1/channels", &s.admin, json!({"name": "Web", "operator_ids": [ann], "chatbot_id": bot})).await.expect(201)
+        ["id"]
         .as_u64()
         .unwrap();
     let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
@@ -129,7 +138,13 @@ async fn one_operator_follows_a_lead_up_and_it_survives_a_restart() {
 #[actix_rt::test]
 async fn bad_lead_requests_are_refused_by_name() {
     let s = TestServer::start().await;
-    for (query, field) in [("status=pending", "status"), ("status=", "status"), ("channel_id=abc", "channel_id"), ("channel_id=0", "channel_id"), ("owner=1", "owner")] {
+    for (query, field) in [
+        ("status=pending", "status"),
+        ("status=", "status"),
+        ("channel_id=abc", "channel_id"),
+        ("channel_id=0", "channel_id"),
+        ("owner=1", "owner"),
+    ] {
         let refused = s.get(&format!("/api/v1/leads?{query}"), &s.admin).await.expect(400);
         assert!(refused["error"]["message"].as_str().unwrap().contains(field), "{query}: {refused}");
     }

@@ -16,6 +16,7 @@ mod history;
 mod invite;
 mod leads;
 mod looking_for_help;
+mod mail;
 mod ops;
 mod persistence;
 mod roles;

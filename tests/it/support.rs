@@ -161,7 +161,7 @@ impl TestServer {
     pub async fn archived(&self, count: u64) {
         let started = std::time::Instant::now();
         loop {
-            let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text");
+            let text = self.metrics_text().await;
             let archived = text
                 .lines()
                 .find_map(|l| l.strip_prefix("switchboard_archived_total "))
@@ -173,6 +173,11 @@ impl TestServer {
             assert!(started.elapsed() < TEST_WAIT, "only {archived} of {count} conversations archived in time");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Res {
@@ -475,4 +480,111 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
 /// A free loopback port (bound, then released for a child process to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One mail an `SmtpSink` received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    /// Headers and body as sent, quoted-printable soft line breaks joined.
+    pub data: String,
+}
+
+/// A local SMTP server that accepts every mail and keeps it: just enough of
+/// RFC 5321 for a real client (lettre) to deliver to it. Dropping it stops it.
+pub struct SmtpSink {
+    pub port: u16,
+    received: std::sync::Arc<parking_lot::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SmtpSink {
+    /// Listens on `port` (0: any free one).
+    pub async fn start(port: u16) -> SmtpSink {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the SMTP sink binds");
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(smtp_session(stream, kept.clone()));
+            }
+        });
+        SmtpSink { port, received, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().clone()
+    }
+
+    /// Waits until `count` mails arrived; returns them all.
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {} of {count} mails arrived: {received:?}", received.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn smtp_session(stream: TcpStream, received: std::sync::Arc<parking_lot::Mutex<Vec<Received>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut mail = Received { from: String::new(), to: Vec::new(), data: String::new() };
+    if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+        return;
+    }
+    while let Ok(Some(line)) = tokio::time::timeout(TEST_WAIT, lines.next_line()).await.unwrap_or(Ok(None)) {
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            b"250-sink\r\n250 8BITMIME\r\n"
+        } else if let Some(from) = upper.strip_prefix("MAIL FROM:").map(|_| &line[10..]) {
+            mail = Received { from: from.trim().to_owned(), to: Vec::new(), data: String::new() };
+            b"250 OK\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            mail.to.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
+            b"250 OK\r\n"
+        } else if upper == "DATA" {
+            if write.write_all(b"354 end with .\r\n").await.is_err() {
+                return;
+            }
+            let mut data = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "." {
+                    break;
+                }
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                data.push('\n');
+            }
+            mail.data = data.replace("=\n", "");
+            received.lock().push(mail.clone());
+            b"250 OK queued\r\n"
+        } else if upper == "QUIT" {
+            let _ = write.write_all(b"221 bye\r\n").await;
+            return;
+        } else if upper == "RSET" || upper == "NOOP" {
+            b"250 OK\r\n"
+        } else {
+            b"502 not here\r\n"
+        };
+        if write.write_all(reply).await.is_err() {
+            return;
+        }
+    }
 }
