@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::actors::conversation::{
     AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
-    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, RecordPage, Replay, SetExpertise, SetStatus,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, LeaveContact, PostMessage, Reader, RecordPage, Replay, SetExpertise, SetStatus,
     Start, Transfer, Typing, UntilArchived,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
@@ -32,7 +32,7 @@ use crate::domain::operator::{Presence, Role};
 use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
 use crate::domain::time::Timestamp;
-use crate::domain::visitor::{self, VisitorContext};
+use crate::domain::visitor::{self, Detail, VisitorContext};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
@@ -562,6 +562,15 @@ impl Hub {
     pub async fn record_page(&self, conversation: ConversationId, url: &str, title: &str) -> Result<(), ApiError> {
         let page = RecordPage { url: visitor::url("url", url)?, title: visitor::title("title", title)? };
         self.command(conversation, page).await
+    }
+
+    /// The visitor left their e-mail address to be contacted.
+    ///
+    /// # Errors
+    /// `BadRequest` for a malformed address, `Conflict` once closed.
+    pub async fn leave_contact(&self, conversation: ConversationId, email: &str) -> Result<(), ApiError> {
+        let email = visitor::email("email", email)?;
+        self.command(conversation, LeaveContact(Detail::Email(email))).await
     }
 
     /// The conversation as its visitor sees it, once everything in it is durable.

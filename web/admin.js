@@ -254,6 +254,12 @@ function channelForm(existing) {
       el("legend", {}, "Routing beyond Odoo (empty = off)"),
       ROUTING_OPTIONS.map(([name, label]) => el("label", {}, label, el("input", { name, type: "number", min: 1, max: 86400, value: existing?.[name] ?? "" }))),
     ),
+    el(
+      "label",
+      {},
+      "E-mail missed chats (leads) to (empty = nobody; needs the server's --smtp-url)",
+      el("input", { name: "notify_email", type: "email", value: existing?.notify_email ?? "" }),
+    ),
     el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
   );
   form.addEventListener("submit", (e) => {
@@ -264,6 +270,7 @@ function channelForm(existing) {
       operator_ids: checked(form, "operator_ids"),
       max_sessions: f.max_sessions.value ? Number(f.max_sessions.value) : null,
       chatbot_id: f.chatbot_id.value ? Number(f.chatbot_id.value) : null,
+      notify_email: f.notify_email.value.trim() || null,
     };
     for (const [name] of ROUTING_OPTIONS) body[name] = f[name].value ? Number(f[name].value) : null;
     change(() => (existing ? api("PATCH", `/channels/${existing.id}`, body) : api("POST", "/channels", body)), "channels");

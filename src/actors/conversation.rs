@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
+use crate::domain::visitor::Detail;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
@@ -837,6 +838,30 @@ impl Handler<RecordPage> for ConversationActor {
             let visitor = act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?;
             visitor.context.visit(msg.url, msg.title, Timestamp::now());
             act.visitor_changed();
+            Ok(())
+        })
+    }
+}
+
+/// The visitor left a way to reach them (the widget's "leave your e-mail"):
+/// kept in their context as a bot's e-mail question would, and in the lead
+/// if nobody answers.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct LeaveContact(pub Detail);
+
+impl Handler<LeaveContact> for ConversationActor {
+    type Result = CommandReply<()>;
+
+    fn handle(&mut self, msg: LeaveContact, _: &mut Context<Self>) -> Self::Result {
+        self.reply_with(|act| {
+            if act.conversation.status() == Status::Closed {
+                return Err(ConversationError::Closed);
+            }
+            let visitor = act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?;
+            if visitor.context.learn(msg.0) {
+                act.visitor_changed();
+            }
             Ok(())
         })
     }

@@ -67,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/visitor/page").post(visitor::page))
                 .service(web::resource("/visitor/rating").post(visitor::rate))
                 .service(web::resource("/visitor/transcript").post(visitor::transcript))
+                .service(web::resource("/visitor/contact").put(visitor::contact))
                 .service(web::resource("/conversations").get(conversations::list))
                 .service(web::resource("/conversations/{id}").get(conversations::get))
                 .service(web::resource("/conversations/{id}/messages").post(conversations::post_message))

@@ -75,7 +75,7 @@ fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Compon
         expertise::list, expertise::get, expertise::create, expertise::update, expertise::delete,
         channels::list, channels::get, channels::create, channels::update, channels::delete,
         chatbots::list, chatbots::get, chatbots::create, chatbots::update, chatbots::delete,
-        visitor::open, visitor::conversation, visitor::post_message, visitor::leave, visitor::page, visitor::rate, visitor::transcript,
+        visitor::open, visitor::conversation, visitor::post_message, visitor::leave, visitor::page, visitor::rate, visitor::transcript, visitor::contact,
         conversations::list, conversations::get, conversations::post_message, conversations::post_note, conversations::set_status,
         conversations::set_expertise, conversations::join, conversations::leave, conversations::invite_candidates,
         conversations::invite, conversations::transfer, conversations::close, conversations::direct,

@@ -61,6 +61,13 @@ pub struct TranscriptBody {
     pub email: String,
 }
 
+/// How to reach the visitor.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactBody {
+    #[schema(schema_with = super::schema::email)]
+    pub email: String,
+}
+
 /// The transcript went to the outbox: it is sent even if the server restarts first.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct Queued {
@@ -156,6 +163,20 @@ pub async fn rate(
     JsonBody(body): JsonBody<RatingBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created().json(hub.rate(id, body.score, body.comment.as_deref()).await?))
+}
+
+/// Leaves an e-mail address to be contacted: operators see it in the visitor's
+/// context, and a lead carries it if nobody answers.
+#[utoipa::path(put, path = "/api/v1/visitor/contact", tag = "visitor", security(("visitor" = [])), request_body = ContactBody,
+    responses((status = 204, description = "Recorded"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, description = "Conversation closed", body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn contact(
+    hub: web::Data<Hub>,
+    VisitorCaller(id): VisitorCaller,
+    JsonBody(body): JsonBody<ContactBody>,
+) -> Result<HttpResponse, ApiError> {
+    hub.leave_contact(id, &body.email).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// E-mails the conversation so far (what the visitor saw) to `email`.

@@ -153,3 +153,23 @@ async fn bad_lead_requests_are_refused_by_name() {
     assert_eq!(s.post("/api/v1/leads/abc/claim", &s.admin, json!({})).await.expect(400)["error"]["code"], "bad_request");
     assert_eq!(s.call(reqwest::Method::GET, "/api/v1/leads", None, None).await.expect(401)["error"]["code"], "unauthorized");
 }
+
+/// Queued with nobody free, the visitor leaves an e-mail address and goes:
+/// the lead carries it, and operators saw it in the visitor's context.
+#[actix_rt::test]
+async fn a_queued_visitor_leaves_an_email_for_the_lead() {
+    let s = TestServer::start().await;
+    let (ann, _, mut ann_ws) = away_operator(&s, "ann").await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, visitor) = s.visit(channel, json!({})).await;
+    for bad in [json!({"email": "vera at example"}), json!({"email": ""}), json!({})] {
+        s.put("/api/v1/visitor/contact", &visitor, bad).await.expect(400);
+    }
+    s.call(reqwest::Method::PUT, "/api/v1/visitor/contact", Some(&visitor), Some(json!({"email": "vera@example.com"}))).await.expect(204);
+    assert_eq!(s.conversation(conversation, &s.admin).await["visitor"]["email"], "vera@example.com");
+    s.post("/api/v1/visitor/leave", &visitor, json!({})).await.expect(200);
+    let lead = ann_ws.next_of("lead").await["lead"].clone();
+    assert_eq!((lead["email"].as_str(), lead["reason"].as_str()), (Some("vera@example.com"), Some("abandoned")));
+    let late = s.put("/api/v1/visitor/contact", &visitor, json!({"email": "vera@example.com"})).await.expect(409);
+    assert_eq!(late["error"]["code"], "conflict");
+}

@@ -32,6 +32,7 @@ async fn everything(s: &TestServer, conversations: &[u64], visitors: &[String]) 
         "expertise": s.get("/api/v1/expertise", &s.admin).await.expect(200),
         "channels": s.get("/api/v1/channels", &s.admin).await.expect(200),
         "chatbots": s.get("/api/v1/chatbots", &s.admin).await.expect(200),
+        "leads": s.get("/api/v1/leads", &s.admin).await.expect(200),
         "conversations": read,
         "visitors": seen,
     })
@@ -71,7 +72,11 @@ async fn a_restart_brings_every_kind_of_state_back() {
         {"id": 2, "type": "text", "message": "Old thanks"}]});
     let chatbot = s.post("/api/v1/chatbots", &s.admin, script).await.expect(201)["id"].as_u64().unwrap();
     let bot_channel =
-        s.post("/api/v1/channels", &s.admin, json!({"name": "Bot site", "chatbot_id": chatbot})).await.expect(201)["id"].as_u64().unwrap();
+        s.post("/api/v1/channels", &s.admin, json!({"name": "Bot site", "chatbot_id": chatbot, "notify_email": "leads@example.com"}))
+            .await
+            .expect(201)["id"]
+            .as_u64()
+            .unwrap();
     let (botted, botted_token) = s.visit(bot_channel, json!({})).await;
     s.post("/api/v1/visitor/messages", &botted_token, json!({"body": "nope"})).await.expect(201);
     let new_steps = json!({"steps": [
@@ -88,6 +93,7 @@ async fn a_restart_brings_every_kind_of_state_back() {
 
     let conversations = [helped, busy, left, queued_1, queued_2, botted, direct];
     let visitors = [helped_token.clone(), busy_token, left_token, queued_1_token, queued_2_token.clone(), botted_token.clone()];
+    s.archived(1).await; // the visitor who left: archived, and a lead
     let before = everything(&s, &conversations, &visitors).await;
     let s = s.restart().await;
     assert_eq!(everything(&s, &conversations, &visitors).await, before);

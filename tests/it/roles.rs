@@ -90,6 +90,8 @@ async fn every_endpoint_enforces_its_roles() {
         row(Method::POST, "/api/v1/leads/999999/done", None, [404, 404, 403, 401]),
         row(Method::POST, "/api/v1/direct", Some(json!({"user_id": bob})), [201, 201, 403, 401]),
         row(Method::POST, format!("/api/v1/conversations/{second}/close"), None, [403, 200, 403, 401]),
+        row(Method::PUT, "/api/v1/visitor/contact", Some(json!({"email": "vera@example.com"})), [403, 403, 204, 401]),
+        row(Method::POST, "/api/v1/visitor/transcript", Some(json!({"email": "vera@example.com"})), [403, 403, 409, 401]),
         row(Method::POST, "/api/v1/visitor/leave", None, [403, 403, 200, 401]),
         row(Method::POST, "/api/v1/auth/logout", None, [204, 204, 403, 401]),
     ];
