@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use crate::actors::conversation::{
     AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
-    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, LeaveContact, PostMessage, Reader, RecordPage, Replay, SetExpertise, SetStatus,
-    Start, Transfer, Typing, UntilArchived,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, LeaveContact, PostMessage, Reader, RecordPage, Replay, SetExpertise,
+    SetStatus, Start, Transfer, Typing, UntilArchived,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};

@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 use super::operator::{Deliver, Track};
 use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, MembersChanged, Reroute, RoutingNeed};
 use super::Core;
-use crate::domain::visitor::Detail;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
 use crate::domain::conversation::{
@@ -24,6 +23,7 @@ use crate::domain::conversation::{
 use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
+use crate::domain::visitor::Detail;
 use crate::domain::{AnswerId, ChannelId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::error::ApiError;
 use crate::persist::records::{Journaled, RecordV1};

@@ -226,6 +226,62 @@ async fn the_ui_in_a_real_browser() {
     saved_replies_and_internal_notes(&driver, &s).await;
     a_background_chat_raises_the_title_count(&driver, &s).await;
     a_missed_chat_becomes_a_lead_in_the_console(&driver, &s).await;
+    the_widget_on_a_phone(&driver).await;
+}
+
+/// A 390×844 phone: the widget fills the screen with a 16 px input; it names
+/// the operator, shows times and their typing; text the server refuses (over
+/// this server's 40 characters) stays in the box with the reason in words; an
+/// ended chat stays closed after a reload until the visitor starts a new one.
+async fn the_widget_on_a_phone(driver: &Driver) {
+    let s = TestServer::start_with(|c| c.limits.max_message_chars = 40).await;
+    let (pia, _) = s.operator("pia", json!({"name": "Pia Lund"})).await;
+    let channel = s.channel(&[pia], None).await;
+    let pia_console = console(driver, &s, "pia", "pw").await;
+    let visitor = driver.browser().await;
+    visitor.set_window_size(390, 844).await.unwrap();
+    visitor.goto(&s.url(&format!("/demo?channel={channel}"))).await.unwrap();
+    click(&visitor, ".sbw-bubble").await;
+    send_in_widget(&visitor, "Hello").await;
+    click(&pia_console, "#channels .item").await;
+    wait_text(&pia_console, "#transcript", "Hello").await;
+    type_into(&pia_console, "#composer-input", "Let me see").await;
+    wait_text(&visitor, ".sbw-status", "Pia Lund is typing").await;
+    click(&pia_console, ".composer button[type=submit]").await;
+    wait_text(&visitor, ".sbw-msg", "Let me see").await;
+    wait_text(&visitor, ".sbw-who", "Pia Lund").await;
+    let shown =
+        "({avatar: document.querySelector('.sbw-avatar').textContent, times: document.querySelectorAll('.sbw-msg .sbw-time').length,
+        width: document.querySelector('.sbw-window').getBoundingClientRect().width, screen: window.innerWidth,
+        font: getComputedStyle(document.querySelector('.sbw-form input')).fontSize})";
+    let shown = visitor.execute(&format!("return {shown};"), vec![]).await.unwrap();
+    assert_eq!((shown["avatar"].as_str(), shown["font"].as_str()), (Some("PL"), Some("16px")), "{shown}");
+    assert!(shown["times"].as_u64() >= Some(2), "{shown}");
+    assert_eq!(shown["width"].as_f64(), shown["screen"].as_f64(), "full-screen on a phone: {shown}");
+
+    let long = "This question is longer than forty characters, sadly";
+    send_in_widget(&visitor, long).await;
+    wait_text(&visitor, ".sbw-error", "too long: at most 40 characters").await;
+    let kept = visitor.execute("return document.querySelector('.sbw-form input').value;", vec![]).await.unwrap();
+    assert_eq!(kept, long, "the refused text is back in the box");
+    screenshot(&visitor, "widget-phone").await;
+
+    let pia_token = s.login("pia", "pw").await;
+    let conversation = s.get("/api/v1/conversations", &pia_token).await.expect(200)[0]["id"].as_u64().unwrap();
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &pia_token, json!({})).await.expect(200);
+    wait_text(&visitor, ".sbw-rate", "How did we do?").await;
+    visitor.refresh().await.unwrap();
+    find(&visitor, ".sbw-bubble").await;
+    let open = visitor.execute("return !document.querySelector('.sbw-window').hidden;", vec![]).await.unwrap();
+    assert_eq!(open, json!(false), "an ended chat does not pop open on the next page");
+    click(&visitor, ".sbw-bubble").await;
+    wait_text(&visitor, ".sbw-status", "This conversation has ended").await;
+    click(&visitor, ".sbw-new").await;
+    send_in_widget(&visitor, "A new question").await;
+    wait_text(&pia_console, "#channels", "A new question").await;
+    for browser in [pia_console, visitor] {
+        browser.close().await.unwrap();
+    }
 }
 
 /// Hana is away; a visitor writes, waits and leaves: Hana's console counts a
@@ -244,12 +300,18 @@ async fn a_missed_chat_becomes_a_lead_in_the_console(driver: &Driver, s: &TestSe
         assert!(Instant::now() < deadline, "Hana never went away");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Queued with nobody free, the visitor leaves an e-mail address instead of waiting.
     let visitor = widget(driver, s, channel).await;
     send_in_widget(&visitor, "Can someone call me back? 0470 12 34 56").await;
-    click(&visitor, ".sbw-leave").await;
+    wait_text(&visitor, ".sbw-status", "number 1 in the queue").await;
+    type_into(&visitor, ".sbw-email input", "vera@example.com").await;
+    click(&visitor, ".sbw-email button").await;
+    wait_text(&visitor, ".sbw-log", "We will get back to you").await;
+    screenshot(&visitor, "widget-left-email").await;
     wait_text(&hana_console, "#open-leads", "Leads (1)").await;
     click(&hana_console, "#open-leads").await;
     wait_text(&hana_console, "#leads-list .lead", "Left before an operator came").await;
+    wait_text(&hana_console, "#leads-list .lead", "vera@example.com").await;
     click(&hana_console, "#leads-list .claim-lead").await;
     wait_text(&hana_console, "#leads-list .lead", "You follow this up").await;
     screenshot(&hana_console, "console-leads").await;

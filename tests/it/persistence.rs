@@ -71,12 +71,12 @@ async fn a_restart_brings_every_kind_of_state_back() {
         {"id": 1, "type": "question_email", "message": "Email?"},
         {"id": 2, "type": "text", "message": "Old thanks"}]});
     let chatbot = s.post("/api/v1/chatbots", &s.admin, script).await.expect(201)["id"].as_u64().unwrap();
-    let bot_channel =
-        s.post("/api/v1/channels", &s.admin, json!({"name": "Bot site", "chatbot_id": chatbot, "notify_email": "leads@example.com"}))
-            .await
-            .expect(201)["id"]
-            .as_u64()
-            .unwrap();
+    let bot_channel = s
+        .post("/api/v1/channels", &s.admin, json!({"name": "Bot site", "chatbot_id": chatbot, "notify_email": "leads@example.com"}))
+        .await
+        .expect(201)["id"]
+        .as_u64()
+        .unwrap();
     let (botted, botted_token) = s.visit(bot_channel, json!({})).await;
     s.post("/api/v1/visitor/messages", &botted_token, json!({"body": "nope"})).await.expect(201);
     let new_steps = json!({"steps": [
