@@ -329,20 +329,23 @@ function drawReport(output, report) {
   charts = [];
   const served = el("canvas", { id: "chart-served", "aria-label": "Conversations per expertise, and how many an expert served", role: "img" });
   const waits = el("canvas", { id: "chart-waits", "aria-label": "Time to operator per expertise, p50 and p90", role: "img" });
+  const satisfaction = el("canvas", { id: "chart-satisfaction", "aria-label": "Share of unhappy, neutral and happy ratings per operator", role: "img" });
+  /** "12: 8 % / 17 % / 75 %", or a dash without ratings. */
+  const rated = (r) => (r.ratings ? `${r.ratings}: ${share(r.rating_1_share)} / ${share(r.rating_3_share)} / ${share(r.rating_5_share)}` : "—");
   fill(
     output,
     el("p", {}, `${report.conversations} livechats.`),
-    el("div", { class: "row charts" }, el("div", { class: "chart" }, served), el("div", { class: "chart" }, waits)),
+    el("div", { class: "row charts" }, el("div", { class: "chart" }, served), el("div", { class: "chart" }, waits), el("div", { class: "chart" }, satisfaction)),
     el("table", { id: "report-expertise" },
-      el("thead", {}, el("tr", {}, ["Expertise", "Conversations", "Served", "By an expert", "To operator p50 / p90", "First reply p50 / p90", "Help requests", "Join p50 / p90", "Abandoned", "Missed (leads)"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Expertise", "Conversations", "Served", "By an expert", "To operator p50 / p90", "First reply p50 / p90", "Help requests", "Join p50 / p90", "Abandoned", "Missed (leads)", "Ratings 😞 / 😐 / 😊"].map((h) => el("th", {}, h)))),
       el("tbody", {}, report.expertise.map((e) => el("tr", {},
         el("td", {}, e.name), el("td", {}, e.conversations), el("td", {}, e.served), el("td", {}, `${e.served_by_expert} (${share(e.served_by_expert_share)})`),
         el("td", {}, `${seconds(e.time_to_operator_p50_s)} / ${seconds(e.time_to_operator_p90_s)}`),
         el("td", {}, `${seconds(e.time_to_first_reply_p50_s)} / ${seconds(e.time_to_first_reply_p90_s)}`),
-        el("td", {}, e.need_help_requests), el("td", {}, `${seconds(e.time_to_join_p50_s)} / ${seconds(e.time_to_join_p90_s)}`), el("td", {}, e.abandoned_in_queue), el("td", {}, e.missed))))),
+        el("td", {}, e.need_help_requests), el("td", {}, `${seconds(e.time_to_join_p50_s)} / ${seconds(e.time_to_join_p90_s)}`), el("td", {}, e.abandoned_in_queue), el("td", {}, e.missed), el("td", {}, rated(e)))))),
     el("table", { id: "report-operators" },
-      el("thead", {}, el("tr", {}, ["Operator", "Assignments", "Reassigned away", "Active chats"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, report.operators.map((o) => el("tr", {}, el("td", {}, o.name), el("td", {}, o.assignments), el("td", {}, o.reassignments), el("td", {}, o.active_chats))))),
+      el("thead", {}, el("tr", {}, ["Operator", "Assignments", "Reassigned away", "Active chats", "Ratings 😞 / 😐 / 😊"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, report.operators.map((o) => el("tr", {}, el("td", {}, o.name), el("td", {}, o.assignments), el("td", {}, o.reassignments), el("td", {}, o.active_chats), el("td", {}, rated(o)))))),
   );
   if (!window.Chart) return;
   const labels = report.expertise.map((e) => e.name);
@@ -361,6 +364,17 @@ function drawReport(output, report) {
       { label: "p90 (s)", data: report.expertise.map((e) => e.time_to_operator_p90_s), backgroundColor: "#1d7a46" },
     ] },
     options: { animation: false, plugins: { title: { display: true, text: "Wait for an operator" } } },
+  }));
+  const ratedOperators = report.operators.filter((o) => o.ratings);
+  const percent = (v) => Math.round((v ?? 0) * 100);
+  charts.push(new window.Chart(satisfaction, {
+    type: "bar",
+    data: { labels: ratedOperators.map((o) => `${o.name} (${o.ratings})`), datasets: [
+      { label: "😞 unhappy %", data: ratedOperators.map((o) => percent(o.rating_1_share)), backgroundColor: "#d9534f" },
+      { label: "😐 neutral %", data: ratedOperators.map((o) => percent(o.rating_3_share)), backgroundColor: "#f0ad4e" },
+      { label: "😊 happy %", data: ratedOperators.map((o) => percent(o.rating_5_share)), backgroundColor: "#1d7a46" },
+    ] },
+    options: { animation: false, scales: { x: { stacked: true }, y: { stacked: true, max: 100 } }, plugins: { title: { display: true, text: "Satisfaction per operator" } } },
   }));
 }
 

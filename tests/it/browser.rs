@@ -563,12 +563,15 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     click(&admin, "#tab-reports").await;
     wait_text(&admin, "#report-expertise", "Billing").await;
     let drawn: bool = admin
-        .execute("return !!window.Chart && Chart.getChart(document.getElementById('chart-served')) !== undefined;", vec![])
+        .execute(
+            "return !!window.Chart && ['chart-served', 'chart-satisfaction'].every((id) => Chart.getChart(document.getElementById(id)) !== undefined);",
+            vec![],
+        )
         .await
         .unwrap()
         .as_bool()
         .unwrap();
-    assert!(drawn, "the served-per-expertise chart is drawn");
+    assert!(drawn, "the served-per-expertise and satisfaction charts are drawn");
     wait_text(&admin, "#report-operators", "Anna").await;
     screenshot(&admin, "admin-report").await;
     // Bruno leaves the team: the admin deactivates him from the Users table.
