@@ -44,7 +44,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// 256 random bits from the OS CSPRNG, hex-encoded: unguessable and opaque.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)

@@ -27,6 +27,7 @@ pub struct Config {
     pub demo: bool,
     /// How to send mail (leads, transcripts); `None`: no mail.
     pub mail: Option<MailConfig>,
+    pub webhooks: WebhookConfig,
     /// Threads running conversation and operator actors; one per core keeps a busy
     /// conversation from stalling the others without oversubscribing the machine.
     pub actor_threads: usize,
@@ -65,6 +66,15 @@ pub struct HttpConfig {
     pub drain_timeout: Duration,
     /// Reverse proxies whose forwarding headers give the client's address, scheme and host.
     pub trusted_proxies: TrustedProxies,
+}
+
+/// How webhooks are delivered.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookConfig {
+    /// Let webhooks reach private and loopback addresses (an intranet CRM; tests).
+    pub allow_private: bool,
+    /// How long one delivery may take before it counts as failed.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +193,13 @@ struct Cli {
     /// The sender of those mails.
     #[arg(long, env = "SWITCHBOARD_SMTP_FROM", default_value = "Switchboard <switchboard@localhost>", value_parser = crate::mail::check_from)]
     smtp_from: String,
+    /// Let webhooks reach private and loopback addresses (refused by default, so a webhook
+    /// cannot probe the server's own network).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// Seconds one webhook delivery may take before it counts as failed (and is retried).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_TIMEOUT_S", default_value_t = 10)]
+    webhook_timeout_s: u64,
     /// Seconds of silence after which a chatbot's multi-line question counts as answered.
     #[arg(long, env = "SWITCHBOARD_BOT_INPUT_PAUSE_S", default_value_t = 15)]
     bot_input_pause_s: u64,
@@ -242,6 +259,10 @@ impl Config {
             admin_password: cli.admin_password,
             demo: cli.demo,
             mail: cli.smtp_url.map(|url| MailConfig { url, from: cli.smtp_from }),
+            webhooks: WebhookConfig {
+                allow_private: cli.webhook_allow_private,
+                timeout: Duration::from_secs(cli.webhook_timeout_s.max(1)),
+            },
             actor_threads: cores(),
             retention_days: cli.retention_days,
         }
@@ -279,6 +300,7 @@ impl Config {
             admin_password: Some("admin-pass".into()),
             demo: false,
             mail: None,
+            webhooks: WebhookConfig { allow_private: true, timeout: Duration::from_secs(2) },
             actor_threads: 2,
             retention_days: None,
         }

@@ -20,7 +20,7 @@ use crate::actors::conversation::{
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
 use crate::actors::Core;
-use crate::archive::{Archived, Mail, RateRefused};
+use crate::archive::{Archived, Attempt, Mail, RateRefused};
 use crate::auth::{verify_password, LoginAttempt, Principal};
 use crate::config::{Limits, WsConfig};
 use crate::domain::chatbot::ScriptRun;
@@ -33,6 +33,7 @@ use crate::domain::report::{self, Facts, Scope};
 use crate::domain::text::{self, InvalidField};
 use crate::domain::time::Timestamp;
 use crate::domain::visitor::{self, Detail, VisitorContext};
+use crate::domain::webhook::{self, Webhook, WebhookEvent};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
@@ -44,6 +45,14 @@ use crate::views::{
 };
 use crate::ws::outbound::{timed, ConnectionSlots, SessionTx, Slot};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
+
+/// A new webhook's fields, or the ones a change replaces (`None`: unchanged).
+#[derive(Debug, Default)]
+pub struct WebhookChange {
+    pub url: Option<String>,
+    pub events: Option<Vec<WebhookEvent>>,
+    pub secret: Option<String>,
+}
 
 /// The operator making a request, as resolved from their token.
 #[derive(Clone, Debug)]
@@ -467,6 +476,8 @@ impl Hub {
             Err(RateRefused::AlreadyRated) => return Err(ConversationError::AlreadyRated.into()),
             Err(RateRefused::NotFound) => return Err(ApiError::not_found("conversation")),
         };
+        let data = serde_json::json!({ "conversation_id": conversation, "rating": rating });
+        self.core.webhooks.emit(WebhookEvent::RatingCreated, Some(conversation), data);
         let event = timed(AgentEvent::Rating { conversation_id: conversation, rating: rating.clone() });
         for member in members {
             self.core.operator(member).do_send(Deliver(event.clone()));
@@ -553,6 +564,87 @@ impl Hub {
             body: format!("Here is your conversation, as you asked:\n\n{}", transcript_text(view.messages.iter().map(AsRef::as_ref))),
         };
         Ok(self.core.archive.enqueue_mail(mail).await?)
+    }
+
+    // ---- webhooks ----
+
+    /// Waits (a few seconds at most) until every webhook event emitted so far is in the outbox.
+    pub async fn flush_webhooks(&self) {
+        self.core.webhooks.flush(std::time::Duration::from_secs(5)).await;
+    }
+
+    pub fn webhooks(&self) -> Vec<Webhook> {
+        self.core.webhooks.list()
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub fn webhook(&self, id: u64) -> Result<Webhook, ApiError> {
+        self.core.webhooks.get(id).ok_or_else(|| ApiError::not_found("webhook"))
+    }
+
+    /// Creates (`id` none) or changes a webhook; a new one without a secret gets a random one.
+    ///
+    /// # Errors
+    /// `BadRequest` for a URL off the rules (checked after DNS resolution too,
+    /// unless private targets are allowed), no events, a bad secret; `NotFound`.
+    pub async fn save_webhook(&self, id: Option<u64>, change: WebhookChange) -> Result<Webhook, ApiError> {
+        let mut hook = match id {
+            Some(id) => self.webhook(id)?,
+            None => Webhook { id: 0, url: String::new(), events: BTreeSet::new(), secret: crate::auth::new_token() },
+        };
+        let allow_private = self.core.webhooks.allow_private;
+        if let Some(url) = change.url {
+            let (url, host) = webhook::check_url(&url, allow_private)?;
+            if !allow_private && host.parse::<std::net::IpAddr>().is_err() {
+                let found: Vec<std::net::SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), 0)).await.map(Iterator::collect).unwrap_or_default();
+                if found.is_empty() || found.iter().any(|a| webhook::is_internal(a.ip())) {
+                    return Err(InvalidField::new("url", "must name a host that resolves to public addresses only").into());
+                }
+            }
+            hook.url = url;
+        }
+        if let Some(events) = change.events {
+            if events.is_empty() {
+                return Err(InvalidField::new("events", "must name at least one event").into());
+            }
+            hook.events = events.into_iter().collect();
+        }
+        if let Some(secret) = change.secret {
+            if secret.is_empty() || secret.chars().count() > webhook::MAX_SECRET_CHARS {
+                return Err(InvalidField::new("secret", format!("must be 1..={} characters", webhook::MAX_SECRET_CHARS)).into());
+            }
+            hook.secret = secret;
+        }
+        let saved = self.core.archive.save_webhook(hook).await?;
+        self.core.webhooks.saved(saved.clone());
+        Ok(saved)
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub async fn delete_webhook(&self, id: u64) -> Result<(), ApiError> {
+        if !self.core.archive.delete_webhook(id).await? {
+            return Err(ApiError::not_found("webhook"));
+        }
+        self.core.webhooks.deleted(id);
+        Ok(())
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub async fn webhook_attempts(&self, id: u64) -> Result<Vec<Attempt>, ApiError> {
+        self.webhook(id)?;
+        Ok(self.core.archive.attempts(id).await?)
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub fn test_webhook(&self, id: u64) -> Result<(), ApiError> {
+        self.webhook(id)?;
+        self.core.webhooks.test(id);
+        Ok(())
     }
 
     /// The visitor opened a page.

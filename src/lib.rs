@@ -39,4 +39,5 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub(crate) mod views;
+pub(crate) mod webhooks;
 pub(crate) mod ws;

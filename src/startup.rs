@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::persist::records::{ConversationV2, RecordV1, StatusV1};
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
+use crate::webhooks::Webhooks;
 use crate::{demo, http, mail, shutdown};
 
 pub struct Application {
@@ -146,7 +147,10 @@ impl Application {
         for (token, operator) in state.tokens {
             auth.restore(token, Principal::Operator(OperatorId(operator)));
         }
-        let stores = Stores { store, archive, auth };
+        // One crypto provider for every TLS client (webhooks, SMTP); a second server in the process finds it set.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let webhooks = Arc::new(Webhooks::new(archive.webhooks().await?, config.webhooks.allow_private, config.webhooks.timeout));
+        let stores = Stores { store, archive, auth, webhooks };
         // Whether mail is on is the mail configuration's to say (tests set it without the flag).
         let limits = Limits { mail: config.mail.is_some(), ..config.limits };
         let core = Core::new(directory, metrics, limits, arbiters.iter().map(Arbiter::handle).collect(), stores);
@@ -182,6 +186,7 @@ impl Application {
         }));
 
         let (sessions_tx, sessions_rx) = watch::channel(false);
+        actix_rt::spawn(core.webhooks.clone().run(core.archive.clone(), sessions_rx.clone()));
         if let Some(mail) = config.mail.clone() {
             actix_rt::spawn(mail::run(mail, core.archive.clone(), core.metrics.clone(), sessions_rx.clone()));
         }
@@ -274,6 +279,7 @@ impl Application {
             if let Err(e) = hub.snapshot().await {
                 tracing::error!(error = %e, "final snapshot failed; the journal still holds every acknowledged change");
             }
+            hub.flush_webhooks().await;
         };
         tokio::select! {
             res = &mut server => res.context("HTTP server failed"),

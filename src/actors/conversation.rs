@@ -24,6 +24,7 @@ use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::report::Facts;
 use crate::domain::time::Timestamp;
 use crate::domain::visitor::Detail;
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{AnswerId, ChannelId, ExpertiseId, MessageId, OperatorId, StepId};
 use crate::error::ApiError;
 use crate::persist::records::{Journaled, RecordV1};
@@ -426,8 +427,19 @@ impl ConversationActor {
         self.conversation.append(Author { kind: AuthorKind::System, id: None, name: "System".into() }, body)
     }
 
+    /// Queues a webhook event once this command's record is durable; the
+    /// data is not even built when nobody subscribes to `event`.
+    fn hook<T: serde::Serialize + 'static>(&mut self, event: WebhookEvent, data: impl FnOnce(&Conversation) -> T) {
+        if !self.core.webhooks.wants(event) {
+            return;
+        }
+        let (id, data) = (self.conversation.id, data(&self.conversation));
+        self.defer(move |act| act.core.webhooks.emit(event, Some(id), data));
+    }
+
     fn publish_message(&mut self, message: &ChatMessage) {
         self.core.metrics.messages.inc();
+        self.hook(WebhookEvent::MessageCreated, |_| message.clone());
         self.notify_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
         if !message.internal {
             self.notify_visitor(VisitorEvent::Message { message: message.clone() });
@@ -454,6 +466,7 @@ impl ConversationActor {
             }
         }
         if status == Status::Closed && before != Status::Closed {
+            self.hook(WebhookEvent::ConversationClosed, |c| ConversationSummary::from(c));
             self.notify_members(AgentEvent::Closed { conversation_id: id });
             self.notify_visitor(VisitorEvent::Closed { can_rate: self.conversation.kind == Kind::Livechat });
             if let ([a, b], Kind::Direct) = (self.conversation.members(), self.conversation.kind) {
@@ -515,6 +528,9 @@ impl ConversationActor {
         let id = self.conversation.id;
         let user = UserRef { id: operator, name: self.core.operator_name(operator) };
         let notice = self.system_post(format!("{} joined the conversation", user.name));
+        if matches!(arrival, Arrival::Assigned | Arrival::Transferred) {
+            self.hook(WebhookEvent::ConversationAssigned, |c| ConversationSummary::from(c));
+        }
         let arrived = match arrival {
             Arrival::Assigned => Some(AgentEvent::Assigned { conversation: self.view(), reason: None }),
             Arrival::Transferred => Some(AgentEvent::Assigned { conversation: self.view(), reason: Some(AssignReason::Transfer) }),
@@ -546,6 +562,7 @@ impl Handler<Start> for ConversationActor {
 
     fn handle(&mut self, _: Start, ctx: &mut Context<Self>) -> Self::Result {
         let livechat = self.conversation.kind == Kind::Livechat;
+        self.hook(WebhookEvent::ConversationCreated, |c| ConversationSummary::from(c));
         let turn = match self.conversation.bot_mut() {
             Some(bot) => {
                 let actions = bot.advance();
@@ -951,7 +968,8 @@ impl ConversationActor {
         ctx.spawn(archived.into_actor(self).map(move |archived, act, ctx| match archived {
             Ok(()) => {
                 if let Some(lead) = &lead {
-                    act.core.announce_lead(lead);
+                    let view = act.core.announce_lead(lead);
+                    act.core.webhooks.emit(WebhookEvent::LeadCreated, Some(id), view);
                 }
                 act.retired(ctx);
             }

@@ -50,6 +50,7 @@ use crate::persist::records::RecordV1;
 use crate::persist::Store;
 use crate::views::transcript_text;
 use crate::views::LeadView;
+use crate::webhooks::Webhooks;
 use crate::ws::outbound::timed;
 use crate::ws::protocol::AgentEvent;
 use conversation::{ConversationActor, Origin};
@@ -72,6 +73,8 @@ pub struct Core {
     pub archive: Arc<Archive>,
     /// Bearer tokens; conversation actors revoke their visitor's when archived.
     pub auth: Auth,
+    /// Where events go out (`emit` never blocks).
+    pub webhooks: Arc<Webhooks>,
     /// Set once in `Application::build`, before any request or actor can run.
     router: OnceLock<Addr<RouterActor>>,
 }
@@ -81,6 +84,7 @@ pub struct Stores {
     pub store: Store,
     pub archive: Archive,
     pub auth: Auth,
+    pub webhooks: Arc<Webhooks>,
 }
 
 /// Where the live actors are.
@@ -98,7 +102,7 @@ pub struct Registry {
 impl Core {
     /// Where the server keeps its state; see `startup.rs`.
     pub fn new(directory: Directory, metrics: Arc<Metrics>, limits: Limits, arbiters: Vec<ArbiterHandle>, stores: Stores) -> Arc<Core> {
-        let Stores { store, archive, auth } = stores;
+        let Stores { store, archive, auth, webhooks } = stores;
         assert!(!arbiters.is_empty(), "at least one actor arbiter is needed");
         Arc::new(Core {
             directory: RwLock::new(directory),
@@ -116,6 +120,7 @@ impl Core {
             store,
             archive: Arc::new(archive),
             auth,
+            webhooks,
             router: OnceLock::new(),
         })
     }
@@ -299,7 +304,8 @@ pub(crate) fn test_core(dir: &std::path::Path, directory: Directory) -> Arc<Core
         token_idle_timeout: Duration::from_secs(3600),
         visitor_sessions_per_minute: 0,
     });
-    let stores = Stores { store, archive: Archive::open(dir).unwrap(), auth };
+    let webhooks = Arc::new(Webhooks::new(Vec::new(), true, Duration::from_secs(1)));
+    let stores = Stores { store, archive: Archive::open(dir).unwrap(), auth, webhooks };
     Core::new(directory, Arc::new(Metrics::new()), limits, vec![actix_rt::Arbiter::current()], stores)
 }
 

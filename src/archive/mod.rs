@@ -24,13 +24,14 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sql::{Archived, Entry, Mail, QueuedMail, RateRefused};
+pub use sql::{Archived, Attempt, Entry, Mail, NewDelivery, QueuedDelivery, QueuedMail, RateRefused};
 
 use crate::domain::conversation::Rating;
 use crate::domain::history::{HistoryFilter, Viewer};
 use crate::domain::lead::{Lead, LeadRefused, LeadStatus};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
 use crate::domain::{ChannelId, ConversationId, OperatorId};
 use crate::views::HistoryItem;
 
@@ -265,6 +266,48 @@ impl Archive {
     /// The operator last assigned to this visitor's newest archived conversation on `channel` (routing rule 1).
     pub async fn previous_operator(&self, channel: ChannelId, visitor_key: String) -> Result<Option<OperatorId>, ArchiveError> {
         self.read(move |conn| sql::previous_operator(conn, channel, &visitor_key)).await
+    }
+
+    // ---- webhooks ----
+
+    pub async fn webhooks(&self) -> Result<Vec<Webhook>, ArchiveError> {
+        self.read(sql::webhooks).await
+    }
+
+    /// Stores a new webhook (id 0) or replaces one; answers it as stored.
+    pub async fn save_webhook(&self, hook: Webhook) -> Result<Webhook, ArchiveError> {
+        self.change_answering(move |tx| sql::save_webhook(tx, hook)).await
+    }
+
+    pub async fn delete_webhook(&self, id: u64) -> Result<bool, ArchiveError> {
+        self.change_answering(move |tx| sql::delete_webhook(tx, id)).await
+    }
+
+    /// Queues deliveries; resolves once they are durable.
+    pub async fn enqueue_deliveries(&self, deliveries: Vec<NewDelivery>) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::enqueue_deliveries(tx, &deliveries))).await.map(drop)
+    }
+
+    pub async fn due_deliveries(&self, webhook: u64, now: Timestamp, limit: usize) -> Result<Vec<QueuedDelivery>, ArchiveError> {
+        self.read(move |conn| sql::due_deliveries(conn, webhook, now, limit)).await
+    }
+
+    pub async fn next_delivery_at(&self, webhook: u64) -> Result<Option<Timestamp>, ArchiveError> {
+        self.read(move |conn| sql::next_delivery_at(conn, webhook)).await
+    }
+
+    /// Logs a try; the delivery leaves the outbox unless `retry_at` says when to try again.
+    pub async fn delivery_tried(
+        &self,
+        delivery: QueuedDelivery,
+        attempt: Attempt,
+        retry_at: Option<Timestamp>,
+    ) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::delivery_tried(tx, &delivery, &attempt, retry_at))).await.map(drop)
+    }
+
+    pub async fn attempts(&self, webhook: u64) -> Result<Vec<Attempt>, ArchiveError> {
+        self.read(move |conn| sql::attempts(conn, webhook)).await
     }
 
     /// Leads of `status` (any when `None`) on `channels` (all when `None`), oldest first.

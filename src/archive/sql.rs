@@ -20,6 +20,7 @@ use crate::domain::history::{snippet, HistoryFilter, Viewer};
 use crate::domain::lead::{Lead, LeadReason, LeadRefused, LeadStatus};
 use crate::domain::report::{Facts, Scope};
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::{Webhook, WebhookEvent};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::persist::records::{ConversationV1, ConversationV2, MessageV1};
 use crate::persist::{decode, encode};
@@ -126,6 +127,39 @@ const MIGRATIONS: &[&str] = &[
         last_error   TEXT
     );
     CREATE INDEX outbox_due ON outbox (next_attempt);
+",
+    r"
+    -- 6: webhooks, their pending deliveries (a row until a 2xx or 24 h of retries)
+    -- and the log of attempts (the last 100 per webhook are kept).
+    CREATE TABLE webhooks (
+        id     INTEGER PRIMARY KEY,
+        url    TEXT NOT NULL,
+        events TEXT NOT NULL,             -- event names, comma-separated
+        secret TEXT NOT NULL
+    );
+    CREATE TABLE webhook_outbox (
+        id              INTEGER PRIMARY KEY,
+        webhook_id      INTEGER NOT NULL,
+        event_id        TEXT NOT NULL,
+        event           TEXT NOT NULL,
+        conversation_id INTEGER,          -- deliveries of one conversation go in id order
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt    INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox (webhook_id, next_attempt);
+    CREATE TABLE webhook_attempts (
+        id          INTEGER PRIMARY KEY,
+        webhook_id  INTEGER NOT NULL,
+        event_id    TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        status_code INTEGER,
+        error       TEXT,
+        attempt     INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_attempts_by_hook ON webhook_attempts (webhook_id, id);
 ",
 ];
 
@@ -272,6 +306,179 @@ pub fn enqueue(tx: &Transaction<'_>, mail: &Mail) -> rusqlite::Result<usize> {
         "INSERT INTO outbox (to_addr, subject, body, created_at, next_attempt) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![mail.to, mail.subject, mail.body, now],
     )
+}
+
+// ---- webhooks ----
+
+fn webhook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Webhook> {
+    let events: String = r.get(2)?;
+    Ok(Webhook {
+        id: r.get::<_, i64>(0)? as u64,
+        url: r.get(1)?,
+        events: events.split(',').filter_map(WebhookEvent::parse).collect(),
+        secret: r.get(3)?,
+    })
+}
+
+fn event_list(events: &BTreeSet<WebhookEvent>) -> String {
+    events.iter().map(|e| e.name()).collect::<Vec<_>>().join(",")
+}
+
+pub fn webhooks(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
+    let mut stmt = conn.prepare_cached("SELECT id, url, events, secret FROM webhooks ORDER BY id")?;
+    let rows = stmt.query_map([], webhook_row)?;
+    rows.collect()
+}
+
+/// Stores `hook` (its id is chosen here when 0); answers it as stored.
+pub fn save_webhook(tx: &Transaction<'_>, mut hook: Webhook) -> rusqlite::Result<Webhook> {
+    let id = (hook.id != 0).then_some(hook.id as i64);
+    tx.execute(
+        "INSERT OR REPLACE INTO webhooks (id, url, events, secret) VALUES (?1, ?2, ?3, ?4)",
+        params![id, hook.url, event_list(&hook.events), hook.secret],
+    )?;
+    hook.id = tx.last_insert_rowid() as u64;
+    Ok(hook)
+}
+
+/// Deletes a webhook with its pending deliveries and log; `false` when there was none.
+pub fn delete_webhook(tx: &Transaction<'_>, id: u64) -> rusqlite::Result<bool> {
+    tx.execute("DELETE FROM webhook_outbox WHERE webhook_id = ?1", [id as i64])?;
+    tx.execute("DELETE FROM webhook_attempts WHERE webhook_id = ?1", [id as i64])?;
+    Ok(tx.execute("DELETE FROM webhooks WHERE id = ?1", [id as i64])? == 1)
+}
+
+/// A delivery to queue.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub webhook_id: u64,
+    pub event_id: String,
+    /// The event's name (`message.created`, or `webhook.test`).
+    pub name: &'static str,
+    pub conversation_id: Option<ConversationId>,
+    pub body: String,
+}
+
+/// A delivery waiting in the outbox.
+#[derive(Clone, Debug)]
+pub struct QueuedDelivery {
+    pub id: i64,
+    pub webhook_id: u64,
+    pub event_id: String,
+    pub event: String,
+    pub body: String,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+}
+
+pub fn enqueue_deliveries(tx: &Transaction<'_>, deliveries: &[NewDelivery]) -> rusqlite::Result<usize> {
+    let now = Timestamp::now().as_millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO webhook_outbox (webhook_id, event_id, event, conversation_id, body, created_at, next_attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    for d in deliveries {
+        insert.execute(params![d.webhook_id as i64, d.event_id, d.name, d.conversation_id.map(|c| c.0 as i64), d.body, now])?;
+    }
+    Ok(deliveries.len())
+}
+
+/// Up to `limit` deliveries of `webhook` due at `now` that are first in line
+/// for their conversation (nothing older of it still pending), oldest first.
+pub fn due_deliveries(conn: &Connection, webhook: u64, now: Timestamp, limit: usize) -> rusqlite::Result<Vec<QueuedDelivery>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, webhook_id, event_id, event, body, attempts, created_at FROM webhook_outbox o
+         WHERE webhook_id = ?1 AND next_attempt <= ?2
+           AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.webhook_id = o.webhook_id
+                           AND p.conversation_id IS o.conversation_id AND p.id < o.id)
+         ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![webhook as i64, now.as_millis(), limit as i64], |r| {
+        Ok(QueuedDelivery {
+            id: r.get(0)?,
+            webhook_id: r.get::<_, i64>(1)? as u64,
+            event_id: r.get(2)?,
+            event: r.get(3)?,
+            body: r.get(4)?,
+            attempts: r.get(5)?,
+            created_at: Timestamp::from_millis(r.get(6)?),
+        })
+    })?;
+    rows.collect()
+}
+
+/// When the next delivery of `webhook` is due, if any is pending.
+pub fn next_delivery_at(conn: &Connection, webhook: u64) -> rusqlite::Result<Option<Timestamp>> {
+    conn.query_row("SELECT min(next_attempt) FROM webhook_outbox WHERE webhook_id = ?1", [webhook as i64], |r| r.get::<_, Option<i64>>(0))
+        .map(|at| at.map(Timestamp::from_millis))
+}
+
+/// One try of a delivery, as the log shows it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    pub event_id: String,
+    pub event: String,
+    pub at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// 1 for the first try.
+    pub attempt: u32,
+}
+
+/// Attempts kept per webhook.
+const ATTEMPTS_KEPT: i64 = 100;
+
+/// Logs `attempt` of `delivery`; then it leaves the outbox (`retry_at` none:
+/// delivered, or given up) or waits until `retry_at`.
+pub fn delivery_tried(
+    tx: &Transaction<'_>,
+    delivery: &QueuedDelivery,
+    attempt: &Attempt,
+    retry_at: Option<Timestamp>,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO webhook_attempts (webhook_id, event_id, event, at, status_code, error, attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            delivery.webhook_id as i64,
+            attempt.event_id,
+            attempt.event,
+            attempt.at.as_millis(),
+            attempt.status_code,
+            attempt.error,
+            attempt.attempt
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM webhook_attempts WHERE webhook_id = ?1 AND id <= (SELECT id FROM webhook_attempts WHERE webhook_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![delivery.webhook_id as i64, ATTEMPTS_KEPT],
+    )?;
+    match retry_at {
+        None => tx.execute("DELETE FROM webhook_outbox WHERE id = ?1", [delivery.id]),
+        Some(at) => tx.execute(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt = ?2 WHERE id = ?1",
+            params![delivery.id, at.as_millis()],
+        ),
+    }
+}
+
+/// The last attempts of `webhook`, newest first.
+pub fn attempts(conn: &Connection, webhook: u64) -> rusqlite::Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, event, at, status_code, error, attempt FROM webhook_attempts WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![webhook as i64, ATTEMPTS_KEPT], |r| {
+        Ok(Attempt {
+            event_id: r.get(0)?,
+            event: r.get(1)?,
+            at: Timestamp::from_millis(r.get(2)?),
+            status_code: r.get(3)?,
+            error: r.get(4)?,
+            attempt: r.get(5)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// Up to `limit` mails due at `now`, oldest first.

@@ -18,5 +18,6 @@ pub mod search;
 pub mod text;
 pub mod time;
 pub mod visitor;
+pub mod webhook;
 
 pub use ids::{AnswerId, CannedId, ChannelId, ChatbotId, ConversationId, ExpertiseId, MessageId, OperatorId, StepId};

@@ -19,6 +19,7 @@ pub mod schema;
 pub mod ui;
 pub mod users;
 pub mod visitor;
+pub mod webhooks;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -90,6 +91,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/leads").get(leads::list))
                 .service(web::resource("/leads/{conversation_id}/claim").post(leads::claim))
                 .service(web::resource("/leads/{conversation_id}/done").post(leads::done))
+                .service(web::resource("/webhooks").get(webhooks::list).post(webhooks::create))
+                .service(web::resource("/webhooks/{id}").get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+                .service(web::resource("/webhooks/{id}/deliveries").get(webhooks::deliveries))
+                .service(web::resource("/webhooks/{id}/test").post(webhooks::test))
                 .service(web::resource("/admin/snapshot").post(ops::snapshot))
                 .service(web::resource("/reports/routing").get(reports::routing)),
         )

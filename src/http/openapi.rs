@@ -8,7 +8,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, canned, channels, chatbots, conversations, expertise, history, leads, ops, reports, users, visitor};
+use super::{auth, canned, channels, chatbots, conversations, expertise, history, leads, ops, reports, users, visitor, webhooks};
 
 struct BearerAuth;
 
@@ -82,6 +82,7 @@ fn mark_optional_when_empty_is_valid(body: &mut RequestBody, components: &Compon
         history::search, history::transcript, history::visitor_history, history::erase_visitor,
         canned::list, canned::get, canned::create, canned::update, canned::delete,
         leads::list, leads::claim, leads::done,
+        webhooks::list, webhooks::get, webhooks::create, webhooks::update, webhooks::delete, webhooks::deliveries, webhooks::test,
     )
 )]
 pub struct ApiDoc;

@@ -11,7 +11,7 @@ use utoipa::openapi::RefOr;
 use crate::auth::MAX_PASSWORD_CHARS;
 use crate::domain::canned::MAX_SHORTCUT_CHARS;
 use crate::domain::text::{MAX_LOGIN_CHARS, MAX_NAME_CHARS, WHITESPACE};
-use crate::domain::visitor;
+use crate::domain::{visitor, webhook};
 use crate::hub::MAX_VISITOR_KEY_CHARS;
 
 const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
@@ -65,6 +65,12 @@ pub fn title_or_null() -> RefOr<Schema> {
 /// `domain::visitor::timezone`.
 pub fn timezone_or_null() -> RefOr<Schema> {
     nullable_text(Some(visitor::MAX_TIMEZONE_CHARS), Some(visitor::TIMEZONE_PATTERN.to_owned()))
+}
+
+/// `domain::webhook::check_url`'s shape (the host and address rules come after).
+pub fn webhook_url() -> RefOr<Schema> {
+    let pattern = format!("^https?://[^/?#{ws}]+([/?#][^{ws}]*)?$", ws = WHITESPACE);
+    ObjectBuilder::new().schema_type(Type::String).max_length(Some(webhook::MAX_URL_CHARS)).pattern(Some(pattern)).into()
 }
 
 /// `domain::visitor::email`, required.

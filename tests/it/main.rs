@@ -27,4 +27,5 @@ mod security;
 mod support;
 mod together;
 mod visitor_context;
+mod webhooks;
 mod websocket;
