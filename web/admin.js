@@ -15,17 +15,19 @@ const STEP_TYPES = {
 };
 
 let me = null;
-let data = { users: [], expertise: [], channels: [], chatbots: [], canned: [] };
+let data = { users: [], expertise: [], channels: [], chatbots: [], canned: [], webhooks: [] };
 
 async function load() {
-  const [users, expertise, channels, chatbots, canned] = await Promise.all([
+  const admin = me.role === "admin";
+  const [users, expertise, channels, chatbots, canned, webhooks] = await Promise.all([
     api("GET", "/users"),
     api("GET", "/expertise"),
     api("GET", "/channels"),
     api("GET", "/chatbots"),
     api("GET", "/canned_responses"),
+    admin ? api("GET", "/webhooks") : [],
   ]);
-  data = { users, expertise, channels, chatbots, canned };
+  data = { users, expertise, channels, chatbots, canned, webhooks };
 }
 
 const userName = (id) => data.users.find((u) => u.id === id)?.name ?? `#${id}`;
@@ -508,6 +510,102 @@ function cannedForm(existing) {
   return form;
 }
 
+// ---- webhooks ----
+
+const WEBHOOK_EVENTS = ["conversation.created", "conversation.assigned", "conversation.closed", "message.created", "lead.created", "rating.created"];
+
+function webhooksSection() {
+  const rows = data.webhooks.map((w) =>
+    el(
+      "tr",
+      { dataset: { webhook: w.id } },
+      el("td", { class: "url" }, w.url),
+      el("td", {}, w.events.join(", ")),
+      el(
+        "td",
+        {},
+        el("button", { type: "button", class: "test-webhook", onclick: () => testWebhook(w) }, "Send test event"),
+        " ",
+        el("button", { type: "button", class: "show-deliveries", onclick: () => showDeliveries(w) }, "Deliveries"),
+      ),
+      rowActions("webhook-editor", () => webhookForm(w), `/webhooks/${w.id}`, "webhooks", `the webhook to ${w.url}`),
+    ),
+  );
+  return [
+    el("p", { class: "hint" }, "Each event is POSTed as JSON {id, event, at, data}, signed: X-Switchboard-Signature: sha256=<HMAC-SHA256 of the body with the secret>. Failed deliveries are retried for 24 hours, in order per conversation."),
+    el(
+      "table",
+      { id: "webhooks-table" },
+      el("thead", {}, el("tr", {}, ["URL", "Events", "", ""].map((h) => el("th", {}, h)))),
+      bodyOr(rows, 4, "No webhook yet: add one to tell your CRM or chat room about leads, ratings and conversations."),
+    ),
+    el("div", { id: "deliveries" }),
+    el("div", { id: "webhook-editor" }, webhookForm(null)),
+  ];
+}
+
+async function testWebhook(w) {
+  try {
+    await api("POST", `/webhooks/${w.id}/test`);
+    toast("Test event queued");
+    setTimeout(() => showDeliveries(w), 1000);
+  } catch (error) {
+    toast(readable(error.message), "error");
+  }
+}
+
+/** The last attempts of a webhook: when, which event, the answer or the error, which try. */
+async function showDeliveries(w) {
+  let attempts;
+  try {
+    attempts = await api("GET", `/webhooks/${w.id}/deliveries`);
+  } catch (error) {
+    return toast(readable(error.message), "error");
+  }
+  const rows = attempts.map((a) =>
+    el(
+      "tr",
+      { class: a.status_code >= 200 && a.status_code < 300 ? "ok" : "failed" },
+      el("td", {}, new Date(a.at).toLocaleString()),
+      el("td", {}, a.event),
+      el("td", {}, a.status_code ?? "—"),
+      el("td", {}, a.error ?? ""),
+      el("td", {}, a.attempt),
+    ),
+  );
+  fill(
+    $("deliveries"),
+    el("h2", {}, `Recent deliveries to ${w.url}`),
+    el(
+      "table",
+      { id: "deliveries-table" },
+      el("thead", {}, el("tr", {}, ["When", "Event", "Status", "Error", "Try"].map((h) => el("th", {}, h)))),
+      bodyOr(rows, 5, "Nothing delivered yet."),
+    ),
+  );
+}
+
+function webhookForm(existing) {
+  const form = el(
+    "form",
+    { id: "webhook-form", class: "editor" },
+    el("h2", {}, existing ? `Edit the webhook to ${existing.url}` : "New webhook"),
+    el("label", {}, "URL (http:// or https://)", el("input", { name: "url", type: "url", required: true, value: existing?.url ?? "" })),
+    el("fieldset", {}, el("legend", {}, "Events"), checks("events", WEBHOOK_EVENTS.map((e) => [e, e]), existing?.events ?? [])),
+    el("label", {}, existing ? "Secret (leave empty to keep)" : "Secret (empty: a random one)", el("input", { name: "secret", autocomplete: "off" })),
+    existing ? el("p", { class: "hint" }, `Current secret: ${existing.secret}`) : null,
+    el("button", { type: "submit", class: "primary" }, existing ? "Save" : "Create"),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const events = [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value);
+    const body = { url: form.elements.url.value.trim(), events };
+    if (form.elements.secret.value) body.secret = form.elements.secret.value;
+    change(() => (existing ? api("PATCH", `/webhooks/${existing.id}`, body) : api("POST", "/webhooks", body)), "webhooks");
+  });
+  return form;
+}
+
 // ---- tabs ----
 
 const SECTIONS = {
@@ -516,6 +614,7 @@ const SECTIONS = {
   channels: ["Channels", channelsSection],
   chatbots: ["Chatbots", chatbotsSection],
   canned: ["Saved replies", cannedSection],
+  webhooks: ["Webhooks", webhooksSection],
   reports: ["Routing report", reportSection],
 };
 

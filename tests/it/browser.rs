@@ -589,6 +589,19 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     let anna_token = s.login("anna", "pw").await;
     let seen = s.get("/api/v1/canned_responses", &anna_token).await.expect(200);
     assert!(seen.as_array().unwrap().iter().any(|c| c["shortcut"] == "hours" && c["shared"] == true), "{seen}");
+    // A webhook for leads, tried with "Send test event", its delivery in the log.
+    let receiver = crate::webhooks::Receiver::start(free_port(), &[]).await;
+    click(&admin, "#tab-webhooks").await;
+    type_into(&admin, "#webhook-form input[name=url]", &receiver.url()).await;
+    click(&admin, "#webhook-form input[name=events][value='lead.created']").await;
+    click(&admin, "#webhook-form button[type=submit]").await;
+    wait_text(&admin, "#webhooks-table", &receiver.url()).await;
+    click(&admin, "#webhooks-table .test-webhook").await;
+    receiver.wait_until("the test event", |got| crate::webhooks::events(got).iter().any(|e| e == "webhook.test")).await;
+    click(&admin, "#webhooks-table .show-deliveries").await;
+    wait_text(&admin, "#deliveries-table", "webhook.test").await;
+    screenshot(&admin, "admin-webhooks").await;
+    receiver.stop().await;
     let bruno_now = s.get(&format!("/api/v1/users/{b}"), &s.admin).await.expect(200);
     assert_eq!(bruno_now["active"], false, "deactivated from the UI");
     for browser in [admin, anna, bruno, chloe, visitor] {

@@ -15,7 +15,7 @@ use crate::support::{free_port, ServerProcess, TestServer};
 
 /// What the receiver does with the next request.
 #[derive(Clone, Copy)]
-enum Answer {
+pub enum Answer {
     Status(u16),
     /// Answers 200, but only after this long (longer than the server waits).
     Hang(Duration),
@@ -23,7 +23,7 @@ enum Answer {
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Got {
+pub struct Got {
     signature: String,
     body: String,
     json: Value,
@@ -36,7 +36,7 @@ struct Script {
 }
 
 /// An HTTP server on 127.0.0.1 that records every POST and answers as scripted (200 once the script is done).
-struct Receiver {
+pub struct Receiver {
     port: u16,
     script: Arc<Script>,
     server: actix_web::dev::ServerHandle,
@@ -60,7 +60,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, script: web::Data<Script>) 
 }
 
 impl Receiver {
-    async fn start(port: u16, answers: &[Answer]) -> Receiver {
+    pub async fn start(port: u16, answers: &[Answer]) -> Receiver {
         let script = Arc::new(Script::default());
         script.answers.lock().extend(answers.iter().copied());
         let data = web::Data::from(script.clone());
@@ -75,7 +75,7 @@ impl Receiver {
         Receiver { port, script, server: handle }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
@@ -84,7 +84,7 @@ impl Receiver {
     }
 
     /// Waits until `pred` holds of what arrived.
-    async fn wait_until(&self, what: &str, pred: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+    pub async fn wait_until(&self, what: &str, pred: impl Fn(&[Got]) -> bool) -> Vec<Got> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let got = self.got();
@@ -96,12 +96,12 @@ impl Receiver {
         }
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.server.stop(false).await;
     }
 }
 
-fn events(got: &[Got]) -> Vec<String> {
+pub fn events(got: &[Got]) -> Vec<String> {
     got.iter().map(|g| g.json["event"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
