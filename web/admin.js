@@ -64,6 +64,11 @@ function readable(message) {
     .replace(/`(\w+)`/g, (_, field) => field.replaceAll("_ids", "s").replaceAll("_", " "));
 }
 
+/** Saves a form of `section` (also its path): a PATCH of `existing`, or a POST of a new one. */
+function save(existing, section, body) {
+  change(() => (existing ? api("PATCH", `/${section}/${existing.id}`, body) : api("POST", `/${section}`, body)), section);
+}
+
 /** A table row's Edit (opens `form()` in the editor) and Delete buttons; Delete asks first. */
 function rowActions(editor, form, path, section, what) {
   const remove = () => confirm(`Delete ${what}? This cannot be undone.`) && change(() => api("DELETE", path), section);
@@ -119,7 +124,7 @@ function expertiseForm(existing) {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const body = { name: form.elements.name.value, operator_ids: checked(form, "operator_ids") };
-    change(() => (existing ? api("PATCH", `/expertise/${existing.id}`, body) : api("POST", "/expertise", body)), "expertise");
+    save(existing, "expertise", body);
   });
   return form;
 }
@@ -194,7 +199,7 @@ function userForm(existing) {
     if (f.password.value) body.password = f.password.value;
     if (existing) body.expertise_ids = checked(form, "expertise_ids");
     else body.login = f.login.value;
-    change(() => (existing ? api("PATCH", `/users/${existing.id}`, body) : api("POST", "/users", body)), "users");
+    save(existing, "users", body);
   });
   return form;
 }
@@ -275,7 +280,7 @@ function channelForm(existing) {
       notify_email: f.notify_email.value.trim() || null,
     };
     for (const [name] of ROUTING_OPTIONS) body[name] = f[name].value ? Number(f[name].value) : null;
-    change(() => (existing ? api("PATCH", `/channels/${existing.id}`, body) : api("POST", "/channels", body)), "channels");
+    save(existing, "channels", body);
   });
   return form;
 }
@@ -463,7 +468,7 @@ function chatbotForm(existing) {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const body = { title: title.value, steps };
-    change(() => (existing ? api("PATCH", `/chatbots/${existing.id}`, body) : api("POST", "/chatbots", body)), "chatbots");
+    save(existing, "chatbots", body);
   });
   return form;
 }
@@ -601,7 +606,7 @@ function webhookForm(existing) {
     const events = [...form.querySelectorAll('input[name="events"]:checked')].map((i) => i.value);
     const body = { url: form.elements.url.value.trim(), events };
     if (form.elements.secret.value) body.secret = form.elements.secret.value;
-    change(() => (existing ? api("PATCH", `/webhooks/${existing.id}`, body) : api("POST", "/webhooks", body)), "webhooks");
+    save(existing, "webhooks", body);
   });
   return form;
 }
