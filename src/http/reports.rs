@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{time_param, Admin};
+use super::extract::{id_param, time_param, Admin};
 use crate::domain::report::{Ratings, Scope};
 use crate::domain::ChannelId;
 use crate::error::{ApiError, ErrorBody};
@@ -22,7 +22,10 @@ pub struct ReportQuery {
     /// … and before this one.
     #[param(format = DateTime)]
     to: Option<String>,
-    channel_id: Option<ChannelId>,
+    /// Only this channel's conversations. Text, so a value beyond the
+    /// documented range is refused naming the field (ids are stored as i64).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    channel_id: Option<String>,
     /// `csv` for CSV, `json` for JSON; absent = by the `Accept` header.
     #[param(inline)]
     format: Option<ReportFormat>,
@@ -46,8 +49,11 @@ pub async fn routing(
     req: HttpRequest,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope =
-        Scope { from: time_param("from", query.from.as_deref())?, to: time_param("to", query.to.as_deref())?, channel: query.channel_id };
+    let scope = Scope {
+        from: time_param("from", query.from.as_deref())?,
+        to: time_param("to", query.to.as_deref())?,
+        channel: id_param("channel_id", query.channel_id.as_ref())?.map(ChannelId),
+    };
     let report = hub.routing_report(scope).await?;
     let accepts_csv = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     Ok(match query.format {

@@ -201,7 +201,7 @@ async fn the_routing_report_counts_a_scripted_day_and_csv_agrees_with_json() {
     let later = s.get("/api/v1/reports/routing?from=2999-01-01T00:00:00Z", &s.admin).await.expect(200);
     assert_eq!(later["conversations"], 0);
     assert_eq!(s.get("/api/v1/reports/routing?from=yesterday", &s.admin).await.status, 400);
-    for bad in ["format=xml", "channel_id=abc", "to=2026-13-01T00:00:00Z"] {
+    for bad in ["format=xml", "channel_id=abc", "channel_id=0", "channel_id=9223372036854775808", "to=2026-13-01T00:00:00Z"] {
         let res = s.get(&format!("/api/v1/reports/routing?{bad}"), &s.admin).await;
         assert_eq!(res.status, 400, "{bad}");
         assert_eq!(res.error_code(), "bad_request");
