@@ -13,9 +13,9 @@ use parking_lot::RwLockReadGuard;
 use tokio::sync::watch;
 
 use crate::actors::conversation::{
-    AttachVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory, GetConversation,
-    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, LeaveContact, PostMessage, Reader, RecordPage, Replay, SetExpertise,
-    SetStatus, Start, Transfer, Typing, UntilArchived,
+    AttachVisitor, ChangeVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory,
+    GetConversation, GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise,
+    SetStatus, Start, Transfer, Typing, UntilArchived, VisitorChange,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
@@ -652,8 +652,8 @@ impl Hub {
     /// # Errors
     /// `BadRequest` for a URL or title off the rules, `Conflict` once closed.
     pub async fn record_page(&self, conversation: ConversationId, url: &str, title: &str) -> Result<(), ApiError> {
-        let page = RecordPage { url: visitor::url("url", url)?, title: visitor::title("title", title)? };
-        self.command(conversation, page).await
+        let page = VisitorChange::Page { url: visitor::url("url", url)?, title: visitor::title("title", title)? };
+        self.command(conversation, ChangeVisitor(page)).await
     }
 
     /// The visitor left their e-mail address to be contacted.
@@ -662,7 +662,7 @@ impl Hub {
     /// `BadRequest` for a malformed address, `Conflict` once closed.
     pub async fn leave_contact(&self, conversation: ConversationId, email: &str) -> Result<(), ApiError> {
         let email = visitor::email("email", email)?;
-        self.command(conversation, LeaveContact(Detail::Email(email))).await
+        self.command(conversation, ChangeVisitor(VisitorChange::Contact(Detail::Email(email)))).await
     }
 
     /// The conversation as its visitor sees it, once everything in it is durable.

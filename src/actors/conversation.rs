@@ -836,47 +836,37 @@ impl ConversationActor {
     }
 }
 
-/// The visitor opened a page of the site (kept in their context, the last 20).
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct RecordPage {
-    pub url: String,
-    pub title: String,
+/// What the visitor's own side tells about them, kept in their context.
+pub enum VisitorChange {
+    /// A page of the site they opened (the last 20 are kept).
+    Page { url: String, title: String },
+    /// A way to reach them (the widget's "leave your e-mail"), as a bot's
+    /// e-mail question would learn it, and in the lead if nobody answers.
+    Contact(Detail),
 }
 
-impl Handler<RecordPage> for ConversationActor {
+/// Changes the visitor's context; members are told. 409 once closed.
+#[derive(Message)]
+#[rtype(result = "Result<(), CommandError>")]
+pub struct ChangeVisitor(pub VisitorChange);
+
+impl Handler<ChangeVisitor> for ConversationActor {
     type Result = CommandReply<()>;
 
-    fn handle(&mut self, msg: RecordPage, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ChangeVisitor, _: &mut Context<Self>) -> Self::Result {
         self.reply_with(|act| {
             if act.conversation.status() == Status::Closed {
                 return Err(ConversationError::Closed);
             }
-            let visitor = act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?;
-            visitor.context.visit(msg.url, msg.title, Timestamp::now());
-            act.visitor_changed();
-            Ok(())
-        })
-    }
-}
-
-/// The visitor left a way to reach them (the widget's "leave your e-mail"):
-/// kept in their context as a bot's e-mail question would, and in the lead
-/// if nobody answers.
-#[derive(Message)]
-#[rtype(result = "Result<(), CommandError>")]
-pub struct LeaveContact(pub Detail);
-
-impl Handler<LeaveContact> for ConversationActor {
-    type Result = CommandReply<()>;
-
-    fn handle(&mut self, msg: LeaveContact, _: &mut Context<Self>) -> Self::Result {
-        self.reply_with(|act| {
-            if act.conversation.status() == Status::Closed {
-                return Err(ConversationError::Closed);
-            }
-            let visitor = act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?;
-            if visitor.context.learn(msg.0) {
+            let context = &mut act.conversation.visitor.as_mut().ok_or(ConversationError::NotLivechat)?.context;
+            let changed = match msg.0 {
+                VisitorChange::Page { url, title } => {
+                    context.visit(url, title, Timestamp::now());
+                    true
+                }
+                VisitorChange::Contact(detail) => context.learn(detail),
+            };
+            if changed {
                 act.visitor_changed();
             }
             Ok(())

@@ -128,6 +128,18 @@ async fn drop_socket_on_next_send(c: &Client) {
     c.execute(script, vec![]).await.unwrap();
 }
 
+/// The operator of this console picks Away in the top bar; returns once the server says so.
+async fn go_away(c: &Client, s: &TestServer, operator: u64) {
+    c.execute("const p = document.getElementById('presence'); p.value = 'away'; p.dispatchEvent(new Event('change'));", vec![])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while s.get(&format!("/api/v1/users/{operator}"), &s.admin).await.expect(200)["presence"] != "away" {
+        assert!(Instant::now() < deadline, "operator {operator} never went away");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What `act` does to an element.
 enum Act<'a> {
     Click,
@@ -290,16 +302,8 @@ async fn a_missed_chat_becomes_a_lead_in_the_console(driver: &Driver, s: &TestSe
     let (hana, _) = s.operator("hana", json!({"name": "Hana"})).await;
     let channel = s.channel(&[hana], None).await;
     let hana_console = console(driver, s, "hana", "pw").await;
-    hana_console
-        .execute("const p = document.getElementById('presence'); p.value = 'away'; p.dispatchEvent(new Event('change'));", vec![])
-        .await
-        .unwrap();
+    go_away(&hana_console, s, hana).await;
     let hana_token = s.login("hana", "pw").await;
-    let deadline = Instant::now() + WAIT;
-    while s.get(&format!("/api/v1/users/{hana}"), &s.admin).await.expect(200)["presence"] != "away" {
-        assert!(Instant::now() < deadline, "Hana never went away");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // Queued with nobody free, the visitor leaves an e-mail address instead of waiting.
     let visitor = widget(driver, s, channel).await;
     send_in_widget(&visitor, "Can someone call me back? 0470 12 34 56").await;
@@ -485,15 +489,7 @@ async fn looking_for_help_story(driver: &Driver, s: &TestServer) {
     let bruno = console(driver, s, "bruno", "pw").await;
     let chloe = console(driver, s, "chloe", "pw").await;
     // Chloe steps away so the router has one Billing expert to choose: Anna.
-    chloe
-        .execute("const p = document.getElementById('presence'); p.value = 'away'; p.dispatchEvent(new Event('change'));", vec![])
-        .await
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while s.get(&format!("/api/v1/users/{c}"), &s.admin).await.expect(200)["presence"] != "away" {
-        assert!(Instant::now() < deadline, "chloe never went away");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    go_away(&chloe, s, c).await;
 
     let visitor = widget(driver, s, channel).await;
     wait_text(&visitor, ".sbw-choices button", "Billing").await.click().await.unwrap();

@@ -210,7 +210,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     let acked = acked.borrow();
     let total: usize = acked.messages.values().map(BTreeMap::len).sum();
     eprintln!(
-        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page, {} closed conversations, {} internal notes and {} transfers all survived",
+        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page, {} closed conversations (each a lead), {} internal notes and {} transfers all survived",
         acked.expertise.len(),
         acked.canned.len(),
         acked.closed.len(),
@@ -362,6 +362,12 @@ async fn verify(http: &reqwest::Client, base: &str, admin: &str, visitors: &Hash
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
         }
+    }
+    // Nobody serves the crash channel: each of them is a lead, exactly once.
+    let leads = get(http, &format!("{base}/api/v1/leads"), admin).await;
+    let leads: Vec<u64> = leads.as_array().unwrap().iter().map(|l| l["conversation_id"].as_u64().unwrap()).collect();
+    for id in acked.closed.keys() {
+        assert_eq!(leads.iter().filter(|l| *l == id).count(), 1, "cycle {cycle}: closed conversation {id} is not one lead");
     }
     let unique: std::collections::BTreeSet<u64> = listed.iter().copied().collect();
     assert_eq!(unique.len(), listed.len(), "cycle {cycle}: history lists a conversation twice");
