@@ -13,9 +13,9 @@ use parking_lot::RwLockReadGuard;
 use tokio::sync::watch;
 
 use crate::actors::conversation::{
-    AttachVisitor, ChangeVisitor, Close, Closer, Content, ConversationActor, CopyForSnapshot, DirectoryPruned, Erase, FindInHistory,
-    GetConversation, GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise,
-    SetStatus, Start, Transfer, Typing, UntilArchived, VisitorChange,
+    AttachVisitor, ChangeVisitor, Close, Closer, Content, ConversationActor, DirectoryPruned, Erase, FindInHistory, GetConversation,
+    GetFacts, GetSummary, GetVisitorConversation, Invite, Join, Leave, PostMessage, Reader, Replay, SetExpertise, SetStatus, Start,
+    Transfer, Typing, UntilArchived, VisitorChange,
 };
 use crate::actors::operator::{Connect, Deactivate, Deliver, Disconnect, ListConversations, SetPresence, Track};
 use crate::actors::router::{DirectoryChanged, ListBoard, ListLive};
@@ -38,7 +38,7 @@ use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorI
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
 use crate::persist::records::{DirectoryV4, RecordV1};
-use crate::persist::{self, SnapshotStats, StoreError};
+use crate::persist::{self, SnapshotStats};
 use crate::views::{
     transcript_text, BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport,
     UserView, VisitorConversationView,
@@ -929,10 +929,7 @@ impl Hub {
         let capture = || async {
             let directory = DirectoryV4::from(&*self.core.directory.read());
             let tokens = self.core.auth.operator_tokens();
-            let copies = join_all(self.core.conversations().iter().map(|addr| addr.send(CopyForSnapshot))).await;
-            let copies = copies.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| StoreError::Stopped)?;
-            let longest_pause = copies.iter().map(|&(_, took)| took).max().unwrap_or_default();
-            let conversations = copies.into_iter().map(|(copy, _)| copy).collect();
+            let (conversations, longest_pause) = self.core.copy_conversations(self.core.conversations_by_id()).await?;
             Ok(persist::Capture { directory, tokens, conversations, longest_pause })
         };
         Ok(self.core.store.snapshot(capture).await?)

@@ -1425,6 +1425,32 @@ mod tests {
         assert_eq!(archived.conversation.messages().len(), 4);
     }
 
+    /// A conversation listed for a snapshot that retires before its copy is
+    /// asked for is left out of the copy, not taken for a stopping server.
+    #[actix_rt::test]
+    async fn a_conversation_that_retires_during_a_snapshot_is_left_out() {
+        use actix::Actor as _;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let (core, ann, bob) = ann_and_bob(dir.path());
+        core.set_router(crate::actors::router::RouterActor::new(core.clone()).start());
+        let (leaving, staying) = (ConversationId(1), ConversationId(2));
+        for id in [leaving, staying] {
+            core.start_conversation(Conversation::direct(id, [ann, bob]), None).send(Start).await.unwrap().unwrap();
+        }
+        let listed = core.conversations_by_id();
+        let addr = core.conversation(leaving).unwrap();
+        let retired = addr.send(Close { by: Closer::Operator(ann) }).await.unwrap();
+        retired.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while core.conversation(leaving).is_some() || addr.connected() {
+            assert!(Instant::now() < deadline, "archived and stopped in time");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (copies, _) = core.copy_conversations(listed).await.expect("a retired conversation is no error");
+        assert_eq!(copies.len(), 1, "only the live one is copied");
+    }
+
     /// A read that reaches the actor while a change's record is on its way to
     /// the journal waits for it; when the write then fails, the read does not
     /// reveal the change (before, it answered from memory at once).

@@ -30,10 +30,12 @@ pub mod router;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_rt::ArbiterHandle;
 use dashmap::DashMap;
+use futures_util::future::join_all;
 use parking_lot::RwLock;
 
 use crate::archive::Archive;
@@ -47,13 +49,13 @@ use crate::domain::{ConversationId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::persist::records::RecordV1;
-use crate::persist::Store;
+use crate::persist::{Captured, Store, StoreError};
 use crate::views::transcript_text;
 use crate::views::LeadView;
 use crate::webhooks::Webhooks;
 use crate::ws::outbound::timed;
 use crate::ws::protocol::AgentEvent;
-use conversation::{ConversationActor, Origin};
+use conversation::{ConversationActor, CopyForSnapshot, Origin};
 use operator::Deliver;
 use operator::OperatorActor;
 use router::RouterActor;
@@ -207,6 +209,40 @@ impl Core {
         self.registry.conversations.iter().map(|e| e.value().clone()).collect()
     }
 
+    /// Every conversation actor with its id (see [`Core::copy_conversations`]).
+    pub fn conversations_by_id(&self) -> Vec<(ConversationId, Addr<ConversationActor>)> {
+        self.registry.conversations.iter().map(|e| (*e.key(), e.value().clone())).collect()
+    }
+
+    /// Copies each of `live` for a snapshot, actor by actor; answers the
+    /// copies and the longest any actor was held up.
+    ///
+    /// An actor listed in `live` may retire before its copy is asked for: the
+    /// journal then already says it is archived, so it is left out (before,
+    /// that answered 503, found by schemathesis closing chats around a snapshot).
+    ///
+    /// # Errors
+    /// `Stopped` when an actor that is still registered cannot be reached (the
+    /// server is stopping): a snapshot without it would lose it.
+    pub async fn copy_conversations(
+        &self,
+        live: Vec<(ConversationId, Addr<ConversationActor>)>,
+    ) -> Result<(Vec<Captured>, Duration), StoreError> {
+        let answers = join_all(live.iter().map(|(_, addr)| addr.send(CopyForSnapshot))).await;
+        let (mut copies, mut longest) = (Vec::with_capacity(answers.len()), Duration::ZERO);
+        for ((id, _), answer) in live.iter().zip(answers) {
+            match answer {
+                Ok((copy, took)) => {
+                    longest = longest.max(took);
+                    copies.push(copy);
+                }
+                Err(_) if self.conversation(*id).is_none() => {}
+                Err(_) => return Err(StoreError::Stopped),
+            }
+        }
+        Ok((copies, longest))
+    }
+
     /// The operator's actor, started on first use.
     pub fn operator(self: &Arc<Self>, id: OperatorId) -> Addr<OperatorActor> {
         if let Some(addr) = self.registry.operators.get(&id) {
@@ -295,7 +331,6 @@ fn lead_mail(to: &str, channel: &str, lead: &Lead, c: &Conversation) -> Mail {
 /// A core on the current arbiter with its journal in `dir`, for actor tests.
 #[cfg(test)]
 pub(crate) fn test_core(dir: &std::path::Path, directory: Directory) -> Arc<Core> {
-    use std::time::Duration;
     let store = Store::open(dir, 1, crate::persist::journal::FsyncMode::Always, Duration::from_millis(50)).unwrap();
     let limits = Limits { max_message_chars: 4000, bot_input_pause: Duration::from_secs(1), mail: false };
     let auth = Auth::new(crate::config::AuthConfig {

@@ -104,20 +104,7 @@ async fn history_filters_pages_and_visibility() {
     s.archived(4).await;
 
     // Admin: everything, newest first, in pages that neither skip nor repeat.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/history?limit=2&cursor={c}"),
-            None => "/api/v1/history?limit=2".into(),
-        };
-        let page = s.get(&path, &s.admin).await.expect(200);
-        seen.extend(ids(&page));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let seen = s.history_ids("limit=2").await;
     let mut all = on_a.clone();
     all.push(on_b);
     all.reverse();

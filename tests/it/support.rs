@@ -157,6 +157,21 @@ impl TestServer {
         (status, disposition, res.text().await.expect("body"))
     }
 
+    /// Every id `GET /history?{query}` lists for the admin, following `next_cursor` page by page.
+    pub async fn history_ids(&self, query: &str) -> Vec<u64> {
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..1000 {
+            let page = self.get(&format!("/api/v1/history?{query}{cursor}"), &self.admin).await.expect(200);
+            ids.extend(page["items"].as_array().expect("items").iter().map(|i| i["id"].as_u64().expect("id")));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return ids,
+            }
+        }
+        panic!("history did not end within 1000 pages");
+    }
+
     /// Waits until at least `count` conversations were archived in all (they left memory).
     pub async fn archived(&self, count: u64) {
         let started = std::time::Instant::now();
