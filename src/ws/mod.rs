@@ -1,21 +1,34 @@
 //! The one WebSocket session loop, used by operators and visitors alike:
-//! heartbeat, frame limits, the bounded outbound queue, and closing.
+//! heartbeat, frame limits, the bounded outbound queue, pipelined commands,
+//! and closing.
 //!
 //! A session is a task, not an actor. Actors reach it through a [`SessionTx`]
 //! and never wait on it: a full queue means the client is too slow, and the
 //! session is told to close instead of stalling the actor.
+//!
+//! Commands are pipelined (API.md v1.1): a frame is dispatched to its actor as
+//! soon as it is read, without waiting for the durability of the one before,
+//! and up to [`MAX_IN_FLIGHT`] answers are awaited at once; they are written
+//! in the order the frames arrived. Before, each command waited for its
+//! journal write before the next frame was read, so one socket serving many
+//! conversations relayed a third of what as many sockets did (issue 14).
 
 pub mod operator;
 pub mod outbound;
 pub mod protocol;
 pub mod visitor;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::task::noop_waker_ref;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -82,6 +95,7 @@ impl<E> Ack<E> {
 /// The role-specific part of a session: how it executes one command.
 ///
 /// Sessions run on one worker thread each, so the futures need not be `Send`.
+/// Several run at once (pipelining), hence `&self`.
 #[allow(async_fn_in_trait)]
 pub trait CommandHandler {
     type Command: DeserializeOwned;
@@ -89,9 +103,41 @@ pub trait CommandHandler {
 
     /// Executes `command`; `reference` is the frame's `ref`, which makes a `send` idempotent.
     ///
+    /// The command must reach its actor by the first `await` that waits
+    /// (the session polls the future once when the frame arrives), so that
+    /// a socket's commands are applied in the order they were sent.
+    ///
     /// # Errors
     /// Any `ApiError`; it is answered as an `error` frame and the session goes on.
-    async fn handle(&mut self, command: Self::Command, reference: Option<&str>) -> Result<Ack<Self::Event>, ApiError>;
+    async fn handle(&self, command: Self::Command, reference: Option<&str>) -> Result<Ack<Self::Event>, ApiError>;
+
+    /// Whether events queued for the session must wait until this command is
+    /// answered: a `resume` replays what was missed *before* live events.
+    fn holds_events(_command: &Self::Command) -> bool {
+        false
+    }
+}
+
+/// Most commands of one socket awaiting their answers at once; beyond it the
+/// session reads no further frame until the oldest is answered, so a client
+/// cannot queue unbounded work.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// What one frame comes to, written when every earlier frame's answer has been.
+struct Answer<E> {
+    /// Events before the reply (a replay).
+    replay: Vec<E>,
+    /// `ack` or `error`; none for a successful command without `ref`.
+    reply: Option<Reply>,
+    /// Whether queued events were held back for it ([`CommandHandler::holds_events`]).
+    held_events: bool,
+}
+
+type InFlight<'h, E> = Pin<Box<dyn Future<Output = Answer<E>> + 'h>>;
+
+/// An answer that needs no waiting (a frame refused before reaching an actor).
+fn at_once<'h, E: 'h>(reply: Reply) -> InFlight<'h, E> {
+    Box::pin(std::future::ready(Answer { replay: Vec::new(), reply: Some(reply), held_events: false }))
 }
 
 /// Everything a session needs besides its role-specific handler.
@@ -136,7 +182,7 @@ async fn write_text(socket: &mut actix_ws::Session, text: ByteString, limit: Dur
 
 /// Runs a session until the client leaves, times out, is too slow, breaks the
 /// protocol, or the server shuts down. `greeting` is written before anything queued.
-pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, greeting: Vec<H::Event>) {
+pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, handler: H, greeting: Vec<H::Event>) {
     let SessionIo { mut socket, stream, mut rx, config, mut shutdown, metrics, slot } = io;
     let mut stream = stream.max_frame_size(config.max_frame_bytes).aggregate_continuations().max_continuation_size(config.max_frame_bytes);
     let limit = config.client_timeout;
@@ -147,18 +193,36 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
     }
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     let mut last_seen = Instant::now();
+    let mut in_flight: FuturesOrdered<InFlight<'_, H::Event>> = FuturesOrdered::new();
+    // In-flight commands that hold queued events back (a `resume`).
+    let mut holding = 0usize;
+    // The actors dropped the queue (the session was replaced, or its
+    // conversation retired): the session ends once every answer is written.
+    let mut queue_ended = false;
     let reason = loop {
+        if queue_ended && in_flight.is_empty() {
+            break close(CloseCode::Away, "session replaced");
+        }
         tokio::select! {
             () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),
             _ = shutdown.changed() => break close(CloseCode::Away, "server shutting down"),
-            queued = rx.rx.recv() => {
-                let Some(timed) = queued else { break close(CloseCode::Away, "session replaced") };
+            queued = rx.rx.recv(), if holding == 0 && !queue_ended => {
+                let Some(timed) = queued else {
+                    queue_ended = true;
+                    continue;
+                };
                 // A full queue signals `stop` while we may be stuck writing: race the two.
                 tokio::select! {
                     res = write_text(&mut socket, timed.json(), limit) => if res.is_err() { break None },
                     () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),
                 }
                 metrics.delivery_latency.observe(timed.created.elapsed().as_secs_f64());
+            }
+            Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
+                holding -= usize::from(answer.held_events);
+                if write_answer(&mut socket, &answer, limit).await.is_err() {
+                    break None;
+                }
             }
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > config.client_timeout {
@@ -168,7 +232,7 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
                     break None;
                 }
             }
-            incoming = stream.recv() => {
+            incoming = stream.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
                 let msg = match incoming {
                     None => break None,
                     Some(Err(ProtocolError::Overflow)) => {
@@ -178,18 +242,23 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, mut handler: H, gre
                     Some(Ok(msg)) => msg,
                 };
                 last_seen = Instant::now();
-                let res = match msg {
-                    AggregatedMessage::Text(text) => on_text(&mut socket, &mut handler, &text, limit).await,
+                match msg {
+                    AggregatedMessage::Text(text) => {
+                        let answer = dispatch(&handler, &text);
+                        holding += usize::from(answer.1);
+                        in_flight.push_back(answer.0);
+                    }
                     AggregatedMessage::Binary(_) => {
                         let error = ApiError::BadRequest("binary frames are not supported: send JSON text frames".into());
-                        write(&mut socket, &Reply::Error { reference: None, error: error.detail() }, limit).await
+                        in_flight.push_back(at_once(Reply::Error { reference: None, error: error.detail() }));
                     }
-                    AggregatedMessage::Ping(bytes) => socket.pong(&bytes).await.map_err(|_| Gone),
-                    AggregatedMessage::Pong(_) => Ok(()),
+                    AggregatedMessage::Ping(bytes) => {
+                        if socket.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    AggregatedMessage::Pong(_) => {}
                     AggregatedMessage::Close(_) => break None,
-                };
-                if res.is_err() {
-                    break None;
                 }
             }
         }
@@ -218,23 +287,40 @@ pub fn decode<C: DeserializeOwned>(text: &str) -> Result<Frame<C>, Box<Reply>> {
     Ok(frame)
 }
 
-/// Parses and executes one text frame, answering with `ack` or `error`.
-async fn on_text<H: CommandHandler>(socket: &mut actix_ws::Session, handler: &mut H, text: &str, limit: Duration) -> Result<(), Gone> {
+/// Parses one text frame and starts its command; answers the command's
+/// answer-to-be and whether it holds queued events back.
+///
+/// The command's future is polled once here, so it reaches its actor now,
+/// before any later frame's command does: that is what keeps a socket's
+/// commands in order while their answers are awaited together.
+fn dispatch<'h, H: CommandHandler>(handler: &'h H, text: &str) -> (InFlight<'h, H::Event>, bool) {
     let frame = match decode::<H::Command>(text) {
         Ok(frame) => frame,
-        Err(reply) => return write(socket, &*reply, limit).await,
+        Err(reply) => return (at_once(*reply), false),
     };
-    match handler.handle(frame.command, frame.reference.as_deref()).await {
-        Ok(ack) => {
-            for event in &ack.replay {
-                write(socket, event, limit).await?;
-            }
-            match frame.reference {
-                Some(reference) => write(socket, &Reply::Ack { reference, message: ack.message }, limit).await,
-                None => Ok(()),
-            }
-        }
-        Err(error) => write(socket, &Reply::Error { reference: frame.reference, error: error.detail() }, limit).await,
+    let held_events = H::holds_events(&frame.command);
+    let mut answer: InFlight<'h, H::Event> = Box::pin(async move {
+        let (replay, reply) = match handler.handle(frame.command, frame.reference.as_deref()).await {
+            Ok(ack) => (ack.replay, frame.reference.map(|reference| Reply::Ack { reference, message: ack.message })),
+            Err(error) => (Vec::new(), Some(Reply::Error { reference: frame.reference, error: error.detail() })),
+        };
+        Answer { replay, reply, held_events }
+    });
+    // The session's own waker takes over when `FuturesOrdered` polls it next.
+    if let Poll::Ready(done) = answer.as_mut().poll(&mut Context::from_waker(noop_waker_ref())) {
+        answer = Box::pin(std::future::ready(done));
+    }
+    (answer, held_events)
+}
+
+/// Writes a command's replay, then its `ack` or `error`.
+async fn write_answer<E: Serialize>(socket: &mut actix_ws::Session, answer: &Answer<E>, limit: Duration) -> Result<(), Gone> {
+    for event in &answer.replay {
+        write(socket, event, limit).await?;
+    }
+    match &answer.reply {
+        Some(reply) => write(socket, reply, limit).await,
+        None => Ok(()),
     }
 }
 

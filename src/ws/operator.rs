@@ -29,7 +29,7 @@ impl CommandHandler for AgentSession {
     type Command = AgentCommand;
     type Event = AgentEvent;
 
-    async fn handle(&mut self, command: AgentCommand, reference: Option<&str>) -> Result<Ack<AgentEvent>, ApiError> {
+    async fn handle(&self, command: AgentCommand, reference: Option<&str>) -> Result<Ack<AgentEvent>, ApiError> {
         let hub = &self.hub;
         let caller = &self.caller;
         match command {
@@ -60,6 +60,10 @@ impl CommandHandler for AgentSession {
                 Ok(Ack { replay, message: None })
             }
         }
+    }
+
+    fn holds_events(command: &AgentCommand) -> bool {
+        matches!(command, AgentCommand::Resume { .. })
     }
 }
 

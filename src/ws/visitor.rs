@@ -31,7 +31,7 @@ impl CommandHandler for VisitorSession {
     type Command = VisitorCommand;
     type Event = VisitorEvent;
 
-    async fn handle(&mut self, command: VisitorCommand, reference: Option<&str>) -> Result<Ack<VisitorEvent>, ApiError> {
+    async fn handle(&self, command: VisitorCommand, reference: Option<&str>) -> Result<Ack<VisitorEvent>, ApiError> {
         match command {
             VisitorCommand::Send { body } => {
                 let message =

@@ -49,6 +49,51 @@ async fn a_resent_ref_is_acknowledged_again_but_stored_once() {
     assert_eq!(bodies, ["hello", "hi"]);
 }
 
+/// Commands sent back to back without waiting (pipelining, API.md v1.1) are
+/// applied in the order sent and answered in that order — a malformed frame's
+/// error and an unknown conversation's (answered from the archive, a slower
+/// path) included, each in its place.
+#[actix_rt::test]
+async fn pipelined_commands_are_applied_and_answered_in_order() {
+    let s = TestServer::start().await;
+    let (_, ann_token, mut ann_ws, conversation, _) = served(&s).await;
+    let mut expected = Vec::new();
+    for i in 0..150 {
+        match i {
+            40 => {
+                ann_ws.send(json!({"type": "send", "ref": "bad", "conversation_id": conversation})).await;
+                expected.push("bad".to_owned());
+            }
+            90 => {
+                ann_ws.send(json!({"type": "send", "conversation_id": 999_999, "body": "x", "ref": "nowhere"})).await;
+                expected.push("nowhere".to_owned());
+            }
+            _ => {}
+        }
+        ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": format!("m{i}"), "ref": format!("p{i}")})).await;
+        expected.push(format!("p{i}"));
+    }
+    let mut answered = Vec::new();
+    let mut acked_ids = Vec::new();
+    for _ in 0..expected.len() {
+        let reply = ann_ws.next_where("an ack or error", |f| f["type"] == "ack" || f["type"] == "error").await;
+        if reply["type"] == "ack" {
+            acked_ids.push(reply["message"]["id"].as_u64().unwrap());
+        }
+        answered.push(reply["ref"].as_str().unwrap_or("(no ref)").to_owned());
+    }
+    assert_eq!(answered, expected);
+    assert!(acked_ids.windows(2).all(|w| w[0] < w[1]), "acked in the order stored: {acked_ids:?}");
+    let bodies: Vec<String> = s.conversation(conversation, &ann_token).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"]["kind"] == "operator")
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies, (0..150).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
 /// A malformed frame gets an `error` naming the problem, and the connection stays usable.
 #[actix_rt::test]
 async fn malformed_frames_get_an_error_and_the_connection_stays_open() {
