@@ -43,7 +43,7 @@ use crate::views::{
     transcript_text, BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport,
     UserView, VisitorConversationView,
 };
-use crate::ws::outbound::{timed, ConnectionSlots, SessionTx, Slot};
+use crate::ws::outbound::{timed, ConnectionSlots, SessionId, SessionTx, Slot};
 use crate::ws::protocol::{AgentEvent, VisitorEvent};
 
 /// A new webhook's fields, or the ones a change replaces (`None`: unchanged).
@@ -716,8 +716,9 @@ impl Hub {
         poster: Poster,
         content: Content,
         client_ref: Option<String>,
+        origin: Option<SessionId>,
     ) -> Result<Option<Message>, ApiError> {
-        self.command(conversation, PostMessage { poster, content, client_ref }).await
+        self.command(conversation, PostMessage { poster, content, client_ref, origin }).await
     }
 
     /// A conversation, live or archived, that `caller` may read.

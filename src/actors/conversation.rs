@@ -31,7 +31,7 @@ use crate::persist::records::{Journaled, RecordV1};
 use crate::persist::Captured;
 use crate::persist::StoreError;
 use crate::views::{BoardEntry, ConversationSummary, ConversationView, HistoryItem, UserRef, VisitorConversationView};
-use crate::ws::outbound::{timed, SessionTx, Timed};
+use crate::ws::outbound::{timed, timed_from, SessionId, SessionTx, Timed};
 use crate::ws::protocol::{AgentEvent, AssignReason, VisitorEvent};
 
 pub struct ConversationActor {
@@ -304,7 +304,7 @@ impl ConversationActor {
             match action {
                 BotAction::Say { step_id, body, answers } => {
                     let message = self.conversation.append_bot(step_id, body, answers);
-                    self.publish_message(&message);
+                    self.publish_message(&message, None);
                 }
                 BotAction::Forward { expertise_ids, if_nobody } => {
                     self.conversation.expertise_ids.extend(expertise_ids);
@@ -370,7 +370,7 @@ impl ConversationActor {
         if posted.duplicate {
             return (Ok(Some(posted.message)), None);
         }
-        self.publish_message(&posted.message);
+        self.publish_message(&posted.message, msg.origin);
         self.after_change(before, Members::Same);
         let actions = match self.conversation.bot_mut() {
             Some(bot) if from_visitor => bot.on_input(&posted.message.body),
@@ -388,8 +388,13 @@ impl ConversationActor {
     }
 
     fn notify_members(&mut self, event: AgentEvent) {
+        self.notify_members_from(event, None);
+    }
+
+    /// As [`Self::notify_members`], except to the session `origin` whose command caused it.
+    fn notify_members_from(&mut self, event: AgentEvent, origin: Option<SessionId>) {
         let members = self.conversation.members().to_vec();
-        let event = timed(event);
+        let event = timed_from(event, origin);
         self.defer(move |act| act.send_to(&members, &event));
     }
 
@@ -401,15 +406,15 @@ impl ConversationActor {
     }
 
     fn notify_visitor(&mut self, event: VisitorEvent) {
-        self.defer(move |act| act.send_to_visitor(event));
+        self.notify_visitor_from(event, None);
     }
 
-    fn send_to_visitor(&mut self, event: VisitorEvent) {
-        if self.visitors.is_empty() {
-            return;
-        }
-        let event = timed(event);
-        self.visitors.retain(|session| session.deliver(&event));
+    fn notify_visitor_from(&mut self, event: VisitorEvent, origin: Option<SessionId>) {
+        self.defer(move |act| act.send_to_visitor(&timed_from(event, origin)));
+    }
+
+    fn send_to_visitor(&mut self, event: &Arc<Timed<VisitorEvent>>) {
+        self.visitors.retain(|session| session.deliver(event));
     }
 
     fn author(&self, poster: Poster) -> Author {
@@ -437,12 +442,13 @@ impl ConversationActor {
         self.defer(move |act| act.core.webhooks.emit(event, Some(id), data));
     }
 
-    fn publish_message(&mut self, message: &ChatMessage) {
+    /// Tells everyone of a new message but its `origin` session (its ack carries it).
+    fn publish_message(&mut self, message: &ChatMessage, origin: Option<SessionId>) {
         self.core.metrics.messages.inc();
         self.hook(WebhookEvent::MessageCreated, |_| message.clone());
-        self.notify_members(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() });
+        self.notify_members_from(AgentEvent::Message { conversation_id: self.conversation.id, message: message.clone() }, origin);
         if !message.internal {
-            self.notify_visitor(VisitorEvent::Message { message: message.clone() });
+            self.notify_visitor_from(VisitorEvent::Message { message: message.clone() }, origin);
         }
     }
 
@@ -504,7 +510,7 @@ impl ConversationActor {
             act.send_to(&told, &event);
         });
         let notice = self.system_post(format!("{} left the conversation", user.name));
-        self.publish_message(&notice);
+        self.publish_message(&notice, None);
     }
 
     /// With `answer_timeout_s` on the channel: if `operator` has written
@@ -546,7 +552,7 @@ impl ConversationActor {
         });
         self.notify_members(AgentEvent::MemberJoined { conversation_id: id, user: user.clone() });
         self.notify_visitor(VisitorEvent::MemberJoined { user });
-        self.publish_message(&notice);
+        self.publish_message(&notice, None);
     }
 }
 
@@ -599,6 +605,8 @@ pub struct PostMessage {
     pub poster: Poster,
     pub content: Content,
     pub client_ref: Option<String>,
+    /// The WebSocket session that sent it, if any: not sent its own message back.
+    pub origin: Option<SessionId>,
 }
 
 impl Handler<PostMessage> for ConversationActor {
@@ -937,7 +945,7 @@ impl ConversationActor {
         self.conversation.close()?;
         if let Closer::Visitor = by {
             let notice = self.system_post("Visitor left the conversation".into());
-            self.publish_message(&notice);
+            self.publish_message(&notice, None);
         }
         self.queue_position = None;
         self.after_change(before, Members::Same);
@@ -1266,7 +1274,7 @@ impl Handler<Typing> for ConversationActor {
         let others: Vec<OperatorId> = self.conversation.members().iter().copied().filter(|&m| Some(m) != except).collect();
         self.send_to(&others, &timed(AgentEvent::Typing { conversation_id: id, author: author.clone() }));
         if msg.poster != Poster::Visitor {
-            self.send_to_visitor(VisitorEvent::Typing { author });
+            self.send_to_visitor(&timed(VisitorEvent::Typing { author }));
         }
         Ok(())
     }
@@ -1401,7 +1409,7 @@ mod tests {
         // Long enough to need pages the capped file cannot add.
         let body = format!("keep me {}", "x".repeat(3900));
         for _ in 0..4 {
-            let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text(body.clone()), client_ref: None };
+            let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text(body.clone()), client_ref: None, origin: None };
             addr.send(post).await.unwrap().unwrap();
         }
         addr.send(Close { by: Closer::Operator(ann) }).await.unwrap().unwrap();
@@ -1462,7 +1470,7 @@ mod tests {
         addr.send(Start).await.unwrap().unwrap();
 
         core.store.journal.sabotage();
-        let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text("lost".into()), client_ref: None };
+        let post = PostMessage { poster: Poster::Operator(ann), content: Content::Text("lost".into()), client_ref: None, origin: None };
         let (posted, read) = futures_util::join!(addr.send(post), addr.send(GetConversation { reader: reader(bob) }));
         assert!(matches!(posted.unwrap(), Err(CommandError::Storage(_))), "the post is refused");
         match read.unwrap() {

@@ -135,7 +135,7 @@ pub async fn post_message(
     id: web::Path<ConversationId>,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Text(body.body), None).await?;
+    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Text(body.body), None, None).await?;
     Ok(created(message))
 }
 
@@ -150,7 +150,7 @@ pub async fn post_note(
     id: web::Path<ConversationId>,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Note(body.body), None).await?;
+    let message = hub.post_message(*id, Poster::Operator(caller.id), Content::Note(body.body), None, None).await?;
     Ok(created(message))
 }
 

@@ -136,7 +136,7 @@ pub async fn post_message(
     VisitorCaller(id): VisitorCaller,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let message = hub.post_message(id, Poster::Visitor, Content::Text(body.body), None).await?;
+    let message = hub.post_message(id, Poster::Visitor, Content::Text(body.body), None, None).await?;
     Ok(created(message))
 }
 

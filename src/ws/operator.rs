@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::outbound::SessionId;
 use super::protocol::{AgentCommand, AgentEvent};
 use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::Content;
@@ -23,6 +24,8 @@ pub struct AgentQuery {
 struct AgentSession {
     hub: Arc<Hub>,
     caller: Caller,
+    /// This socket, which its own messages' acks reach instead of an echo.
+    session: SessionId,
 }
 
 impl CommandHandler for AgentSession {
@@ -35,7 +38,9 @@ impl CommandHandler for AgentSession {
         match command {
             AgentCommand::Send { conversation_id, body, internal } => {
                 let content = if internal { Content::Note(body) } else { Content::Text(body) };
-                let message = hub.post_message(conversation_id, Poster::Operator(caller.id), content, reference.map(str::to_owned)).await?;
+                let message = hub
+                    .post_message(conversation_id, Poster::Operator(caller.id), content, reference.map(str::to_owned), Some(self.session))
+                    .await?;
                 Ok(Ack::message(message))
             }
             AgentCommand::SetStatus { conversation_id, status, note } => {
@@ -108,7 +113,7 @@ pub async fn agent(
     let hub = hub.into_inner();
     actix_web::rt::spawn(async move {
         let operator = caller.id;
-        super::run(io, AgentSession { hub: hub.clone(), caller }, greeting).await;
+        super::run(io, AgentSession { hub: hub.clone(), caller, session: tx.id() }, greeting).await;
         hub.disconnect_operator(operator, tx);
     });
     Ok(response)

@@ -3,7 +3,7 @@
 //! and the connection cap. A leaf: actors depend on it, it depends on nothing
 //! of ours, so the actors never import the session loop.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -17,6 +17,10 @@ use tokio::sync::{mpsc, Notify};
 pub struct Timed<E> {
     pub event: E,
     pub created: Instant,
+    /// The session whose command caused it, which is not sent it: that
+    /// session's `ack` carries the same message (API.md v1.1), so the echo
+    /// would be a third frame per chat message for nothing.
+    pub origin: Option<SessionId>,
     /// The JSON text, made by the first session that writes it and shared by
     /// the others: an event fanned out to a hundred tabs is serialised once.
     json: OnceLock<ByteString>,
@@ -31,8 +35,17 @@ impl<E: Serialize> Timed<E> {
 
 /// Wraps `event` for delivery to any number of sessions.
 pub fn timed<E>(event: E) -> Arc<Timed<E>> {
-    Arc::new(Timed { event, created: Instant::now(), json: OnceLock::new() })
+    timed_from(event, None)
 }
+
+/// Wraps `event` for delivery to every session but `origin`, the one whose command caused it.
+pub fn timed_from<E>(event: E, origin: Option<SessionId>) -> Arc<Timed<E>> {
+    Arc::new(Timed { event, created: Instant::now(), origin, json: OnceLock::new() })
+}
+
+/// Names one session (one socket) for as long as the process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionId(u64);
 
 /// Why the server ends a session from the actors' side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +73,12 @@ impl Stop {
 pub struct SessionTx<E> {
     tx: mpsc::Sender<Arc<Timed<E>>>,
     stop: Arc<Stop>,
+    id: SessionId,
 }
 
 impl<E> Clone for SessionTx<E> {
     fn clone(&self) -> Self {
-        SessionTx { tx: self.tx.clone(), stop: self.stop.clone() }
+        SessionTx { tx: self.tx.clone(), stop: self.stop.clone(), id: self.id }
     }
 }
 
@@ -96,7 +110,11 @@ impl<E> SessionTx<E> {
 
     /// Whether both handles feed the same session.
     pub fn same_session(&self, other: &SessionTx<E>) -> bool {
-        Arc::ptr_eq(&self.stop, &other.stop)
+        self.id == other.id
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
     }
 }
 
@@ -104,13 +122,16 @@ impl<E> SessionTx<E> {
 pub struct SessionRx<E> {
     pub(super) rx: mpsc::Receiver<Arc<Timed<E>>>,
     pub(super) stop: Arc<Stop>,
+    pub(super) id: SessionId,
 }
 
-/// A bounded outbound queue of `capacity` events.
+/// A bounded outbound queue of `capacity` events, for a new session.
 pub fn session_channel<E>(capacity: usize) -> (SessionTx<E>, SessionRx<E>) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = SessionId(NEXT.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::channel(capacity);
     let stop = Arc::new(Stop::default());
-    (SessionTx { tx, stop: stop.clone() }, SessionRx { rx, stop })
+    (SessionTx { tx, stop: stop.clone(), id }, SessionRx { rx, stop, id })
 }
 
 /// Counts open WebSocket connections against the configured cap.

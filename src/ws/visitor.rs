@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::outbound::SessionId;
 use super::protocol::{VisitorCommand, VisitorEvent};
 use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::Content;
@@ -25,6 +26,8 @@ pub struct VisitorQuery {
 struct VisitorSession {
     hub: Arc<Hub>,
     conversation: ConversationId,
+    /// This socket, which its own messages' acks reach instead of an echo.
+    session: SessionId,
 }
 
 impl CommandHandler for VisitorSession {
@@ -34,13 +37,18 @@ impl CommandHandler for VisitorSession {
     async fn handle(&self, command: VisitorCommand, reference: Option<&str>) -> Result<Ack<VisitorEvent>, ApiError> {
         match command {
             VisitorCommand::Send { body } => {
-                let message =
-                    self.hub.post_message(self.conversation, Poster::Visitor, Content::Text(body), reference.map(str::to_owned)).await?;
+                let message = self
+                    .hub
+                    .post_message(self.conversation, Poster::Visitor, Content::Text(body), reference.map(str::to_owned), Some(self.session))
+                    .await?;
                 Ok(Ack::message(message))
             }
             VisitorCommand::Answer { step_id, answer_id } => {
                 let content = Content::Answer { step_id, answer_id };
-                let message = self.hub.post_message(self.conversation, Poster::Visitor, content, reference.map(str::to_owned)).await?;
+                let message = self
+                    .hub
+                    .post_message(self.conversation, Poster::Visitor, content, reference.map(str::to_owned), Some(self.session))
+                    .await?;
                 Ok(Ack::message(message))
             }
             VisitorCommand::Typing => {
@@ -78,8 +86,9 @@ pub async fn visitor(
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let conversation = hub.visitor_conversation(token).await?;
     let (response, io, tx) = SessionIo::open(&hub, SocketKind::Visitor, &req, body)?;
+    let session = tx.id();
     let greeting = hub.attach_visitor(conversation, tx, query.after).await?;
     let hub = hub.into_inner();
-    actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation }, greeting));
+    actix_web::rt::spawn(super::run(io, VisitorSession { hub, conversation, session }, greeting));
     Ok(response)
 }

@@ -94,6 +94,33 @@ async fn pipelined_commands_are_applied_and_answered_in_order() {
     assert_eq!(bodies, (0..150).map(|i| format!("m{i}")).collect::<Vec<_>>());
 }
 
+/// The socket that sent a message finds it in its `ack` and is not sent it
+/// again as an event (API.md v1.1: a frame per message saved); the same
+/// operator's other tab, the visitor's other tab and the other side are.
+#[actix_rt::test]
+async fn the_sending_socket_gets_its_message_in_the_ack_only() {
+    let s = TestServer::start().await;
+    let (_, ann_token, mut ann_ws, conversation, visitor) = served(&s).await;
+    let (mut ann_tab, _) = s.agent(&ann_token).await;
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    let (mut widget_tab, _) = s.widget(&visitor, None).await;
+    let quiet = std::time::Duration::from_millis(300);
+
+    ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "from Ann", "ref": "a1"})).await;
+    let id = ann_ws.next_of("ack").await["message"]["id"].clone();
+    for ws in [&mut ann_tab, &mut widget, &mut widget_tab] {
+        assert_eq!(ws.next_of("message").await["message"]["id"], id);
+    }
+    ann_ws.expect_no("message", quiet).await;
+
+    widget.send(json!({"type": "send", "body": "from Vera", "ref": "v1"})).await;
+    let id = widget.next_of("ack").await["message"]["id"].clone();
+    for ws in [&mut widget_tab, &mut ann_ws, &mut ann_tab] {
+        assert_eq!(ws.next_of("message").await["message"]["id"], id);
+    }
+    widget.expect_no("message", quiet).await;
+}
+
 /// A malformed frame gets an `error` naming the problem, and the connection stays usable.
 #[actix_rt::test]
 async fn malformed_frames_get_an_error_and_the_connection_stays_open() {
