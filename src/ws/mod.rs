@@ -211,9 +211,6 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, handler: H, greetin
                     queue_ended = true;
                     continue;
                 };
-                if timed.origin == Some(rx.id) {
-                    continue;
-                }
                 // A full queue signals `stop` while we may be stuck writing: race the two.
                 tokio::select! {
                     res = write_text(&mut socket, timed.json(), limit) => if res.is_err() { break None },

@@ -83,10 +83,14 @@ impl<E> Clone for SessionTx<E> {
 }
 
 impl<E> SessionTx<E> {
-    /// Queues `event` without waiting. Returns `false` when the session is gone
+    /// Queues `event` without waiting, unless this session caused it (see
+    /// [`Timed::origin`]). Returns `false` when the session is gone
     /// or too slow to keep up (it is then told to close); the caller should
     /// forget a session that returned `false`.
     pub fn deliver(&self, event: &Arc<Timed<E>>) -> bool {
+        if event.origin == Some(self.id) {
+            return true;
+        }
         match self.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -122,7 +126,6 @@ impl<E> SessionTx<E> {
 pub struct SessionRx<E> {
     pub(super) rx: mpsc::Receiver<Arc<Timed<E>>>,
     pub(super) stop: Arc<Stop>,
-    pub(super) id: SessionId,
 }
 
 /// A bounded outbound queue of `capacity` events, for a new session.
@@ -131,7 +134,7 @@ pub fn session_channel<E>(capacity: usize) -> (SessionTx<E>, SessionRx<E>) {
     let id = SessionId(NEXT.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::channel(capacity);
     let stop = Arc::new(Stop::default());
-    (SessionTx { tx, stop: stop.clone(), id }, SessionRx { rx, stop, id })
+    (SessionTx { tx, stop: stop.clone(), id }, SessionRx { rx, stop })
 }
 
 /// Counts open WebSocket connections against the configured cap.
