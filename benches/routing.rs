@@ -4,24 +4,18 @@
 use std::collections::BTreeSet;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use switchboard::domain::assignment::{pick_operator, Candidate, Need};
+use switchboard::domain::assignment::{pick_operator, Candidate, Need, Profile};
 use switchboard::domain::{ExpertiseId, OperatorId};
 
-struct Operator {
-    languages: Vec<String>,
-    country: Option<&'static str>,
-    expertise: BTreeSet<ExpertiseId>,
-}
-
-/// 1,000 operators over 4 languages, 5 countries and 10 expertise (1–2 each).
-fn team() -> Vec<Operator> {
+/// 1,000 operators over 4 languages, 5 countries and 10 expertise (1–2 each),
+/// reduced to profiles as the router keeps them (once, not per decision).
+fn team() -> Vec<Profile> {
     let languages = ["en", "fr", "de", "es"];
     let countries = ["BE", "FR", "DE", "ES", "US"];
     (0..1000u64)
-        .map(|i| Operator {
-            languages: vec![languages[(i % 4) as usize].to_owned()],
-            country: Some(countries[(i % 5) as usize]),
-            expertise: [ExpertiseId(i % 10), ExpertiseId((i / 10) % 10)].into_iter().collect(),
+        .map(|i| {
+            let expertise: BTreeSet<ExpertiseId> = [ExpertiseId(i % 10), ExpertiseId((i / 10) % 10)].into_iter().collect();
+            Profile::new(&[languages[(i % 4) as usize].to_owned()], Some(countries[(i % 5) as usize]), &expertise)
         })
         .collect()
 }
@@ -34,11 +28,9 @@ fn decision(c: &mut Criterion) {
         let need = Need { previous: None, lang: Some("de"), country: Some("ES"), expertise: &expertise };
         group.bench_with_input(BenchmarkId::new("wanted expertise", wanted), &need, |b, need| {
             b.iter(|| {
-                let candidates = team.iter().enumerate().map(|(i, o)| Candidate {
+                let candidates = team.iter().enumerate().map(|(i, profile)| Candidate {
                     id: OperatorId(i as u64 + 1),
-                    languages: &o.languages,
-                    country: o.country,
-                    expertise: &o.expertise,
+                    profile,
                     active_chats: (i % 7) as u32,
                     last_assigned: (i * 31 % 1000) as u64,
                 });

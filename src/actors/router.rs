@@ -15,7 +15,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
 use super::operator::Deliver;
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, Pick, Rule};
+use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, Pick, Profile, Rule};
 use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
 use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
@@ -39,6 +39,9 @@ struct Live {
     active_chats: u32,
     /// Sequence number of the last assignment (0 = never): the second tie-break.
     last_assigned: u64,
+    /// Languages, country and expertise as routing compares them: taken from
+    /// the directory when the operator comes online and after every directory change.
+    profile: Profile,
 }
 
 impl Live {
@@ -58,26 +61,19 @@ impl Live {
 /// The operators of `channel` who may take one more of its conversations:
 /// active, online, under the channel's `max_sessions`, and not `exclude`.
 fn candidates<'a>(
-    directory: &'a Directory,
+    directory: &Directory,
     channel: &Channel,
-    operators: &HashMap<OperatorId, Live>,
+    operators: &'a HashMap<OperatorId, Live>,
     exclude: &[OperatorId],
 ) -> Vec<Candidate<'a>> {
     let candidate = |id: OperatorId| {
         let live = operators.get(&id)?;
         let load = live.per_channel.get(&channel.id).copied().unwrap_or(0);
-        if live.presence != Presence::Online || channel.max_sessions.is_some_and(|max| load >= max) {
+        let active = directory.operator(id).is_some_and(|op| op.active);
+        if !active || live.presence != Presence::Online || channel.max_sessions.is_some_and(|max| load >= max) {
             return None;
         }
-        let operator = directory.operator(id).filter(|op| op.active)?;
-        Some(Candidate {
-            id,
-            languages: &operator.languages,
-            country: operator.country.as_deref(),
-            expertise: &operator.expertise_ids,
-            active_chats: live.active_chats,
-            last_assigned: live.last_assigned,
-        })
+        Some(Candidate { id, profile: &live.profile, active_chats: live.active_chats, last_assigned: live.last_assigned })
     };
     channel.operator_ids.iter().filter(|id| !exclude.contains(id)).filter_map(|&id| candidate(id)).collect()
 }
@@ -230,7 +226,7 @@ impl RouterActor {
         let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {
             return Decision::NoCandidate;
         };
-        let expert_online = candidates.iter().any(|c| !c.expertise.is_disjoint(&need.expertise));
+        let expert_online = candidates.iter().any(|c| c.profile.holds_any(&need.expertise));
         match (channel_def.options.expert_wait_s, waited) {
             (Some(limit), Some(waited)) if !need.expertise.is_empty() && !expert_online => {
                 let limit = Duration::from_secs(limit.into());
@@ -530,6 +526,9 @@ impl Handler<OperatorPresence> for RouterActor {
         }
         live.presence_epoch += 1;
         let epoch = live.presence_epoch;
+        if msg.presence == Presence::Online {
+            live.profile = self.core.directory.read().operator(msg.operator).map(Profile::of).unwrap_or_default();
+        }
         if msg.presence == Presence::Offline {
             self.arm_grace(msg.operator, epoch, ctx);
         }
@@ -742,6 +741,12 @@ impl Handler<DirectoryChanged> for RouterActor {
     type Result = ();
 
     fn handle(&mut self, DirectoryChanged(diff): DirectoryChanged, ctx: &mut Context<Self>) {
+        {
+            let directory = self.core.directory.read();
+            for (&id, live) in &mut self.operators {
+                live.profile = directory.operator(id).map(Profile::of).unwrap_or_default();
+            }
+        }
         for waiting in self.queues.values_mut().flatten() {
             for expertise in &diff.expertise_deleted {
                 waiting.need.expertise.remove(expertise);
