@@ -7,6 +7,7 @@
 //! loadgen echo --url ws://127.0.0.1:9001 --connections 100 --duration 10s
 //! loadgen churn --server-pid $(pgrep -n switchboard) --sessions 10000 --cycles 5
 //! loadgen history --server-pid $(pgrep -n switchboard) --conversations 20000 --messages 50
+//! loadgen relay --pairs 200 --window 8 --duration 10s --echo-url ws://127.0.0.1:9001
 //! ```
 //!
 //! Traffic goes to loopback only and every run is bounded in time and count.
@@ -31,6 +32,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 mod churn;
 mod history;
+mod relay;
 
 #[derive(Parser)]
 #[command(about = "Load generator for Switchboard (loopback only)")]
@@ -54,6 +56,8 @@ enum Command {
     Churn(churn::ChurnArgs),
     /// History at a year's size: memory after archiving, archive rate, search latency.
     History(history::HistoryArgs),
+    /// Visitor ↔ operator pairs relaying to each other: the per-message cost against the echo baseline.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Args, Clone)]
@@ -109,6 +113,9 @@ struct EchoArgs {
     connections: usize,
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
+    /// Frames each connection keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -139,11 +146,12 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => run(args).await,
             Command::Churn(args) => churn::churn(args).await,
             Command::History(args) => history::history(args).await,
+            Command::Relay(args) => relay::relay(args).await,
             Command::EchoServer { bind } => echo_server(bind).await,
             Command::Echo(args) => {
                 loopback_only(&args.url)?;
                 let rate = echo(&args).await?;
-                println!("echo baseline: {rate:.0} round trips/s over {} connections", args.connections);
+                println!("echo baseline: {rate:.0} round trips/s over {} connections, {} in flight each", args.connections, args.window);
                 Ok(())
             }
         }
@@ -169,18 +177,24 @@ async fn echo_server(bind: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// Round trips per second: each connection sends a frame and waits for it back.
+/// Round trips per second: each connection keeps `window` frames in flight,
+/// sending one more for each that comes back.
 async fn echo(args: &EchoArgs) -> anyhow::Result<f64> {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + args.duration;
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (mut ws, _) = connect(args.url.clone()).await.context("connecting to the echo server")?;
-        let done = done.clone();
+        let (done, window) = (done.clone(), args.window.max(1));
         tasks.push(tokio::spawn(async move {
             let frame = json!({"type": "send", "body": "x".repeat(60)}).to_string();
+            for _ in 0..window {
+                if ws.send(WsMessage::Text(frame.clone())).await.is_err() {
+                    return;
+                }
+            }
             while Instant::now() < deadline {
-                if ws.send(WsMessage::Text(frame.clone())).await.is_err() || ws.next().await.is_none() {
+                if ws.next().await.is_none() || ws.send(WsMessage::Text(frame.clone())).await.is_err() {
                     return;
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -243,9 +257,9 @@ impl Shared {
     }
 }
 
-/// A message body carrying its send time, so the receiver measures delivery.
-fn stamped(shared: &Shared, text: &str) -> String {
-    format!("{text} t={}", shared.now_us())
+/// A message body carrying its send time (µs since `started`), so the receiver measures delivery.
+fn stamped(started: Instant, text: &str) -> String {
+    format!("{text} t={}", started.elapsed().as_micros())
 }
 
 fn stamp_of(body: &str) -> Option<u64> {
@@ -449,7 +463,7 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                     if !window.sending() {
                         return;
                     }
-                    let reply = stamped(&shared, &format!("re: {}", body.split(" t=").next().unwrap_or_default()));
+                    let reply = stamped(shared.started, &format!("re: {}", body.split(" t=").next().unwrap_or_default()));
                     let _ =
                         out.send(json!({"type": "send", "ref": format!("o{id}-{seq}"), "conversation_id": conversation, "body": reply}));
                     if help {
@@ -533,7 +547,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
                 if let Some(operator) = event["conversation"]["operator"]["id"].as_u64() {
                     got_operator(operator);
                     sent += 1;
-                    next = Some(send(stamped(&shared, &format!("hello {n}")), sent));
+                    next = Some(send(stamped(shared.started, &format!("hello {n}")), sent));
                 }
             }
             "status" if event["status"] == "queued" && !queued => {
@@ -543,7 +557,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
             "member_joined" if sent == 0 => {
                 got_operator(event["user"]["id"].as_u64().unwrap_or_default());
                 sent += 1;
-                next = Some(send(stamped(&shared, &format!("hello {n}")), sent));
+                next = Some(send(stamped(shared.started, &format!("hello {n}")), sent));
             }
             "message" if event["message"]["author"]["kind"] == "operator" => {
                 if let Some(at) = event["message"]["body"].as_str().and_then(stamp_of) {
@@ -553,7 +567,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
                     replies += 1;
                     if sent < args.messages {
                         sent += 1;
-                        next = Some(send(stamped(&shared, &format!("message {sent} from {n}")), sent));
+                        next = Some(send(stamped(shared.started, &format!("message {sent} from {n}")), sent));
                     } else if replies >= args.messages && !args.stay {
                         break;
                     }
@@ -643,7 +657,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let echo_baseline = match &args.echo_url {
         Some(url) => {
             loopback_only(url)?;
-            let echo_args = EchoArgs { url: url.clone(), connections: args.visitors.min(1000), duration: Duration::from_secs(5) };
+            let echo_args =
+                EchoArgs { url: url.clone(), connections: args.visitors.min(1000), duration: Duration::from_secs(5), window: 1 };
             Some(echo(&echo_args).await?)
         }
         None => None,

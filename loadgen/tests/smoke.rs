@@ -56,3 +56,45 @@ async fn a_small_loadgen_run_loses_nothing() {
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+/// The relay scenario against a real server: every pair gets its own
+/// operator, both sides' messages are acknowledged and delivered, and a
+/// fixed rate is held (so the figures in BENCHMARKS.md come from a harness
+/// that measures what it says).
+#[actix_rt::test]
+async fn a_small_relay_run_pairs_everyone_and_loses_nothing() {
+    let data_dir = tempfile::TempDir::new().unwrap();
+    let app = Application::build(Config::for_tests(data_dir.path().to_path_buf())).await.expect("server builds");
+    let server = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_rt::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let path = report.path().to_owned();
+    let output = actix_rt::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["relay", "--server", &server, "--admin-password", "admin-pass"])
+            .args(["--pairs", "6", "--window", "4", "--rate", "60", "--duration", "3s", "--settle", "200ms", "--json"])
+            .arg(&path)
+            .output()
+            .expect("loadgen runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "loadgen relay failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    // 60 msgs/s for 3 s over 12 sides (5 each per second): 180 sent, every one delivered.
+    let delivered = report["delivered"].as_u64().unwrap();
+    assert!((170..=186).contains(&delivered), "{report}");
+    assert_eq!(report["acknowledged"], delivered, "{report}");
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
