@@ -51,10 +51,11 @@ pub struct RelayArgs {
     rate: Option<f64>,
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
-    /// Quiet time between opening the last socket and the first send. Right
-    /// after 1,000 sessions and 2,000 sockets were opened, the first half
-    /// second delivers in 100–600 ms (BENCHMARKS.md, "Relay"): that is set-up,
-    /// measured apart, not the steady relay this scenario is for.
+    /// Time between opening the last socket and the first send, while every
+    /// side already reads: operators' sockets hold the `presence` event of each
+    /// operator who came online after them (about 500,000 frames for 1,000
+    /// operators), and reading that backlog while sending made the first half
+    /// second's deliveries take 100–600 ms (BENCHMARKS.md, "Relay").
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     settle: Duration,
     /// Measure the echo baseline against this echo server first: 2 × pairs sockets, the same window.
@@ -144,9 +145,8 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         errors: Mutex::new(HashMap::new()),
         late: AtomicU64::new(0),
     });
-    tokio::time::sleep(args.settle).await;
-    let usage_before = args.server_pid.and_then(process_usage);
-    let start = Instant::now();
+    // Sides read from now on but send only from `start`.
+    let start = Instant::now() + args.settle;
     let send_until = start + args.duration;
     let period = args.rate.map(|rate| Duration::from_secs_f64(sockets.len() as f64 / rate));
     let n = sockets.len() as f64;
@@ -155,9 +155,11 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, (side, ws))| {
             let schedule = period.map(|period| (start + period.mul_f64(i as f64 / n), period));
-            tokio::spawn(run_side(tally.clone(), side, ws, args.window, schedule, send_until))
+            tokio::spawn(run_side(tally.clone(), side, ws, args.window, (start, schedule), send_until))
         })
         .collect();
+    tokio::time::sleep_until(start.into()).await;
+    let usage_before = args.server_pid.and_then(process_usage);
     for task in tasks {
         task.await?;
     }
@@ -244,9 +246,16 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
     Ok(sides)
 }
 
-/// Sends with at most `window` unacknowledged, at the side's rate or as fast
+/// From `start`, sends with at most `window` unacknowledged, at the side's rate or as fast
 /// as acks allow, until `send_until`; keeps reading for [`crate::DRAIN`] more.
-async fn run_side(tally: Arc<Tally>, side: Side, ws: crate::Ws, window: usize, schedule: Schedule, send_until: Instant) {
+async fn run_side(
+    tally: Arc<Tally>,
+    side: Side,
+    ws: crate::Ws,
+    window: usize,
+    (start, schedule): (Instant, Schedule),
+    send_until: Instant,
+) {
     let (mut tx, mut rx) = ws.split();
     let permits = Arc::new(Semaphore::new(window));
     let sender = {
@@ -254,6 +263,7 @@ async fn run_side(tally: Arc<Tally>, side: Side, ws: crate::Ws, window: usize, s
         let target = (side.kind == "operator").then_some(side.conversation);
         let mut tick = schedule.map(|(first, period)| tokio::time::interval_at(first.into(), period));
         tokio::spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
             for n in 0u64.. {
                 if let Some(tick) = &mut tick {
                     tick.tick().await;
