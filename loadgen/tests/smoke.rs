@@ -1,4 +1,4 @@
-//! A small loadgen run against a real server, so the harness cannot rot:
+//! Small loadgen runs against a real server, so the harness cannot rot:
 //! every visitor reaches an operator and nothing acknowledged is lost.
 
 use std::process::Command;
@@ -8,8 +8,9 @@ use serde_json::Value;
 use switchboard::config::Config;
 use switchboard::startup::Application;
 
-#[actix_rt::test]
-async fn a_small_loadgen_run_loses_nothing() {
+/// Starts a real server, runs `loadgen <args> --server … --admin-password …
+/// --json …` against it, stops the server; answers the JSON report.
+async fn run_loadgen(args: &'static [&'static str]) -> Value {
     let data_dir = tempfile::TempDir::new().unwrap();
     let app = Application::build(Config::for_tests(data_dir.path().to_path_buf())).await.expect("server builds");
     let server = format!("http://{}", app.local_addr());
@@ -21,22 +22,30 @@ async fn a_small_loadgen_run_loses_nothing() {
     let path = report.path().to_owned();
     let output = actix_rt::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args(["run", "--server", &server, "--admin-password", "admin-pass"])
-            .args(["--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"])
-            .arg("--json")
+            .args(args)
+            .args(["--server", &server, "--admin-password", "admin-pass", "--json"])
             .arg(&path)
             .output()
             .expect("loadgen runs")
     })
     .await
     .unwrap();
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
     assert!(
         output.status.success(),
         "loadgen failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).expect("a JSON report")
+}
+
+#[actix_rt::test]
+async fn a_small_loadgen_run_loses_nothing() {
+    let args: &'static [&str] =
+        &["run", "--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"];
+    let report = run_loadgen(args).await;
     assert_eq!(report["sessions"], 120, "{report}");
     assert_eq!(report["assigned"], 120, "{report}");
     assert_eq!(report["lost"], 0, "{report}");
@@ -53,8 +62,6 @@ async fn a_small_loadgen_run_loses_nothing() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
 }
 
 /// The relay scenario against a real server: every pair gets its own
@@ -63,38 +70,12 @@ async fn a_small_loadgen_run_loses_nothing() {
 /// that measures what it says).
 #[actix_rt::test]
 async fn a_small_relay_run_pairs_everyone_and_loses_nothing() {
-    let data_dir = tempfile::TempDir::new().unwrap();
-    let app = Application::build(Config::for_tests(data_dir.path().to_path_buf())).await.expect("server builds");
-    let server = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = actix_rt::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let path = report.path().to_owned();
-    let output = actix_rt::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args(["relay", "--server", &server, "--admin-password", "admin-pass"])
-            .args(["--pairs", "6", "--window", "4", "--rate", "60", "--duration", "3s", "--settle", "200ms", "--json"])
-            .arg(&path)
-            .output()
-            .expect("loadgen runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "loadgen relay failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    let args: &'static [&str] = &["relay", "--pairs", "6", "--window", "4", "--rate", "60", "--duration", "3s", "--settle", "200ms"];
+    let report = run_loadgen(args).await;
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
     // 60 msgs/s for 3 s over 12 sides (5 each per second): 180 sent, every one delivered.
     let delivered = report["delivered"].as_u64().unwrap();
     assert!((170..=186).contains(&delivered), "{report}");
     assert_eq!(report["acknowledged"], delivered, "{report}");
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
 }
