@@ -15,7 +15,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
 use super::operator::Deliver;
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, Pick, Profile, Rule};
+use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, ExpertiseSet, Pick, Profile, Rule};
 use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
 use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
@@ -55,6 +55,11 @@ impl Live {
             *load = load.saturating_sub(1);
         }
         self.active_chats = self.active_chats.saturating_sub(1);
+    }
+
+    /// Takes `id`'s languages, country and expertise from `directory` again.
+    fn refresh_profile(&mut self, id: OperatorId, directory: &Directory) {
+        self.profile = directory.operator(id).map(Profile::of).unwrap_or_default();
     }
 }
 
@@ -226,9 +231,12 @@ impl RouterActor {
         let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {
             return Decision::NoCandidate;
         };
-        let expert_online = candidates.iter().any(|c| c.profile.holds_any(&need.expertise));
+        let expert_online = || {
+            let expertise = ExpertiseSet::of(&need.expertise);
+            candidates.iter().any(|c| c.profile.holds_any(&expertise))
+        };
         match (channel_def.options.expert_wait_s, waited) {
-            (Some(limit), Some(waited)) if !need.expertise.is_empty() && !expert_online => {
+            (Some(limit), Some(waited)) if !need.expertise.is_empty() && !expert_online() => {
                 let limit = Duration::from_secs(limit.into());
                 if waited < limit {
                     Decision::WaitForExpert(limit - waited)
@@ -527,7 +535,7 @@ impl Handler<OperatorPresence> for RouterActor {
         live.presence_epoch += 1;
         let epoch = live.presence_epoch;
         if msg.presence == Presence::Online {
-            live.profile = self.core.directory.read().operator(msg.operator).map(Profile::of).unwrap_or_default();
+            live.refresh_profile(msg.operator, &self.core.directory.read());
         }
         if msg.presence == Presence::Offline {
             self.arm_grace(msg.operator, epoch, ctx);
@@ -744,7 +752,7 @@ impl Handler<DirectoryChanged> for RouterActor {
         {
             let directory = self.core.directory.read();
             for (&id, live) in &mut self.operators {
-                live.profile = directory.operator(id).map(Profile::of).unwrap_or_default();
+                live.refresh_profile(id, &directory);
             }
         }
         for waiting in self.queues.values_mut().flatten() {

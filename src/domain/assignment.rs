@@ -82,7 +82,7 @@ impl Code {
 /// answers "none in common", the usual answer for most of a team, before the
 /// sorted ids are searched.
 #[derive(Clone, Debug, Default)]
-struct ExpertiseSet {
+pub struct ExpertiseSet {
     summary: u64,
     /// Every id is below 64: the summary is the set.
     small: bool,
@@ -90,7 +90,7 @@ struct ExpertiseSet {
 }
 
 impl ExpertiseSet {
-    fn of(ids: &BTreeSet<ExpertiseId>) -> ExpertiseSet {
+    pub fn of(ids: &BTreeSet<ExpertiseId>) -> ExpertiseSet {
         ExpertiseSet {
             summary: ids.iter().fold(0, |s, id| s | 1 << (id.0 % 64)),
             small: ids.iter().all(|id| id.0 < 64),
@@ -136,8 +136,8 @@ impl Profile {
     }
 
     /// Whether the operator holds any of `wanted`.
-    pub fn holds_any(&self, wanted: &BTreeSet<ExpertiseId>) -> bool {
-        wanted.iter().any(|id| self.expertise.ids.binary_search(id).is_ok())
+    pub fn holds_any(&self, wanted: &ExpertiseSet) -> bool {
+        self.expertise.held(wanted) > 0
     }
 }
 
