@@ -120,8 +120,7 @@ async fn open(base: &str, token: &str) -> anyhow::Result<crate::Ws> {
 pub async fn churn(args: ChurnArgs) -> anyhow::Result<()> {
     loopback_only(&args.server)?;
     let api = Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() };
-    let login = json!({"login": "admin", "password": args.admin_password});
-    let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
+    let admin = api.login("admin", &args.admin_password).await?;
     let empty = usage(args.server_pid)?;
     let name = format!("churn-{}", std::process::id());
     let channel = api.post("/channels", Some(&admin), json!({"name": name})).await?["id"].as_u64().unwrap_or_default();

@@ -216,12 +216,7 @@ struct Probe {
 
 /// A new operator with a console open; answers their id and the console.
 async fn console(api: &Api, admin: &str, login: &str) -> anyhow::Result<(u64, crate::Ws)> {
-    let body = json!({"login": login, "name": login, "password": "loadgen-pw", "role": "user"});
-    let operator = api.post("/users", Some(admin), body).await?["id"].as_u64().context("no user id")?;
-    let token = api.post("/auth/login", None, json!({"login": login, "password": "loadgen-pw"})).await?["token"]
-        .as_str()
-        .context("no token")?
-        .to_owned();
+    let (operator, token) = api.new_operator(admin, login, Value::Null).await?;
     let (ws, _) = connect(ws_url(&api.base, &format!("/ws/agent?token={token}"))).await?;
     Ok((operator, ws))
 }
@@ -294,8 +289,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     loopback_only(&args.server)?;
     let api = Arc::new(Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() });
-    let login = json!({"login": "admin", "password": args.admin_password});
-    let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
+    let admin = api.login("admin", &args.admin_password).await?;
     // One online operator takes every conversation (nobody waits in a queue: a
     // 20,000-long queue is another measurement); their console's events are read and dropped.
     // Names carry the process id, so runs can follow each other on one server.

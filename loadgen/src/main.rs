@@ -292,6 +292,26 @@ impl Api {
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, token, Some(body)).await
     }
+
+    /// A session token for `login`.
+    async fn login(&self, login: &str, password: &str) -> anyhow::Result<String> {
+        let session = self.post("/auth/login", None, json!({"login": login, "password": password})).await;
+        Ok(session.with_context(|| format!("login as {login}"))?["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// Creates an operator called `login` with `fields` (`name`, `languages`…;
+    /// the name defaults to the login) and logs them in: (id, token).
+    async fn new_operator(&self, admin: &str, login: &str, mut fields: Value) -> anyhow::Result<(u64, String)> {
+        const PASSWORD: &str = "loadgen-pw";
+        fields["login"] = login.into();
+        fields["password"] = PASSWORD.into();
+        fields["role"] = "user".into();
+        if fields.get("name").is_none() {
+            fields["name"] = login.into();
+        }
+        let id = self.post("/users", Some(admin), fields).await?["id"].as_u64().context("no user id")?;
+        Ok((id, self.login(login, PASSWORD).await?))
+    }
 }
 
 struct Team {
@@ -309,8 +329,7 @@ struct Team {
 /// Expertise, operators (languages and expertise spread over them), a chatbot
 /// that forwards by expertise, and two channels: with and without the bot.
 async fn set_up(api: &Api, args: &RunArgs) -> anyhow::Result<(Team, HashMap<u64, HashSet<u64>>)> {
-    let login = json!({"login": "admin", "password": args.admin_password});
-    let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
+    let admin = api.login("admin", &args.admin_password).await?;
     let p = &args.prefix;
     let run = std::process::id();
     let kinds = args.operators.clamp(1, 10);
@@ -324,15 +343,10 @@ async fn set_up(api: &Api, args: &RunArgs) -> anyhow::Result<(Team, HashMap<u64,
     let mut holds = HashMap::new();
     for i in 0..args.operators {
         let login = format!("{p}-{run}-op-{i}");
-        let body = json!({"login": login, "name": format!("Operator {i}"), "password": "loadgen-pw", "role": "user",
-            "languages": [languages[i % languages.len()]]});
-        let id = api.post("/users", Some(&admin), body).await?["id"].as_u64().unwrap_or_default();
+        let fields = json!({"name": format!("Operator {i}"), "languages": [languages[i % languages.len()]]});
+        let (id, token) = api.new_operator(&admin, &login, fields).await?;
         let mine: HashSet<u64> = [expertise[i % kinds]].into_iter().chain((i % 3 == 0).then(|| expertise[(i + 1) % kinds])).collect();
         api.call(reqwest::Method::PATCH, &format!("/users/{id}"), Some(&admin), Some(json!({"expertise_ids": mine}))).await?;
-        let token = api.post("/auth/login", None, json!({"login": login, "password": "loadgen-pw"})).await?["token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
         operators.push((id, token));
         holds.insert(id, mine);
     }

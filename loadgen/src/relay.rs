@@ -201,19 +201,13 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
 /// session per operator: the router gives each visitor a different operator.
 /// Every socket is open before anyone sends, so the run measures relaying, not connecting.
 async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate::Ws)>> {
-    let login = json!({"login": "admin", "password": args.admin_password});
-    let admin = api.post("/auth/login", None, login).await.context("admin login")?["token"].as_str().unwrap_or_default().to_owned();
+    let admin = api.login("admin", &args.admin_password).await?;
     let run = format!("{}-{}", args.prefix, std::process::id());
     // A few at a time: each is a password hash on the server.
     let operators: Vec<(u64, String)> = stream::iter(0..args.pairs)
         .map(|i| {
             let (admin, login) = (admin.clone(), format!("{run}-op-{i}"));
-            async move {
-                let body = json!({"login": login, "name": format!("Relay {i}"), "password": "loadgen-pw", "role": "user"});
-                let id = api.post("/users", Some(&admin), body).await?["id"].as_u64().unwrap_or_default();
-                let session = api.post("/auth/login", None, json!({"login": login, "password": "loadgen-pw"})).await?;
-                anyhow::Ok((id, session["token"].as_str().unwrap_or_default().to_owned()))
-            }
+            async move { api.new_operator(&admin, &login, json!({"name": format!("Relay {i}")})).await }
         })
         .buffer_unordered(4)
         .collect::<Vec<_>>()
@@ -229,9 +223,9 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
     for (id, token) in &operators {
         let (mut ws, _) = connect(ws_url(&api.base, &format!("/ws/agent?token={token}"))).await?;
         ws.next().await.context("no hello")??;
-        consoles.insert(*id, ws);
+        consoles.insert(*id, Parked::new(ws));
     }
-    let mut sides = Vec::with_capacity(2 * args.pairs);
+    let mut parked = Vec::with_capacity(2 * args.pairs);
     for i in 0..args.pairs {
         let opened = api.post(&format!("/channels/{channel}/sessions"), None, json!({"visitor_name": format!("R{i}")})).await?;
         let conversation = opened["conversation_id"].as_u64().unwrap_or_default();
@@ -240,10 +234,45 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
         let operator = seen["operator"]["id"].as_u64().context("a pair's conversation got no operator")?;
         let console = consoles.remove(&operator).with_context(|| format!("operator {operator} was given two pairs"))?;
         let (visitor, _) = connect(ws_url(&api.base, &format!("/ws/visitor?token={token}"))).await?;
-        sides.push((Side { conversation, kind: "visitor" }, visitor));
-        sides.push((Side { conversation, kind: "operator" }, console));
+        parked.push((Side { conversation, kind: "visitor" }, Parked::new(visitor)));
+        parked.push((Side { conversation, kind: "operator" }, console));
+    }
+    let mut sides = Vec::with_capacity(parked.len());
+    for (side, socket) in parked {
+        sides.push((side, socket.take().await?));
     }
     Ok(sides)
+}
+
+/// A socket read in the background until it is taken back, its events dropped:
+/// setting up 1,000 pairs takes longer than the server's 30 s without a pong,
+/// and the client answers pings only while it reads.
+struct Parked {
+    stop: tokio::sync::oneshot::Sender<()>,
+    reader: tokio::task::JoinHandle<anyhow::Result<crate::Ws>>,
+}
+
+impl Parked {
+    fn new(mut ws: crate::Ws) -> Parked {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let reader = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => return Ok(ws),
+                    frame = ws.next() => {
+                        frame.context("closed while setting up")??;
+                    }
+                }
+            }
+        });
+        Parked { stop, reader }
+    }
+
+    async fn take(self) -> anyhow::Result<crate::Ws> {
+        let _ = self.stop.send(());
+        self.reader.await?
+    }
 }
 
 /// From `start`, sends with at most `window` unacknowledged, at the side's rate or as fast
