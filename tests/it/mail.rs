@@ -6,7 +6,7 @@ use serde_json::json;
 use switchboard::config::Config;
 use switchboard::mail::MailConfig;
 
-use crate::support::{SmtpSink, TestServer};
+use crate::support::{free_port, SmtpSink, TestServer};
 
 fn mail_through(sink_url: String) -> impl FnOnce(&mut Config) {
     move |config| config.mail = Some(MailConfig { url: sink_url, from: "Switchboard <switchboard@example.com>".into() })
@@ -67,10 +67,7 @@ async fn a_new_lead_is_mailed_to_its_channel_and_a_visitor_gets_their_transcript
 /// mail waits in the outbox and arrives once the SMTP server is back, once each.
 #[actix_rt::test]
 async fn mail_waits_for_a_down_smtp_server_across_a_restart() {
-    let port = {
-        let probe = SmtpSink::start(0).await;
-        probe.port
-    };
+    let port = free_port();
     let url = format!("smtp://127.0.0.1:{port}");
     let s = TestServer::start_with(mail_through(url.clone())).await;
     let channel = unattended_channel(&s).await;

@@ -26,11 +26,17 @@ async fn each_cascade_level_picks_the_right_operator() {
     ];
     // Created worst match first, so the winner of each level never wins merely by lowest id.
     let mut ops = Vec::new();
-    let mut sockets = Vec::new();
+    let mut tokens = Vec::new();
     for (login, profile, rule) in profiles.into_iter().rev() {
         let (id, token) = s.operator(login, profile).await;
-        sockets.push(s.agent(&token).await.0);
+        tokens.push(token);
         ops.insert(0, (id, rule));
+    }
+    // Connected only now: these consoles are never read, so they stop answering
+    // pings, and the test server drops a console after 2 s without a pong.
+    let mut sockets = Vec::new();
+    for token in &tokens {
+        sockets.push(s.agent(token).await.0);
     }
     let mut remaining: Vec<u64> = ops.iter().map(|(id, _)| *id).collect();
     let channel = s.channel(&remaining, None).await;

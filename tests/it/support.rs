@@ -492,9 +492,20 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// A free loopback port (bound, then released for a child process to take).
+/// A free loopback port, for a child process or a listener a test opens later.
+///
+/// Taken below Linux's ephemeral range (32768 and up), which `bind(0)` never
+/// hands out: a port from the ephemeral range, once released, can go to another
+/// test's listener (or server) before this test opens it again — the mail test
+/// that keeps its SMTP port closed across a restart failed once in a full run.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 20_000 + (std::process::id() % 1_000) as u16 * 10, Ordering::Relaxed, Ordering::Relaxed);
+    (0..1_000)
+        .map(|_| NEXT.fetch_add(1, Ordering::Relaxed))
+        .find(|&port| port < 32_768 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// One mail an `SmtpSink` received.
