@@ -44,7 +44,7 @@ use crate::views::{
     UserView, VisitorConversationView,
 };
 use crate::ws::outbound::{timed, ConnectionSlots, SessionId, SessionTx, Slot};
-use crate::ws::protocol::{AgentEvent, VisitorEvent};
+use crate::ws::protocol::{AgentEvent, PresenceFrames, VisitorEvent};
 
 /// A new webhook's fields, or the ones a change replaces (`None`: unchanged).
 #[derive(Debug, Default)]
@@ -371,9 +371,14 @@ impl Hub {
     ///
     /// # Errors
     /// As the reads of the greeting; the tab is unregistered then.
-    pub async fn connect_operator(&self, caller: &Caller, session: SessionTx<AgentEvent>) -> Result<AgentEvent, ApiError> {
+    pub async fn connect_operator(
+        &self,
+        caller: &Caller,
+        session: SessionTx<AgentEvent>,
+        presence: PresenceFrames,
+    ) -> Result<AgentEvent, ApiError> {
         let operator = self.core.operator(caller.id);
-        operator.send(Connect { session: session.clone() }).await?;
+        operator.send(Connect { session: session.clone(), presence }).await?;
         let hello = async {
             let user = self.user(caller.id).await?;
             let mut conversations = self.member_conversations(caller.id).await?;

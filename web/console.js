@@ -122,7 +122,7 @@ function renderHeader() {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${scheme}//${location.host}/ws/agent?token=${encodeURIComponent(auth.token)}`);
+  const ws = new WebSocket(`${scheme}//${location.host}/ws/agent?token=${encodeURIComponent(auth.token)}&presence=batched`);
   state.ws = ws;
   setConnection("Connecting…");
   ws.addEventListener("open", () => {
@@ -242,15 +242,10 @@ function handle(event) {
       }
       break;
     }
-    case "presence": {
-      const user = state.users.get(event.user_id);
-      if (user) user.presence = event.presence;
-      if (event.user_id === state.me.id) {
-        state.me.presence = event.presence;
-        renderHeader();
-      }
+    case "presences":
+      // presence=batched: every change of the last few milliseconds in one frame.
+      event.changes.forEach(onPresence);
       break;
-    }
     case "visitor":
       patch(event.conversation_id, { visitor: event.visitor });
       break;
@@ -654,6 +649,16 @@ async function loadLeads() {
   }
   renderSidebar();
   renderLeads();
+}
+
+/** One operator's new presence: the invite list shows it, the header shows one's own. */
+function onPresence({ user_id, presence }) {
+  const user = state.users.get(user_id);
+  if (user) user.presence = presence;
+  if (user_id === state.me.id) {
+    state.me.presence = presence;
+    renderHeader();
+  }
 }
 
 /** A `lead` event: a new missed chat rings; a claim or a follow-up done updates (done ones leave the list). */

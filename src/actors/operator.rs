@@ -13,13 +13,19 @@ use super::Core;
 use crate::domain::operator::Presence;
 use crate::domain::{ConversationId, OperatorId};
 use crate::ws::outbound::{SessionTx, StopReason, Timed};
-use crate::ws::protocol::AgentEvent;
+use crate::ws::protocol::{AgentEvent, PresenceFrames};
+
+/// One console tab: its outbound queue and how it takes presence changes.
+struct Tab {
+    session: SessionTx<AgentEvent>,
+    presence: PresenceFrames,
+}
 
 pub struct OperatorActor {
     id: OperatorId,
     core: Arc<Core>,
     /// Invariant: empty exactly when `presence` is `Offline`.
-    sessions: Vec<SessionTx<AgentEvent>>,
+    sessions: Vec<Tab>,
     presence: Presence,
     conversations: BTreeSet<ConversationId>,
 }
@@ -42,6 +48,16 @@ impl OperatorActor {
             self.set_presence(Presence::Offline);
         }
     }
+
+    /// Queues to every tab what `deliver` gives it, forgetting the tabs that
+    /// are gone or too slow (it answers `false` for those).
+    fn deliver(&mut self, deliver: impl Fn(&Tab) -> bool) {
+        let before = self.sessions.len();
+        self.sessions.retain(deliver);
+        if self.sessions.len() != before {
+            self.offline_if_no_sessions();
+        }
+    }
 }
 
 impl Actor for OperatorActor {
@@ -53,13 +69,14 @@ impl Actor for OperatorActor {
 #[rtype(result = "()")]
 pub struct Connect {
     pub session: SessionTx<AgentEvent>,
+    pub presence: PresenceFrames,
 }
 
 impl Handler<Connect> for OperatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
-        self.sessions.push(msg.session);
+        self.sessions.push(Tab { session: msg.session, presence: msg.presence });
         if self.presence == Presence::Offline {
             self.set_presence(Presence::Online);
         }
@@ -77,7 +94,7 @@ impl Handler<Disconnect> for OperatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
-        self.sessions.retain(|s| !s.same_session(&msg.session));
+        self.sessions.retain(|tab| !tab.session.same_session(&msg.session));
         self.offline_if_no_sessions();
     }
 }
@@ -116,11 +133,28 @@ impl Handler<Deliver> for OperatorActor {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
-        let before = self.sessions.len();
-        self.sessions.retain(|s| s.deliver(&msg.0));
-        if self.sessions.len() != before {
-            self.offline_if_no_sessions();
-        }
+        self.deliver(|tab| tab.session.deliver(&msg.0));
+    }
+}
+
+/// Presence changes the router gathered, in both forms: each tab gets the one it asked for.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverPresence {
+    /// One `presence` event per change, in order.
+    pub each: Arc<[Arc<Timed<AgentEvent>>]>,
+    /// One `presences` event with all of them.
+    pub batched: Arc<Timed<AgentEvent>>,
+}
+
+impl Handler<DeliverPresence> for OperatorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverPresence, _: &mut Context<Self>) {
+        self.deliver(|tab| match tab.presence {
+            PresenceFrames::Each => msg.each.iter().all(|event| tab.session.deliver(event)),
+            PresenceFrames::Batched => tab.session.deliver(&msg.batched),
+        });
     }
 }
 
@@ -153,8 +187,8 @@ impl Handler<Deactivate> for OperatorActor {
     type Result = ();
 
     fn handle(&mut self, _: Deactivate, _: &mut Context<Self>) {
-        for session in self.sessions.drain(..) {
-            session.stop(StopReason::Deactivated);
+        for tab in self.sessions.drain(..) {
+            tab.session.stop(StopReason::Deactivated);
         }
         self.set_presence(Presence::Offline);
     }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
 use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
-use super::operator::Deliver;
+use super::operator::{Deliver, DeliverPresence};
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, IfNobody, Need, ExpertiseSet, Pick, Profile, Rule};
+use crate::domain::assignment::{pick_operator, Candidate, ExpertiseSet, IfNobody, Need, Pick, Profile, Rule};
 use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
 use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
@@ -24,7 +24,7 @@ use crate::domain::{ChannelId, ConversationId, ExpertiseId, OperatorId};
 use crate::metrics::{ReasonLabel, RoutingLabels};
 use crate::views::{BoardEntry, LiveStatus, ReaderBoard, SharedEntry};
 use crate::ws::outbound::{timed, Timed};
-use crate::ws::protocol::AgentEvent;
+use crate::ws::protocol::{AgentEvent, PresenceChange};
 
 /// What the router knows of an operator beyond their profile.
 #[derive(Default)]
@@ -140,11 +140,22 @@ pub struct RouterActor {
     last_assignment: u64,
     /// Queued conversations with a timer armed for the end of their expert wait.
     expert_timers: HashSet<ConversationId>,
-    board_push_pending: bool,
+    pending: Pending,
 }
 
-/// How long board changes are gathered before one push: short enough to feel live.
-const BOARD_PUSH_DELAY: Duration = Duration::from_millis(25);
+/// What the next push to every operator holds, gathered for [`PUSH_DELAY`]
+/// so that changes in a burst (a busy team flagging and joining, a team
+/// coming online at nine) cost each operator one push, not one per change.
+#[derive(Default)]
+struct Pending {
+    /// A push is armed.
+    armed: bool,
+    boards: bool,
+    presence: Vec<PresenceChange>,
+}
+
+/// How long changes are gathered before one push: short enough to feel live.
+const PUSH_DELAY: Duration = Duration::from_millis(25);
 
 /// The outcome of looking for an operator.
 enum Decision {
@@ -165,7 +176,7 @@ impl RouterActor {
             board: BTreeMap::new(),
             last_assignment: 0,
             expert_timers: HashSet::new(),
-            board_push_pending: false,
+            pending: Pending::default(),
         }
     }
 
@@ -449,20 +460,36 @@ impl RouterActor {
     /// Pushes every board once, shortly: changes that come in a burst (a
     /// busy team flagging and joining) cost one push per operator, not one per change.
     fn push_boards_soon(&mut self, ctx: &mut Context<Self>) {
-        if !self.board_push_pending {
-            self.board_push_pending = true;
-            ctx.run_later(BOARD_PUSH_DELAY, |act, _| {
-                act.board_push_pending = false;
-                act.push_boards(None);
+        self.pending.boards = true;
+        self.push_soon(ctx);
+    }
+
+    /// Arms the push of what is [`Pending`], unless it is armed already.
+    fn push_soon(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::replace(&mut self.pending.armed, true) {
+            ctx.run_later(PUSH_DELAY, |act, _| {
+                let pending = std::mem::take(&mut act.pending);
+                // Presence, then boards: a console knows who is online before a board that may name them.
+                act.push_presence(&pending.presence);
+                if pending.boards {
+                    act.push_boards(None);
+                }
             });
         }
     }
 
-    fn broadcast(&self, event: AgentEvent) {
-        let event = timed(event);
+    /// Sends `changes` to every connected operator, one `presence` event per
+    /// change or one `presences` event for them all, as each tab asked.
+    fn push_presence(&self, changes: &[PresenceChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let each: Arc<[Arc<Timed<AgentEvent>>]> =
+            changes.iter().map(|c| timed(AgentEvent::Presence { user_id: c.user_id, presence: c.presence })).collect();
+        let batched = timed(AgentEvent::Presences { changes: changes.into() });
         for entry in self.core.registry.operators.iter() {
             if self.operators.get(entry.key()).is_some_and(|l| l.presence != Presence::Offline) {
-                entry.value().do_send(Deliver(event.clone()));
+                entry.value().do_send(DeliverPresence { each: each.clone(), batched: batched.clone() });
             }
         }
     }
@@ -540,8 +567,8 @@ impl Handler<OperatorPresence> for RouterActor {
         if msg.presence == Presence::Offline {
             self.arm_grace(msg.operator, epoch, ctx);
         }
-        // Broadcast before the board push so a newly connected operator is included.
-        self.broadcast(AgentEvent::Presence { user_id: msg.operator, presence: msg.presence });
+        self.pending.presence.push(PresenceChange { user_id: msg.operator, presence: msg.presence });
+        self.push_soon(ctx);
         if msg.presence == Presence::Online {
             let channels: Vec<ChannelId> = {
                 let directory = self.core.directory.read();

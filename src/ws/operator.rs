@@ -6,18 +6,32 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::outbound::SessionId;
-use super::protocol::{AgentCommand, AgentEvent};
+use super::protocol::{AgentCommand, AgentEvent, PresenceFrames};
 use super::{Ack, CommandHandler, SessionIo};
 use crate::actors::conversation::Content;
 use crate::domain::conversation::Poster;
+use crate::domain::text::InvalidField;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::client::client_origin;
+use crate::http::extract::given;
 use crate::hub::{Caller, Hub};
 use crate::metrics::SocketKind;
 
 #[derive(Debug, Deserialize)]
 pub struct AgentQuery {
     token: Option<String>,
+    presence: Option<String>,
+}
+
+impl AgentQuery {
+    /// How this console takes presence changes: `each` (the default) or `batched`.
+    fn presence(&self) -> Result<PresenceFrames, InvalidField> {
+        match given(self.presence.as_ref()) {
+            None | Some("each") => Ok(PresenceFrames::Each),
+            Some("batched") => Ok(PresenceFrames::Batched),
+            Some(_) => Err(InvalidField::new("presence", "must be `each` or `batched`")),
+        }
+    }
 }
 
 /// Executes an operator's commands.
@@ -96,8 +110,12 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
 ///
 /// # Errors
 /// 401 without a valid token, 503 `over_capacity` at the connection cap, 400 if not an upgrade.
-#[utoipa::path(get, path = "/ws/agent", tag = "websocket", params(("token" = String, Query, description = "The operator's bearer token")),
-    responses((status = 101, description = "WebSocket: see API.md for frames"), (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+#[utoipa::path(get, path = "/ws/agent", tag = "websocket",
+    params(("token" = String, Query, description = "The operator's bearer token"),
+           ("presence" = Option<String>, Query, description = "`each` (default): one `presence {user_id, presence}` event per change. \
+            `batched`: one `presences {changes: [{user_id, presence}]}` event per 25 ms in which presence changed, oldest change first")),
+    responses((status = 101, description = "WebSocket: see API.md for frames"),
+              (status = 400, description = "Not a WebSocket upgrade, or `presence` is neither `each` nor `batched`", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, description = "`over_capacity`", body = ErrorBody)))]
 pub async fn agent(
     req: HttpRequest,
@@ -106,10 +124,11 @@ pub async fn agent(
     query: web::Query<AgentQuery>,
 ) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &hub.ws_config().allowed_origins)?;
+    let presence = query.presence()?;
     let token = query.token.as_deref().ok_or_else(|| ApiError::Unauthorized("missing `token` query parameter".into()))?;
     let caller = hub.operator_caller(token).await?;
     let (response, io, tx) = SessionIo::open(&hub, SocketKind::Agent, &req, body)?;
-    let greeting = vec![hub.connect_operator(&caller, tx.clone()).await?];
+    let greeting = vec![hub.connect_operator(&caller, tx.clone(), presence).await?];
     let hub = hub.into_inner();
     actix_web::rt::spawn(async move {
         let operator = caller.id;

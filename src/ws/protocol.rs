@@ -1,6 +1,8 @@
 //! The WebSocket wire contract: client commands and server events as serde
 //! enums tagged by `type`. Tests and load tools use these same types.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::conversation::{Author, LeaveReason, Message, Rating, RequestedStatus, Status, Visitor};
@@ -98,6 +100,27 @@ pub enum AssignReason {
     Transfer,
 }
 
+/// One operator's new presence, as the `presence` event states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PresenceChange {
+    pub user_id: OperatorId,
+    pub presence: Presence,
+}
+
+/// How a console receives presence changes (`/ws/agent?presence=…`).
+///
+/// Every change goes to every operator, so when N operators come online
+/// together each `each` console receives N frames (N² in all); a `batched`
+/// console receives one `presences` frame per gathering of changes instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PresenceFrames {
+    /// One `presence` event per change (API.md v1).
+    #[default]
+    Each,
+    /// One `presences {changes}` event per gathering (an addition).
+    Batched,
+}
+
 /// Events pushed to operators.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -145,6 +168,11 @@ pub enum AgentEvent {
     Presence {
         user_id: OperatorId,
         presence: Presence,
+    },
+    /// Every presence change of the last few milliseconds, oldest first, for a
+    /// console that connected with `presence=batched` (see [`PresenceFrames`]).
+    Presences {
+        changes: Arc<[PresenceChange]>,
     },
     Typing {
         conversation_id: ConversationId,

@@ -219,6 +219,41 @@ async fn presence_follows_connections_and_tabs_all_receive_events() {
     assert_eq!(me["presence"], "offline");
 }
 
+/// A console that asks for `presence=batched` gets every change, in order, in
+/// `presences` frames and never a `presence` one; a default console on the same
+/// server still gets one `presence` per change. Any other value is a 400 naming the field.
+#[actix_rt::test]
+async fn batched_presence_carries_every_change_in_order() {
+    let s = TestServer::start().await;
+    let (_, watcher_token) = s.operator("watcher", json!({})).await;
+    let (_, plain_token) = s.operator("plain", json!({})).await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let mut batched = WsClient::connect(&s.ws_url(&format!("/ws/agent?token={watcher_token}&presence=batched"))).await;
+    batched.next_of("hello").await;
+    let (mut plain, _) = s.agent(&plain_token).await;
+    let (_ann_ws, _) = s.agent(&ann_token).await;
+    for presence in ["away", "online", "away", "online"] {
+        s.put("/api/v1/me/presence", &ann_token, json!({"presence": presence})).await.expect(200);
+    }
+    let expected = ["online", "away", "online", "away", "online"];
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let frame = batched.next_where("presence changes", |f| f["type"] == "presences" || f["type"] == "presence").await;
+        assert_eq!(frame["type"], "presences", "a batched console got {frame}");
+        let changes = frame["changes"].as_array().expect("changes").iter();
+        seen.extend(changes.filter(|c| c["user_id"] == ann).map(|c| c["presence"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen, expected);
+    for presence in expected {
+        let each = plain.next_where("ann's presence", |f| f["type"] == "presence" && f["user_id"] == ann).await;
+        assert_eq!(each["presence"], presence);
+    }
+    for value in ["sometimes", "", "BATCHED"] {
+        let body = s.get(&format!("/ws/agent?token={watcher_token}&presence={value}"), "").await.expect(400);
+        assert!(body["error"]["message"].as_str().unwrap().contains("presence"), "{value:?}: {body}");
+    }
+}
+
 /// Above the connection cap, upgrades get 503 `over_capacity`; existing connections keep working.
 #[actix_rt::test]
 async fn upgrades_above_the_cap_are_refused_and_others_unaffected() {
