@@ -139,8 +139,7 @@ async fn settled_rss(pid: u32) -> anyhow::Result<f64> {
 }
 
 async fn archived_total(api: &Api) -> anyhow::Result<f64> {
-    let text = api.http.get(format!("{}/metrics", api.base)).send().await?.text().await?;
-    Ok(text.lines().find_map(|l| l.strip_prefix("switchboard_archived_total ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0))
+    api.metric("switchboard_archived_total").await
 }
 
 /// Waits (at most 10 minutes) until `total` conversations were archived in all.

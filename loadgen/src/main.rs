@@ -8,6 +8,7 @@
 //! loadgen churn --server-pid $(pgrep -n switchboard) --sessions 10000 --cycles 5
 //! loadgen history --server-pid $(pgrep -n switchboard) --conversations 20000 --messages 50
 //! loadgen relay --pairs 200 --window 8 --duration 10s --echo-url ws://127.0.0.1:9001
+//! loadgen presence --operators 1000 --presence batched
 //! ```
 //!
 //! Traffic goes to loopback only and every run is bounded in time and count.
@@ -32,6 +33,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 mod churn;
 mod history;
+mod presence;
 mod relay;
 
 #[derive(Parser)]
@@ -58,6 +60,8 @@ enum Command {
     History(history::HistoryArgs),
     /// Visitor ↔ operator pairs relaying to each other: the per-message cost against the echo baseline.
     Relay(relay::RelayArgs),
+    /// Operators opening their consoles together: frames per operator as the team grows.
+    Presence(presence::PresenceArgs),
 }
 
 #[derive(Args, Clone)]
@@ -147,6 +151,7 @@ fn main() -> anyhow::Result<()> {
             Command::Churn(args) => churn::churn(args).await,
             Command::History(args) => history::history(args).await,
             Command::Relay(args) => relay::relay(args).await,
+            Command::Presence(args) => presence::presence(args).await,
             Command::EchoServer { bind } => echo_server(bind).await,
             Command::Echo(args) => {
                 loopback_only(&args.url)?;
@@ -291,6 +296,17 @@ impl Api {
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    /// The sum of every series of the server's metric `name` (0 when it has none yet).
+    async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self.http.get(format!("{}/metrics", self.base)).send().await?.text().await?;
+        let series = text.lines().filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = if rest.starts_with('{') { rest.split_once("} ")?.1 } else { rest.strip_prefix(' ')? };
+            value.trim().parse::<f64>().ok()
+        });
+        Ok(series.sum())
     }
 
     /// A session token for `login`.

@@ -79,3 +79,24 @@ async fn a_small_relay_run_pairs_everyone_and_loses_nothing() {
     assert!((170..=186).contains(&delivered), "{report}");
     assert_eq!(report["acknowledged"], delivered, "{report}");
 }
+
+/// The presence scenario counts what the consoles receive: with `each`, one
+/// frame per change besides `hello`; in both modes every console hears at
+/// least every operator who came online after it (12 + 11 + … + 1 = 78).
+#[actix_rt::test]
+async fn a_small_presence_run_counts_every_change() {
+    for mode in ["each", "batched"] {
+        let args: &'static [&str] = match mode {
+            "each" => &["presence", "--operators", "12", "--parallel", "4", "--presence", "each"],
+            _ => &["presence", "--operators", "12", "--parallel", "4", "--presence", "batched"],
+        };
+        let report = run_loadgen(args).await;
+        let (frames, changes) = (report["frames_received"].as_u64().unwrap(), report["presence_changes"].as_u64().unwrap());
+        assert!((78..=144).contains(&changes), "{report}");
+        if mode == "each" {
+            assert_eq!(frames, 12 + changes, "{report}");
+        } else {
+            assert!(frames > 12 && frames <= 12 + changes, "{report}");
+        }
+    }
+}
