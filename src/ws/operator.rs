@@ -113,7 +113,7 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/ws/agent", tag = "websocket",
     params(("token" = String, Query, description = "The operator's bearer token"),
            ("presence" = Option<String>, Query, description = "`each` (default): one `presence {user_id, presence}` event per change. \
-            `batched`: one `presences {changes: [{user_id, presence}]}` event per 25 ms in which presence changed, oldest change first")),
+            `batched`: one `presences {changes: [{user_id, presence}]}` event per gathering of changes (25 ms per started hundred of connected operators), oldest change first")),
     responses((status = 101, description = "WebSocket: see API.md for frames"),
               (status = 400, description = "Not a WebSocket upgrade, or `presence` is neither `each` nor `batched`", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, description = "`over_capacity`", body = ErrorBody)))]
