@@ -2,7 +2,7 @@
 # Issue 14's "1,000 operators connecting": frames the consoles receive as the
 # team grows, one `presence` per change (`each`, API.md v1) against gathered
 # `presences` frames (`batched`). A fresh server and data dir per run.
-# Usage: bash benches/presence.sh [RUNS]   (default 3; quote medians)
+# Usage: bash benches/presence.sh [RUNS]   (default 3; quote medians; MODES="batched" for one form)
 # Results: one report table per run, also as JSON under target/presence/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ presence() {
 }
 for run in $(seq "$runs"); do
   for operators in 250 500 1000; do
-    for mode in each batched; do
+    for mode in ${MODES:-each batched}; do
       presence "$mode-$operators-$run" --operators "$operators" --presence "$mode"
     done
   done

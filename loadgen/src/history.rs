@@ -1,8 +1,8 @@
 //! `loadgen history`: what history costs and how it holds at a year's size.
 //!
-//! 1. Warm-up: `--warm-up` conversations are held and closed and a round of
-//!    searches runs (the allocator and the archive's caches settle), then the
-//!    server's RSS is read: "before".
+//! 1. Warm-up: `--warm-up` conversations are held and closed, `--warm-up-rounds`
+//!    times (RSS read after each), and a round of searches runs (the allocator
+//!    and the archive's caches settle), then the server's RSS is read: "before".
 //! 2. `--conversations` visitors each write `--messages` lines of words drawn
 //!    from a fixed vocabulary (held: RSS "held"), then all of them leave
 //!    at `--close-rate` per second: the close rate and the archive rate, and a probe's delivery
@@ -46,6 +46,10 @@ pub struct HistoryArgs {
     /// Conversations held and closed (then a round of searches) before the "before" RSS reading.
     #[arg(long, default_value_t = 20_000)]
     warm_up: usize,
+    /// How many times the warm-up is held and closed: the allocator keeps a
+    /// share of each peak for a few rounds before RSS levels off.
+    #[arg(long, default_value_t = 1)]
+    warm_up_rounds: usize,
     /// Open conversations during the searches.
     #[arg(long, default_value_t = 1_000)]
     live: usize,
@@ -92,6 +96,8 @@ impl Rng {
 
 #[derive(Serialize)]
 struct Rss {
+    /// After each warm-up round.
+    warm_up_mb: Vec<f64>,
     before_mb: f64,
     held_mb: f64,
     after_mb: f64,
@@ -308,18 +314,25 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
 
     // The warm-up does once what the measured part does (hold, close,
     // search), so "before" already holds what a server keeps once it has.
-    eprintln!("warm-up: {} conversations, then searches", args.warm_up);
     let already = archived_total(&api).await?;
     let mut rng = Rng(0x5eed);
-    let warm = fill(&api, &args, &channels, args.warm_up, args.messages, 1).await?;
-    close_all(&api, warm, args.close_rate).await?;
-    until_archived(&api, already + args.warm_up as f64).await?;
+    let mut warm_up_mb = Vec::new();
+    for round in 1..=args.warm_up_rounds {
+        eprintln!("warm-up {round}/{}: {} conversations", args.warm_up_rounds, args.warm_up);
+        let warm = fill(&api, &args, &channels, args.warm_up, args.messages, round as u64).await?;
+        close_all(&api, warm, args.close_rate).await?;
+        until_archived(&api, already + (round * args.warm_up) as f64).await?;
+        if round < args.warm_up_rounds {
+            warm_up_mb.push(settled_rss(args.server_pid).await?);
+        }
+    }
+    eprintln!("searches");
     search_round(&api, &admin, &channels, args.queries, &mut rng).await?;
     let before_mb = settled_rss(args.server_pid).await?;
 
     eprintln!("filling: {} conversations × {} messages", args.conversations, args.messages);
     let started = Instant::now();
-    let tokens = fill(&api, &args, &channels, args.conversations, args.messages, 2).await?;
+    let tokens = fill(&api, &args, &channels, args.conversations, args.messages, args.warm_up_rounds as u64 + 1).await?;
     let fill_s = started.elapsed().as_secs_f64();
     let held_mb = settled_rss(args.server_pid).await?;
 
@@ -330,7 +343,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     probe.phase.store(1, Ordering::Relaxed);
     let started = Instant::now();
     let close_took = close_all(&api, tokens, args.close_rate).await?;
-    until_archived(&api, already + (args.warm_up + args.conversations) as f64).await?;
+    until_archived(&api, already + (args.warm_up * args.warm_up_rounds + args.conversations) as f64).await?;
     let archive_took = started.elapsed();
     probe.running.store(false, Ordering::Relaxed);
     let after_mb = settled_rss(args.server_pid).await?;
@@ -355,9 +368,9 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     ];
     let report = Report {
         // Each also holds "… joined the conversation" and "Visitor left the conversation".
-        archived_messages: (args.warm_up + args.conversations) * (args.messages + 2),
+        archived_messages: (args.warm_up * args.warm_up_rounds + args.conversations) * (args.messages + 2),
         fill_s,
-        rss: Rss { before_mb, held_mb, after_mb, after_over_before: after_mb / before_mb },
+        rss: Rss { warm_up_mb, before_mb, held_mb, after_mb, after_over_before: after_mb / before_mb },
         closing,
         rounds,
         median_p95_ms,
@@ -373,6 +386,10 @@ fn print(r: &Report) {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| archived messages (visitor lines, 'joined', 'left') | {} |", r.archived_messages);
+    if !r.rss.warm_up_mb.is_empty() {
+        let rounds: Vec<String> = r.rss.warm_up_mb.iter().map(|mb| format!("{mb:.1}")).collect();
+        println!("| RSS after the warm-up rounds before the last (MB) | {} |", rounds.join(" · "));
+    }
     println!(
         "| RSS before / held / after (MB) | {:.1} / {:.1} / {:.1} (after/before {:.3}) |",
         r.rss.before_mb, r.rss.held_mb, r.rss.after_mb, r.rss.after_over_before

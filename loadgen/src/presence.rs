@@ -120,14 +120,21 @@ pub async fn presence(args: PresenceArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let connect_s = started.elapsed().as_secs_f64();
     eprintln!("all connected in {connect_s:.2} s; waiting for quiet…");
+    // Quiet: for a whole second neither did a console receive a frame nor did the server write one.
     let deadline = Instant::now() + Duration::from_secs(300);
-    while tally.last_frame.lock().elapsed() < QUIET {
+    let mut written = api.metric("switchboard_delivery_latency_seconds_count").await?;
+    loop {
+        tokio::time::sleep(QUIET).await;
+        let now = api.metric("switchboard_delivery_latency_seconds_count").await?;
+        if now == written && tally.last_frame.lock().elapsed() >= QUIET {
+            break;
+        }
+        written = now;
         if Instant::now() > deadline {
             bail!("the consoles were still receiving frames after 5 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let written = api.metric("switchboard_delivery_latency_seconds_count").await? - written_before;
+    let written = written - written_before;
     tally.stop.store(true, Ordering::Relaxed);
     for reader in readers {
         reader.await?;
