@@ -119,7 +119,7 @@ async fn open(base: &str, token: &str) -> anyhow::Result<crate::Ws> {
 
 pub async fn churn(args: ChurnArgs) -> anyhow::Result<()> {
     loopback_only(&args.server)?;
-    let api = Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() };
+    let api = Api::new(&args.server);
     let admin = api.login("admin", &args.admin_password).await?;
     let empty = usage(args.server_pid)?;
     let name = format!("churn-{}", std::process::id());

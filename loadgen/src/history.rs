@@ -161,7 +161,7 @@ async fn until_archived(api: &Api, total: f64) -> anyhow::Result<()> {
 /// A client of its own for one phase, so its keep-alive connections (and the
 /// server's buffers for them) are gone when the phase ends and RSS is read.
 fn phase_client(api: &Api) -> Arc<Api> {
-    Arc::new(Api { http: reqwest::Client::new(), base: api.base.clone() })
+    Arc::new(Api::new(&api.base))
 }
 
 /// Opens `count` conversations on `channels` (alternating), each with `messages` visitor lines; returns their visitor tokens.
@@ -293,7 +293,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
     loopback_only(&args.server)?;
-    let api = Arc::new(Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() });
+    let api = Arc::new(Api::new(&args.server));
     let admin = api.login("admin", &args.admin_password).await?;
     // One online operator takes every conversation (nobody waits in a queue: a
     // 20,000-long queue is another measurement); their console's events are read and dropped.

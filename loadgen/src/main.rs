@@ -277,6 +277,15 @@ struct Api {
 }
 
 impl Api {
+    /// A client of `server`'s API. Pooled connections idle for 2 s are
+    /// dropped: the server closes them after 5 s (actix's keep-alive), and one
+    /// reused just as it does fails the request with a reset, which a busy
+    /// machine made happen in a history run.
+    fn new(server: &str) -> Api {
+        let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+        Api { http, base: server.trim_end_matches('/').to_owned() }
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, format!("{}/api/v1{path}", self.base)).timeout(Duration::from_secs(10));
         if let Some(token) = token {
@@ -683,7 +692,7 @@ struct Report {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     loopback_only(&args.server)?;
-    let api = Arc::new(Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() });
+    let api = Arc::new(Api::new(&args.server));
     let echo_baseline = match &args.echo_url {
         Some(url) => {
             loopback_only(url)?;

@@ -77,7 +77,7 @@ pub async fn presence(args: PresenceArgs) -> anyhow::Result<()> {
     if args.operators == 0 || args.parallel == 0 || !matches!(args.presence.as_str(), "each" | "batched") {
         bail!("--operators and --parallel must be positive, --presence `each` or `batched`");
     }
-    let api = Arc::new(Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() });
+    let api = Arc::new(Api::new(&args.server));
     let admin = api.login("admin", &args.admin_password).await?;
     let run = format!("{}-{}", args.prefix, std::process::id());
     eprintln!("creating {} operators…", args.operators);

@@ -134,7 +134,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let api = Api { http: reqwest::Client::new(), base: args.server.trim_end_matches('/').to_owned() };
+    let api = Api::new(&args.server);
     eprintln!("setting up {} pairs…", args.pairs);
     let sockets = set_up(&api, &args).await?;
     let tally = Arc::new(Tally {
