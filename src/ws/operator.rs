@@ -109,7 +109,8 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
 /// `OperatorActor` (making them online), then greets with `hello`.
 ///
 /// # Errors
-/// 401 without a valid token, 503 `over_capacity` at the connection cap, 400 if not an upgrade.
+/// 401 without a valid token, 503 `over_capacity` at the connection cap, 400 if not an upgrade
+/// or `presence` is neither `each` nor `batched`.
 #[utoipa::path(get, path = "/ws/agent", tag = "websocket",
     params(("token" = String, Query, description = "The operator's bearer token"),
            ("presence" = Option<String>, Query, description = "`each` (default): one `presence {user_id, presence}` event per change. \
