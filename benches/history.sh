@@ -3,6 +3,9 @@
 # archived messages, search latency, memory after archiving, archive rate, and
 # restart time with 1,000 live conversations. Release builds, loopback,
 # durability on (--fsync always). Usage: bash benches/history.sh [quick]
+# `bash benches/history.sh memory` measures only RSS after archiving, after a
+# warm-up of 4 rounds (the allocator keeps a share of each peak for a few
+# rounds): 3 fresh servers in turn, about 20 minutes each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p switchboard -p loadgen
@@ -28,6 +31,19 @@ start_server() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" || true; }
 trap '[ -n "$server_pid" ] && kill $server_pid 2>/dev/null || true' EXIT
+
+if [ "${1:-}" = memory ]; then
+  for run in 1 2 3; do
+    rm -rf "$out/data"
+    start_server
+    echo "### RSS after archiving, run $run"; echo
+    ./target/release/loadgen history --server http://127.0.0.1:18092 --admin-password bench --server-pid "$server_pid" \
+      --conversations 20000 --warm-up 20000 --warm-up-rounds 4 --live 100 --rounds 1 --queries 20 \
+      --json "$out/memory-$run.json" 2> "$out/memory-$run.progress"
+    stop_server
+  done
+  exit 0
+fi
 
 start_server
 echo "### loadgen history"; echo
