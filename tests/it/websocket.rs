@@ -99,7 +99,9 @@ async fn pipelined_commands_are_applied_and_answered_in_order() {
 /// operator's other tab, the visitor's other tab and the other side are.
 #[actix_rt::test]
 async fn the_sending_socket_gets_its_message_in_the_ack_only() {
-    let s = TestServer::start().await;
+    // Four sockets wait unread while the others are opened; on a loaded
+    // machine that can pass the test server's 2 s without a pong.
+    let s = TestServer::start_with(|c| c.ws.client_timeout = Duration::from_secs(30)).await;
     let (_, ann_token, mut ann_ws, conversation, visitor) = served(&s).await;
     let (mut ann_tab, _) = s.agent(&ann_token).await;
     let (mut widget, _) = s.widget(&visitor, None).await;
