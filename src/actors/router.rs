@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 
 use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
-use super::operator::{Deliver, DeliverPresence};
+use super::operator::{Deliver, DeliverPresence, OperatorActor};
 use super::Core;
 use crate::domain::assignment::{pick_operator, Candidate, ExpertiseSet, IfNobody, Need, Pick, Profile, Rule};
 use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
@@ -448,18 +448,24 @@ impl RouterActor {
         // conversations see the same board: one event for all of them.
         let members: BTreeSet<OperatorId> = self.board.values().flat_map(|e| e.operator_ids.iter().copied()).collect();
         let mut boards: HashMap<BoardKey, Arc<Timed<AgentEvent>>> = HashMap::new();
-        for entry in self.core.registry.operators.iter() {
-            let id = *entry.key();
-            let connected = self.operators.get(&id).is_some_and(|l| l.presence != Presence::Offline);
-            if !connected || only.is_some_and(|only| !only.contains(&id)) {
+        for (id, operator) in self.connected() {
+            if only.is_some_and(|only| !only.contains(&id)) {
                 continue;
             }
             let expertise = directory.operator(id).map(|op| &op.expertise_ids);
             let board = boards
                 .entry((expertise, members.contains(&id).then_some(id)))
                 .or_insert_with(|| timed(AgentEvent::NeedHelp { conversations: ReaderBoard::new(shared.clone(), id, expertise) }));
-            entry.value().do_send(Deliver(board.clone()));
+            operator.do_send(Deliver(board.clone()));
         }
+    }
+
+    /// The operators with a console open, and their actors: who pushes go to.
+    fn connected(&self) -> impl Iterator<Item = (OperatorId, Addr<OperatorActor>)> + '_ {
+        self.core.registry.operators.iter().filter_map(|entry| {
+            let connected = self.operators.get(entry.key()).is_some_and(|l| l.presence != Presence::Offline);
+            connected.then(|| (*entry.key(), entry.value().clone()))
+        })
     }
 
     /// Pushes every board once, shortly: changes that come in a burst (a
@@ -472,7 +478,7 @@ impl RouterActor {
     /// Arms the push of what is [`Pending`], unless it is armed already.
     fn push_soon(&mut self, ctx: &mut Context<Self>) {
         if !std::mem::replace(&mut self.pending.armed, true) {
-            let connected = self.operators.values().filter(|l| l.presence != Presence::Offline).count();
+            let connected = self.connected().count();
             let delay = PUSH_DELAY * connected.div_ceil(PUSH_DELAY_PER).max(1) as u32;
             ctx.run_later(delay, |act, _| {
                 let pending = std::mem::take(&mut act.pending);
@@ -494,10 +500,8 @@ impl RouterActor {
         let each: Arc<[Arc<Timed<AgentEvent>>]> =
             changes.iter().map(|c| timed(AgentEvent::Presence { user_id: c.user_id, presence: c.presence })).collect();
         let batched = timed(AgentEvent::Presences { changes: changes.into() });
-        for entry in self.core.registry.operators.iter() {
-            if self.operators.get(entry.key()).is_some_and(|l| l.presence != Presence::Offline) {
-                entry.value().do_send(DeliverPresence { each: each.clone(), batched: batched.clone() });
-            }
+        for (_, operator) in self.connected() {
+            operator.do_send(DeliverPresence { each: each.clone(), batched: batched.clone() });
         }
     }
 }
