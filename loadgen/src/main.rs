@@ -92,7 +92,8 @@ struct RunArgs {
     /// Per-operator cap on concurrent conversations.
     #[arg(long, default_value_t = 1000)]
     max_sessions: u32,
-    /// Share of conversations an operator flags Looking for help (another joins).
+    /// Share of conversations an operator flags Looking for help, once, after
+    /// its first reply (another operator joins).
     #[arg(long, default_value_t = 0.05)]
     help_rate: f64,
     /// Report the server's RSS and CPU (a local process).
@@ -228,6 +229,9 @@ struct Counters {
     assigned: AtomicU64,
     delivered: AtomicU64,
     left: AtomicU64,
+    /// Conversations flagged Looking for help, and joins of them (acknowledged).
+    calls_for_help: AtomicU64,
+    joins: AtomicU64,
 }
 
 struct Shared {
@@ -337,6 +341,58 @@ impl Api {
         let id = self.post("/users", Some(admin), fields).await?["id"].as_u64().context("no user id")?;
         Ok((id, self.login(login, PASSWORD).await?))
     }
+
+    /// `n` operators, logins `{prefix}-op-{i}`, each with `fields(i)`: (id, token)
+    /// in creation order. A few at a time: each is a password hash on the server.
+    async fn new_operators(
+        &self,
+        admin: &str,
+        prefix: &str,
+        n: usize,
+        fields: impl Fn(usize) -> Value,
+    ) -> anyhow::Result<Vec<(u64, String)>> {
+        futures_util::stream::iter(0..n)
+            .map(|i| {
+                let (login, fields) = (format!("{prefix}-op-{i}"), fields(i));
+                async move { self.new_operator(admin, &login, fields).await }
+            })
+            .buffered(4)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A socket read in the background until it is taken back, each frame handed
+/// to a callback: a client answers the server's pings only while it reads, and
+/// the server drops a socket after 30 s without a pong, which setting up a
+/// thousand sockets can outlast.
+struct Parked {
+    stop: tokio::sync::oneshot::Sender<()>,
+    reader: tokio::task::JoinHandle<anyhow::Result<Ws>>,
+}
+
+impl Parked {
+    fn new(mut ws: Ws, mut on_frame: impl FnMut(&WsMessage) + Send + 'static) -> Parked {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let reader = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => return Ok(ws),
+                    frame = ws.next() => on_frame(&frame.context("closed while parked")??),
+                }
+            }
+        });
+        Parked { stop, reader }
+    }
+
+    /// Stops reading and gives the socket back.
+    async fn take(self) -> anyhow::Result<Ws> {
+        let _ = self.stop.send(());
+        self.reader.await?
+    }
 }
 
 struct Team {
@@ -364,16 +420,19 @@ async fn set_up(api: &Api, args: &RunArgs) -> anyhow::Result<(Team, HashMap<u64,
         expertise.push(e["id"].as_u64().unwrap_or_default());
     }
     let languages = ["en", "fr", "de", "es"];
-    let mut operators = Vec::new();
+    let operators = api
+        .new_operators(
+            &admin,
+            &format!("{p}-{run}"),
+            args.operators,
+            |i| json!({"name": format!("Operator {i}"), "languages": [languages[i % languages.len()]]}),
+        )
+        .await?;
     let mut holds = HashMap::new();
-    for i in 0..args.operators {
-        let login = format!("{p}-{run}-op-{i}");
-        let fields = json!({"name": format!("Operator {i}"), "languages": [languages[i % languages.len()]]});
-        let (id, token) = api.new_operator(&admin, &login, fields).await?;
+    for (i, (id, _)) in operators.iter().enumerate() {
         let mine: HashSet<u64> = [expertise[i % kinds]].into_iter().chain((i % 3 == 0).then(|| expertise[(i + 1) % kinds])).collect();
         api.call(reqwest::Method::PATCH, &format!("/users/{id}"), Some(&admin), Some(json!({"expertise_ids": mine}))).await?;
-        operators.push((id, token));
-        holds.insert(id, mine);
+        holds.insert(*id, mine);
     }
     let answers: Vec<Value> = (0..kinds).map(|i| json!({"id": 100 + i, "label": format!("Topic {i}")})).collect();
     let mut steps = vec![
@@ -446,6 +505,9 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
     });
     let mut seq = 0u64;
     let mut mine: HashSet<u64> = HashSet::new();
+    // Conversations this operator will flag Looking for help after its first
+    // reply: every `1 / help_rate`-th one it is assigned.
+    let (mut taken, mut to_flag) = (0u64, HashSet::new());
     loop {
         let frame = match tokio::time::timeout(window.read_left(), rx.next()).await {
             Err(_) => return,
@@ -468,6 +530,10 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
             "assigned" | "invited" => {
                 let conversation = event["conversation"]["id"].as_u64().unwrap_or_default();
                 if event["type"] == "assigned" && mine.insert(conversation) {
+                    taken += 1;
+                    if every_nth(taken, args.help_rate) {
+                        to_flag.insert(conversation);
+                    }
                     let mut load = shared.load.lock();
                     let entry = load.entry(id).or_default();
                     entry.0 += 1;
@@ -476,6 +542,7 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
             }
             "closed" | "member_left" if event["type"] == "closed" || event["user"]["id"] == id => {
                 let conversation = event["conversation_id"].as_u64().unwrap_or_default();
+                to_flag.remove(&conversation);
                 if mine.remove(&conversation) {
                     if let Some(entry) = shared.load.lock().get_mut(&id) {
                         entry.0 = entry.0.saturating_sub(1);
@@ -496,7 +563,7 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                 }
                 let (out, shared, think) = (out.clone(), shared.clone(), args.think);
                 seq += 1;
-                let help = (seq as f64 * args.help_rate).fract() + args.help_rate >= 1.0 && args.help_rate > 0.0;
+                let help = to_flag.remove(&conversation);
                 tokio::spawn(async move {
                     tokio::time::sleep(think).await;
                     if !window.sending() {
@@ -522,6 +589,14 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                 let m = &event["message"];
                 shared.acked.lock().insert((m["conversation_id"].as_u64().unwrap_or_default(), m["id"].as_u64().unwrap_or_default()));
             }
+            "ack" => {
+                let counter = match event["ref"].as_str().and_then(|r| r.chars().next()) {
+                    Some('h') => &shared.counters.calls_for_help,
+                    Some('j') => &shared.counters.joins,
+                    _ => continue,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
             "error" => {
                 let code = event["error"]["code"].as_str().unwrap_or("error");
                 // Expected races, by design: two operators joining the same call (one
@@ -533,6 +608,12 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
             _ => {}
         }
     }
+}
+
+/// Whether the `n`-th of a series is one of the `share` picked: spread evenly,
+/// one in every `1 / share`.
+fn every_nth(n: u64, share: f64) -> bool {
+    share > 0.0 && (n as f64 * share).fract() + share >= 1.0
 }
 
 /// A visitor: opens a session (bot channel: answers the topic question;
@@ -679,6 +760,8 @@ struct Report {
     delivery: Percentiles,
     delivered: u64,
     delivered_per_s: f64,
+    calls_for_help: u64,
+    joins: u64,
     acknowledged: u64,
     lost: u64,
     errors: HashMap<String, u64>,
@@ -789,6 +872,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         delivery: Percentiles::from(&*shared.delivery.lock()),
         delivered: c.delivered.load(Ordering::Relaxed),
         delivered_per_s: c.delivered.load(Ordering::Relaxed) as f64 / wall,
+        calls_for_help: c.calls_for_help.load(Ordering::Relaxed),
+        joins: c.joins.load(Ordering::Relaxed),
         acknowledged: acked.len() as u64,
         lost,
         errors: shared.errors.lock().clone(),
@@ -831,6 +916,7 @@ fn print_report(r: &Report) {
     println!("| delivery latency | {} |", p(&r.delivery));
     println!("| delivered messages | {} ({:.0}/s over {:.1} s) |", r.delivered, r.delivered_per_s, r.wall_s);
     println!("| acknowledged / lost | {} / **{}** |", r.acknowledged, r.lost);
+    println!("| calls for help / joins | {} / {} |", r.calls_for_help, r.joins);
     println!(
         "| routed to an operator holding the wanted expertise | {} |",
         r.share_to_expert.map_or("—".into(), |s| format!("{:.1} %", s * 100.0))

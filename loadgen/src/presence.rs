@@ -11,7 +11,7 @@
 //! per change (`--presence each`, API.md v1) N operators make about N²/2
 //! frames; `batched` consoles get one `presences` frame per gathering instead.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::{connect, loopback_only, ws_url, Api};
+use crate::{connect, loopback_only, ws_url, Api, Parked};
 
 #[derive(Args, Clone)]
 pub struct PresenceArgs {
@@ -66,8 +66,10 @@ struct Tally {
     frames: AtomicU64,
     changes: AtomicU64,
     last_frame: Mutex<Instant>,
-    stop: AtomicBool,
 }
+
+/// The server's count of events written to sockets.
+const EVENTS_WRITTEN: &str = "switchboard_delivery_latency_seconds_count";
 
 /// How long without a frame on any console counts as quiet.
 const QUIET: Duration = Duration::from_secs(1);
@@ -81,36 +83,21 @@ pub async fn presence(args: PresenceArgs) -> anyhow::Result<()> {
     let admin = api.login("admin", &args.admin_password).await?;
     let run = format!("{}-{}", args.prefix, std::process::id());
     eprintln!("creating {} operators…", args.operators);
-    // A few at a time: each is a password hash on the server.
-    let tokens: Vec<String> = stream::iter(0..args.operators)
-        .map(|i| {
-            let (api, admin, login) = (api.clone(), admin.clone(), format!("{run}-op-{i}"));
-            async move { anyhow::Ok(api.new_operator(&admin, &login, Value::Null).await?.1) }
-        })
-        .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let operators = api.new_operators(&admin, &run, args.operators, |_| Value::Null).await?;
 
-    let written_before = api.metric("switchboard_delivery_latency_seconds_count").await?;
-    let tally = Arc::new(Tally {
-        frames: AtomicU64::new(0),
-        changes: AtomicU64::new(0),
-        last_frame: Mutex::new(Instant::now()),
-        stop: AtomicBool::new(false),
-    });
+    let written_before = api.metric(EVENTS_WRITTEN).await?;
+    let tally = Arc::new(Tally { frames: AtomicU64::new(0), changes: AtomicU64::new(0), last_frame: Mutex::new(Instant::now()) });
     eprintln!("connecting their consoles ({} at a time)…", args.parallel);
     let started = Instant::now();
-    let readers: Vec<tokio::task::JoinHandle<()>> = stream::iter(tokens)
-        .map(|token| {
+    let readers: Vec<Parked> = stream::iter(operators)
+        .map(|(_, token)| {
             let url = ws_url(&api.base, &format!("/ws/agent?token={token}&presence={}", args.presence));
             let tally = tally.clone();
             async move {
                 let (mut ws, _) = connect(url).await.context("console upgrade")?;
                 let hello = ws.next().await.context("closed before hello")??;
                 tally.count(&hello);
-                anyhow::Ok(tokio::spawn(read(ws, tally)))
+                anyhow::Ok(Parked::new(ws, move |frame| tally.count(frame)))
             }
         })
         .buffer_unordered(args.parallel)
@@ -122,10 +109,10 @@ pub async fn presence(args: PresenceArgs) -> anyhow::Result<()> {
     eprintln!("all connected in {connect_s:.2} s; waiting for quiet…");
     // Quiet: for a whole second neither did a console receive a frame nor did the server write one.
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut written = api.metric("switchboard_delivery_latency_seconds_count").await?;
+    let mut written = api.metric(EVENTS_WRITTEN).await?;
     loop {
         tokio::time::sleep(QUIET).await;
-        let now = api.metric("switchboard_delivery_latency_seconds_count").await?;
+        let now = api.metric(EVENTS_WRITTEN).await?;
         if now == written && tally.last_frame.lock().elapsed() >= QUIET {
             break;
         }
@@ -135,9 +122,8 @@ pub async fn presence(args: PresenceArgs) -> anyhow::Result<()> {
         }
     }
     let written = written - written_before;
-    tally.stop.store(true, Ordering::Relaxed);
     for reader in readers {
-        reader.await?;
+        reader.take().await?;
     }
     let frames = tally.frames.load(Ordering::Relaxed);
     let report = PresenceReport {
@@ -173,16 +159,5 @@ impl Tally {
             _ => 0,
         };
         self.changes.fetch_add(changes, Ordering::Relaxed);
-    }
-}
-
-/// Reads one console until the run stops (then the socket closes).
-async fn read(mut ws: crate::Ws, tally: Arc<Tally>) {
-    while !tally.stop.load(Ordering::Relaxed) {
-        match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
-            Ok(Some(Ok(frame))) => tally.count(&frame),
-            Ok(_) => return,
-            Err(_) => {}
-        }
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use futures_util::{stream, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::{
-    connect, echo, histogram, loopback_only, parse_duration, process_usage, stamp_of, stamped, ws_url, Api, EchoArgs, Percentiles,
+    connect, echo, histogram, loopback_only, parse_duration, process_usage, stamp_of, stamped, ws_url, Api, EchoArgs, Parked, Percentiles,
 };
 
 #[derive(Args, Clone)]
@@ -203,17 +203,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
 async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate::Ws)>> {
     let admin = api.login("admin", &args.admin_password).await?;
     let run = format!("{}-{}", args.prefix, std::process::id());
-    // A few at a time: each is a password hash on the server.
-    let operators: Vec<(u64, String)> = stream::iter(0..args.pairs)
-        .map(|i| {
-            let (admin, login) = (admin.clone(), format!("{run}-op-{i}"));
-            async move { api.new_operator(&admin, &login, json!({"name": format!("Relay {i}")})).await }
-        })
-        .buffer_unordered(4)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let operators = api.new_operators(&admin, &run, args.pairs, |i| json!({"name": format!("Relay {i}")})).await?;
     let ids: Vec<u64> = operators.iter().map(|(id, _)| *id).collect();
     let channel = json!({"name": format!("{run}-relay"), "operator_ids": ids, "max_sessions": 1});
     let channel = api.post("/channels", Some(&admin), channel).await?["id"].as_u64().unwrap_or_default();
@@ -223,7 +213,7 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
     for (id, token) in &operators {
         let (mut ws, _) = connect(ws_url(&api.base, &format!("/ws/agent?token={token}"))).await?;
         ws.next().await.context("no hello")??;
-        consoles.insert(*id, Parked::new(ws));
+        consoles.insert(*id, Parked::new(ws, |_| {}));
     }
     let mut parked = Vec::with_capacity(2 * args.pairs);
     for i in 0..args.pairs {
@@ -234,7 +224,7 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
         let operator = seen["operator"]["id"].as_u64().context("a pair's conversation got no operator")?;
         let console = consoles.remove(&operator).with_context(|| format!("operator {operator} was given two pairs"))?;
         let (visitor, _) = connect(ws_url(&api.base, &format!("/ws/visitor?token={token}"))).await?;
-        parked.push((Side { conversation, kind: "visitor" }, Parked::new(visitor)));
+        parked.push((Side { conversation, kind: "visitor" }, Parked::new(visitor, |_| {})));
         parked.push((Side { conversation, kind: "operator" }, console));
     }
     let mut sides = Vec::with_capacity(parked.len());
@@ -242,37 +232,6 @@ async fn set_up(api: &Api, args: &RelayArgs) -> anyhow::Result<Vec<(Side, crate:
         sides.push((side, socket.take().await?));
     }
     Ok(sides)
-}
-
-/// A socket read in the background until it is taken back, its events dropped:
-/// setting up 1,000 pairs takes longer than the server's 30 s without a pong,
-/// and the client answers pings only while it reads.
-struct Parked {
-    stop: tokio::sync::oneshot::Sender<()>,
-    reader: tokio::task::JoinHandle<anyhow::Result<crate::Ws>>,
-}
-
-impl Parked {
-    fn new(mut ws: crate::Ws) -> Parked {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let reader = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut stopped => return Ok(ws),
-                    frame = ws.next() => {
-                        frame.context("closed while setting up")??;
-                    }
-                }
-            }
-        });
-        Parked { stop, reader }
-    }
-
-    async fn take(self) -> anyhow::Result<crate::Ws> {
-        let _ = self.stop.send(());
-        self.reader.await?
-    }
 }
 
 /// From `start`, sends with at most `window` unacknowledged, at the side's rate or as fast

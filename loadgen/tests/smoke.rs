@@ -10,7 +10,8 @@ use switchboard::startup::Application;
 
 /// Starts a real server, runs `loadgen <args> --server … --admin-password …
 /// --json …` against it, stops the server; answers the JSON report.
-async fn run_loadgen(args: &'static [&'static str]) -> Value {
+async fn run_loadgen(args: &[&str]) -> Value {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     let data_dir = tempfile::TempDir::new().unwrap();
     let app = Application::build(Config::for_tests(data_dir.path().to_path_buf())).await.expect("server builds");
     let server = format!("http://{}", app.local_addr());
@@ -43,10 +44,13 @@ async fn run_loadgen(args: &'static [&'static str]) -> Value {
 
 #[actix_rt::test]
 async fn a_small_loadgen_run_loses_nothing() {
-    let args: &'static [&str] =
-        &["run", "--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"];
-    let report = run_loadgen(args).await;
+    let args = ["run", "--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"];
+    let report = run_loadgen(&[&args[..], &["--help-rate", "0.25"]].concat()).await;
     assert_eq!(report["sessions"], 120, "{report}");
+    // A quarter of the conversations, once each (8 operators with ~15 each: 3 or 4 apiece),
+    // not a quarter of the replies (2 per conversation: twice as many).
+    let calls = report["calls_for_help"].as_u64().unwrap();
+    assert!((16..=36).contains(&calls), "{report}");
     assert_eq!(report["assigned"], 120, "{report}");
     assert_eq!(report["lost"], 0, "{report}");
     // Two visitor messages and two operator replies per visitor, each acknowledged and delivered.
@@ -86,11 +90,7 @@ async fn a_small_relay_run_pairs_everyone_and_loses_nothing() {
 #[actix_rt::test]
 async fn a_small_presence_run_counts_every_change() {
     for mode in ["each", "batched"] {
-        let args: &'static [&str] = match mode {
-            "each" => &["presence", "--operators", "12", "--parallel", "4", "--presence", "each"],
-            _ => &["presence", "--operators", "12", "--parallel", "4", "--presence", "batched"],
-        };
-        let report = run_loadgen(args).await;
+        let report = run_loadgen(&["presence", "--operators", "12", "--parallel", "4", "--presence", mode]).await;
         let (frames, changes) = (report["frames_received"].as_u64().unwrap(), report["presence_changes"].as_u64().unwrap());
         assert!((78..=144).contains(&changes), "{report}");
         if mode == "each" {
