@@ -147,6 +147,7 @@ pub async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     });
     // Sides read from now on but send only from `start`.
     let start = Instant::now() + args.settle;
+    eprintln!("set up; sending in {:?} for {:?}…", args.settle, args.duration);
     let send_until = start + args.duration;
     let period = args.rate.map(|rate| Duration::from_secs_f64(sockets.len() as f64 / rate));
     let n = sockets.len() as f64;

@@ -19,11 +19,19 @@ pub enum Next<'a> {
     Record(&'a [u8], usize),
     /// The clean end.
     End,
-    /// An incomplete or damaged *last* record, or zeros a crash left at the
-    /// end of the file: what a write interrupted by a crash looks like.
+    /// An incomplete or damaged *last* record (only zeros after it), or zeros
+    /// to the end of the file: what a write interrupted by a crash looks like,
+    /// or the journal's zeros written ahead.
     Torn(&'static str),
     /// A damaged record with data after it: acknowledged writes are damaged.
     Corrupt(&'static str),
+}
+
+/// Why [`Next::Torn`] when nothing but zeros is left.
+pub const ZERO_TAIL: &str = "zero-filled tail";
+
+fn is_zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// Reads the frame at `offset` of `buf`.
@@ -32,8 +40,8 @@ pub fn next(buf: &[u8], offset: usize) -> Next<'_> {
     if rest.is_empty() {
         return Next::End;
     }
-    if rest.iter().all(|&b| b == 0) {
-        return Next::Torn("zero-filled tail");
+    if is_zeros(rest) {
+        return Next::Torn(ZERO_TAIL);
     }
     if rest.len() < FRAME_HEADER {
         return Next::Torn("incomplete record header");
@@ -44,7 +52,7 @@ pub fn next(buf: &[u8], offset: usize) -> Next<'_> {
     let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
         return Next::Torn("record runs past the end of the file");
     };
-    let is_last = FRAME_HEADER + len == rest.len();
+    let is_last = is_zeros(&rest[FRAME_HEADER + len..]);
     if len == 0 || crc32fast::hash(payload) != crc {
         return if is_last { Next::Torn("checksum mismatch in the last record") } else { Next::Corrupt("checksum mismatch") };
     }
@@ -87,6 +95,13 @@ mod tests {
         assert!(matches!(next(&early, 0), Next::Corrupt(_)));
         let mut zeros = buf.clone();
         zeros.extend([0; 100]);
-        assert!(matches!(next(&zeros, buf.len()), Next::Torn(_)));
+        assert_eq!(next(&zeros, buf.len()), Next::Torn(ZERO_TAIL));
+        // The journal writes zeros ahead: a record cut there has zeros after it.
+        let mut cut_ahead = buf[..buf.len() - 2].to_vec();
+        cut_ahead.extend([0; 100]);
+        assert!(matches!(next(&cut_ahead, second_at), Next::Torn(_)));
+        let mut damaged_ahead = flipped.clone();
+        damaged_ahead.extend([0; 100]);
+        assert!(matches!(next(&damaged_ahead, second_at), Next::Torn(_)));
     }
 }

@@ -193,7 +193,11 @@ fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryE
             }
             frame::Next::End => return Ok(()),
             frame::Next::Torn(reason) if is_last => {
-                tracing::warn!(file = %path.display(), offset, reason, "torn journal tail (an unacknowledged write) truncated");
+                if reason == frame::ZERO_TAIL {
+                    tracing::info!(file = %path.display(), offset, "journal's zeros written ahead trimmed");
+                } else {
+                    tracing::warn!(file = %path.display(), offset, reason, "torn journal tail (an unacknowledged write) truncated");
+                }
                 let file = OpenOptions::new().write(true).open(path).map_err(|e| corrupt(offset, e.to_string()))?;
                 file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(|e| corrupt(offset, e.to_string()))?;
                 return Ok(());
@@ -412,6 +416,30 @@ mod tests {
         Expected { tokens: state.tokens, conversations: state.conversations }
     }
 
+    /// While the journal runs its segment is written ahead with zeros; it ends
+    /// with its last record once the next segment starts and once the journal stops.
+    #[test]
+    fn segments_are_written_ahead_and_trimmed_at_rotation_and_at_stop() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (journal, writer) = Journal::start(dir.path(), 1, FsyncMode::Always, Duration::from_millis(1)).unwrap();
+        let size = |n| fs::metadata(segment_path(dir.path(), n)).unwrap().len();
+        let record = RecordV1::TokenRevoked { token: "t".into() };
+        let framed = (frame::FRAME_HEADER + encode(&record).len()) as u64;
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            journal.append(&record).await.unwrap();
+            assert_eq!(size(1), journal::AHEAD);
+            assert_eq!(journal.rotate().await.unwrap(), 2);
+            assert_eq!(size(1), SEGMENT_HEADER as u64 + framed);
+            journal.append(&record).await.unwrap();
+            journal.append(&record).await.unwrap();
+            assert_eq!(size(2), journal::AHEAD);
+        });
+        drop(journal);
+        writer.join().unwrap();
+        assert_eq!(size(2), SEGMENT_HEADER as u64 + 2 * framed);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -426,11 +454,18 @@ mod tests {
             let (records, expected) = play(&steps);
             let bytes = journal_bytes(&records);
             let mut end = SEGMENT_HEADER;
+            // A crash leaves the zeros the writer wrote ahead after the cut.
+            let ahead = |cut: usize| [&bytes[..cut], &[0; 4096][..]].concat();
             for (k, record) in records.iter().enumerate() {
                 prop_assert_eq!(recover_prefix(&bytes[..end]), expected[k].clone(), "cut after {} records", k);
+                prop_assert_eq!(recover_prefix(&ahead(end)), expected[k].clone(), "cut after {} records, zeros ahead", k);
                 let len = frame::FRAME_HEADER + encode(record).len();
                 let torn = end + 1 + tear.index(len - 1);
                 prop_assert_eq!(recover_prefix(&bytes[..torn]), expected[k].clone(), "torn inside record {}", k + 1);
+                // Unless every byte the tear cut off was a zero: then the record is whole.
+                let whole = bytes[torn..end + len].iter().all(|&b| b == 0);
+                let at = if whole { k + 1 } else { k };
+                prop_assert_eq!(recover_prefix(&ahead(torn)), expected[at].clone(), "torn inside record {}, zeros ahead", k + 1);
                 end += len;
             }
             prop_assert_eq!(end, bytes.len());
