@@ -149,6 +149,10 @@ struct Cli {
     /// HTTP worker threads (default: number of cores).
     #[arg(long, env = "SWITCHBOARD_WORKERS")]
     workers: Option<usize>,
+    /// Threads running conversation and operator actors (default: number of cores).
+    /// On a machine shared with other busy processes, fewer threads wake each other less.
+    #[arg(long, env = "SWITCHBOARD_ACTOR_THREADS")]
+    actor_threads: Option<usize>,
     /// Maximum concurrent WebSocket connections.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 50_000)]
     max_connections: usize,
@@ -263,7 +267,7 @@ impl Config {
                 allow_private: cli.webhook_allow_private,
                 timeout: Duration::from_secs(cli.webhook_timeout_s.max(1)),
             },
-            actor_threads: cores(),
+            actor_threads: cli.actor_threads.unwrap_or_else(cores),
             retention_days: cli.retention_days,
         }
     }

@@ -40,7 +40,8 @@ pub const SEGMENT_HEADER: usize = 16;
 /// Most bytes written per batch, so one huge burst cannot delay every ack behind it.
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
-/// Zeros written ahead of the records at a time (one inode sync per this much journal).
+/// Zeros written ahead of the records at a time: one inode sync per this much
+/// journal, for the price of writing it twice (zeros, then records).
 pub(super) const AHEAD: u64 = 1 << 20;
 
 /// When an acknowledgement is sent.

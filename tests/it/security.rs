@@ -165,12 +165,13 @@ async fn pages_forbid_inline_script() {
 /// Runs the real binary at `RUST_LOG=debug` through logins (right and wrong),
 /// a password change, console and widget WebSockets (whose URLs carry tokens),
 /// a forged token and a logout; no password or token may appear in its log.
+/// (One HTTP worker and one actor thread: the flags README suggests for a shared machine.)
 #[actix_rt::test]
 async fn no_secret_reaches_the_log() {
     use std::os::unix::fs::PermissionsExt as _;
 
     let dir = tempfile::TempDir::new().unwrap();
-    let server = crate::support::ServerProcess::start(dir.path(), &["--workers", "1"], &[("RUST_LOG", "debug")]);
+    let server = crate::support::ServerProcess::start(dir.path(), &["--workers", "1", "--actor-threads", "1"], &[("RUST_LOG", "debug")]);
     let password_file = dir.path().join("initial-admin-password");
     let admin_password = std::fs::read_to_string(&password_file).expect("the generated password is in the data dir");
     let admin_password = admin_password.trim().to_owned();
