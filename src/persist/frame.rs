@@ -19,16 +19,14 @@ pub enum Next<'a> {
     Record(&'a [u8], usize),
     /// The clean end.
     End,
-    /// An incomplete or damaged *last* record (only zeros after it), or zeros
-    /// to the end of the file: what a write interrupted by a crash looks like,
-    /// or the journal's zeros written ahead.
+    /// Only zeros to the end of the file: the journal's zeros written ahead.
+    ZeroTail,
+    /// An incomplete or damaged *last* record (only zeros after it): what a
+    /// write interrupted by a crash looks like.
     Torn(&'static str),
     /// A damaged record with data after it: acknowledged writes are damaged.
     Corrupt(&'static str),
 }
-
-/// Why [`Next::Torn`] when nothing but zeros is left.
-pub const ZERO_TAIL: &str = "zero-filled tail";
 
 fn is_zeros(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
@@ -41,7 +39,7 @@ pub fn next(buf: &[u8], offset: usize) -> Next<'_> {
         return Next::End;
     }
     if is_zeros(rest) {
-        return Next::Torn(ZERO_TAIL);
+        return Next::ZeroTail;
     }
     if rest.len() < FRAME_HEADER {
         return Next::Torn("incomplete record header");
@@ -52,8 +50,8 @@ pub fn next(buf: &[u8], offset: usize) -> Next<'_> {
     let Some(payload) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
         return Next::Torn("record runs past the end of the file");
     };
-    let is_last = is_zeros(&rest[FRAME_HEADER + len..]);
     if len == 0 || crc32fast::hash(payload) != crc {
+        let is_last = is_zeros(&rest[FRAME_HEADER + len..]);
         return if is_last { Next::Torn("checksum mismatch in the last record") } else { Next::Corrupt("checksum mismatch") };
     }
     Next::Record(payload, offset + FRAME_HEADER + len)
@@ -95,7 +93,7 @@ mod tests {
         assert!(matches!(next(&early, 0), Next::Corrupt(_)));
         let mut zeros = buf.clone();
         zeros.extend([0; 100]);
-        assert_eq!(next(&zeros, buf.len()), Next::Torn(ZERO_TAIL));
+        assert_eq!(next(&zeros, buf.len()), Next::ZeroTail);
         // The journal writes zeros ahead: a record cut there has zeros after it.
         let mut cut_ahead = buf[..buf.len() - 2].to_vec();
         cut_ahead.extend([0; 100]);

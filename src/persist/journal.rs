@@ -176,13 +176,13 @@ impl Segment {
         Ok(Segment { file, number, end: SEGMENT_HEADER as u64, allocated: SEGMENT_HEADER as u64 })
     }
 
-    /// Writes `buf` after the last record, writing zeros ahead first when the
+    /// Writes `buf` after the last record, and zeros ahead after it when the
     /// file is too short for it.
     fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
         let end = self.end + buf.len() as u64;
         if end > self.allocated {
             let allocated = end.next_multiple_of(AHEAD);
-            self.file.write_all_at(&vec![0; (allocated - self.allocated) as usize], self.allocated)?;
+            self.file.write_all_at(&vec![0; (allocated - end) as usize], end)?;
             self.allocated = allocated;
         }
         self.file.write_all_at(buf, self.end)?;
@@ -227,11 +227,7 @@ impl Writer {
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    if !self.failed.load(Ordering::Acquire) {
-                        if let Err(e) = self.segment.trim() {
-                            tracing::error!(error = %e, segment = self.segment.number, "trimming the journal at stop failed");
-                        }
-                    }
+                    self.unless_failed("trim at stop", |writer| writer.segment.trim());
                     return;
                 }
             };
@@ -262,14 +258,8 @@ impl Writer {
         if waiters.is_empty() {
             return;
         }
-        let ok = !self.failed.load(Ordering::Acquire)
-            && self
-                .write(buf)
-                .inspect_err(|e| {
-                    tracing::error!(error = %e, segment = self.segment.number, "journal write failed: refusing writes from now on");
-                    self.failed.store(true, Ordering::Release);
-                })
-                .is_ok();
+        self.unless_failed("write", |writer| writer.write(buf));
+        let ok = !self.failed.load(Ordering::Acquire);
         for done in waiters.drain(..) {
             let _ = done.send(if ok { Ok(()) } else { Err(StoreError::Failed) });
         }
@@ -297,11 +287,20 @@ impl Writer {
     }
 
     fn sync_if_dirty(&mut self) {
-        if self.dirty && !self.failed.load(Ordering::Acquire) {
-            if let Err(e) = self.sync() {
-                tracing::error!(error = %e, "journal sync failed: refusing writes from now on");
-                self.failed.store(true, Ordering::Release);
-            }
+        if self.dirty {
+            self.unless_failed("sync", Self::sync);
+        }
+    }
+
+    /// Runs `step` unless the journal already failed; its failure refuses
+    /// writes from then on, since what reached the disk is no longer known.
+    fn unless_failed(&mut self, what: &str, step: impl FnOnce(&mut Self) -> std::io::Result<()>) {
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = step(self) {
+            tracing::error!(error = %e, segment = self.segment.number, "journal {what} failed: refusing writes from now on");
+            self.failed.store(true, Ordering::Release);
         }
     }
 

@@ -192,19 +192,20 @@ fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryE
                 offset = next;
             }
             frame::Next::End => return Ok(()),
-            frame::Next::Torn(reason) if is_last => {
-                if reason == frame::ZERO_TAIL {
-                    tracing::info!(file = %path.display(), offset, "journal's zeros written ahead trimmed");
-                } else {
-                    tracing::warn!(file = %path.display(), offset, reason, "torn journal tail (an unacknowledged write) truncated");
-                }
-                let file = OpenOptions::new().write(true).open(path).map_err(|e| corrupt(offset, e.to_string()))?;
-                file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(|e| corrupt(offset, e.to_string()))?;
-                return Ok(());
+            frame::Next::ZeroTail if is_last => {
+                tracing::info!(file = %path.display(), offset, "journal's zeros written ahead trimmed");
+                break;
             }
+            frame::Next::Torn(reason) if is_last => {
+                tracing::warn!(file = %path.display(), offset, reason, "torn journal tail (an unacknowledged write) truncated");
+                break;
+            }
+            frame::Next::ZeroTail => return Err(corrupt(offset, "zeros before the last segment".into())),
             frame::Next::Torn(reason) | frame::Next::Corrupt(reason) => return Err(corrupt(offset, reason.into())),
         }
     }
+    let file = OpenOptions::new().write(true).open(path).map_err(|e| corrupt(offset, e.to_string()))?;
+    file.set_len(offset as u64).and_then(|()| file.sync_all()).map_err(|e| corrupt(offset, e.to_string()))
 }
 
 /// One conversation as captured: everything but the transcript as a record,
