@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,11 @@ struct RunArgs {
     /// Operators answer each visitor message after this long.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     think: Duration,
+    /// Spread each think time evenly over `think × (1 ± jitter)` (0 to 1), so
+    /// replies stop arriving in the phase the ramp gave them: with a fixed
+    /// think, a burst at the start comes back every cycle.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    think_jitter: f64,
     /// Visitors stay connected, idle, until the end instead of leaving.
     #[arg(long)]
     stay: bool,
@@ -94,7 +99,7 @@ struct RunArgs {
     max_sessions: u32,
     /// Share of conversations an operator flags Looking for help, once, after
     /// its first reply (another operator joins).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
     help_rate: f64,
     /// Report the server's RSS and CPU (a local process).
     #[arg(long)]
@@ -133,6 +138,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("unknown unit in {text:?} (ms, s, m)")),
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    text.parse().ok().filter(|share: &f64| (0.0..=1.0).contains(share)).ok_or_else(|| format!("{text:?} is not a share from 0 to 1"))
 }
 
 fn loopback_only(url: &str) -> anyhow::Result<()> {
@@ -232,6 +241,8 @@ struct Counters {
     /// Conversations flagged Looking for help, and joins of them (acknowledged).
     calls_for_help: AtomicU64,
     joins: AtomicU64,
+    /// Visitors through set-up: given an operator, or given up before.
+    set_up: AtomicU64,
 }
 
 struct Shared {
@@ -239,6 +250,12 @@ struct Shared {
     counters: Counters,
     time_to_operator: Mutex<Histogram<u64>>,
     delivery: Mutex<Histogram<u64>>,
+    /// Delivery of messages sent once every visitor had an operator: the load
+    /// the run is about, without the connection storm of its start.
+    delivery_after_set_up: Mutex<Histogram<u64>>,
+    visitors: u64,
+    /// When (µs since `started`) the last visitor was through set-up; `u64::MAX` until then.
+    set_up_done_us: AtomicU64,
     errors: Mutex<HashMap<String, u64>>,
     /// (conversation, message id) acknowledged to its sender, and delivered to the other side.
     acked: Mutex<HashSet<(u64, u64)>>,
@@ -263,6 +280,40 @@ impl Shared {
 
     fn record(histogram: &Mutex<Histogram<u64>>, micros: u64) {
         let _ = histogram.lock().record(micros.max(1));
+    }
+
+    /// A message stamped `sent` arrived at the other side.
+    fn delivered(&self, conversation: u64, message: &Value, sent: u64) {
+        let latency = self.now_us().saturating_sub(sent);
+        Shared::record(&self.delivery, latency);
+        if sent >= self.set_up_done_us.load(Ordering::Relaxed) {
+            Shared::record(&self.delivery_after_set_up, latency);
+        }
+        self.delivered.lock().insert((conversation, message["id"].as_u64().unwrap_or_default()));
+        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one visitor through set-up, once: when it gets an operator, or when
+/// it gives up before (dropped), so one failed session does not leave the
+/// run without an end of set-up.
+struct SetUp<'a> {
+    shared: &'a Shared,
+    done: AtomicBool,
+}
+
+impl SetUp<'_> {
+    fn done(&self) {
+        let shared = self.shared;
+        if !self.done.swap(true, Ordering::Relaxed) && shared.counters.set_up.fetch_add(1, Ordering::Relaxed) + 1 == shared.visitors {
+            shared.set_up_done_us.store(shared.now_us(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for SetUp<'_> {
+    fn drop(&mut self) {
+        self.done();
     }
 }
 
@@ -557,12 +608,10 @@ async fn operator(shared: Arc<Shared>, base: String, id: u64, token: String, arg
                 let conversation = event["conversation_id"].as_u64().unwrap_or_default();
                 let body = event["message"]["body"].as_str().unwrap_or_default().to_owned();
                 if let Some(sent) = stamp_of(&body) {
-                    Shared::record(&shared.delivery, shared.now_us().saturating_sub(sent));
-                    shared.delivered.lock().insert((conversation, event["message"]["id"].as_u64().unwrap_or_default()));
-                    shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    shared.delivered(conversation, &event["message"], sent);
                 }
-                let (out, shared, think) = (out.clone(), shared.clone(), args.think);
                 seq += 1;
+                let (out, shared, think) = (out.clone(), shared.clone(), spread(args.think, args.think_jitter, seq));
                 let help = to_flag.remove(&conversation);
                 tokio::spawn(async move {
                     tokio::time::sleep(think).await;
@@ -616,11 +665,19 @@ fn every_nth(n: u64, share: f64) -> bool {
     share > 0.0 && (n as f64 * share).fract() + share >= 1.0
 }
 
+/// The `n`-th think time of a series, spread evenly over `think × (1 ± jitter)`:
+/// the golden-ratio sequence fills the range without a random source.
+fn spread(think: Duration, jitter: f64, n: u64) -> Duration {
+    const GOLDEN: f64 = 0.618_033_988_749_894_9;
+    think.mul_f64(1.0 - jitter + 2.0 * jitter * (n as f64 * GOLDEN).fract())
+}
+
 /// A visitor: opens a session (bot channel: answers the topic question;
 /// plain channel: names the expertise), waits for an operator, exchanges
 /// messages, then leaves (or stays until the end with `--stay`).
 async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, args: RunArgs, window: Window) {
     let started = Instant::now();
+    let set_up = SetUp { shared: &shared, done: AtomicBool::new(false) };
     let topic = n % team.expertise.len();
     let with_bot = n % 10 < 7;
     let body = if with_bot {
@@ -647,6 +704,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
     let got_operator = |operator: u64| {
         Shared::record(&shared.time_to_operator, started.elapsed().as_micros() as u64);
         shared.counters.assigned.fetch_add(1, Ordering::Relaxed);
+        set_up.done();
         shared.routed_wanting.fetch_add(1, Ordering::Relaxed);
         if shared.expertise_of.get(&operator).is_some_and(|held| held.contains(&team.expertise[topic])) {
             shared.routed_to_expert.fetch_add(1, Ordering::Relaxed);
@@ -681,9 +739,7 @@ async fn visitor(shared: Arc<Shared>, api: Arc<Api>, team: Arc<Team>, n: usize, 
             }
             "message" if event["message"]["author"]["kind"] == "operator" => {
                 if let Some(at) = event["message"]["body"].as_str().and_then(stamp_of) {
-                    Shared::record(&shared.delivery, shared.now_us().saturating_sub(at));
-                    shared.delivered.lock().insert((conversation, event["message"]["id"].as_u64().unwrap_or_default()));
-                    shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    shared.delivered(conversation, &event["message"], at);
                     replies += 1;
                     if sent < args.messages {
                         sent += 1;
@@ -758,6 +814,7 @@ struct Report {
     assigned: u64,
     time_to_operator: Percentiles,
     delivery: Percentiles,
+    delivery_after_set_up: Percentiles,
     delivered: u64,
     delivered_per_s: f64,
     calls_for_help: u64,
@@ -793,6 +850,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         counters: Counters::default(),
         time_to_operator: Mutex::new(histogram()),
         delivery: Mutex::new(histogram()),
+        delivery_after_set_up: Mutex::new(histogram()),
+        visitors: args.visitors as u64,
+        set_up_done_us: AtomicU64::new(u64::MAX),
         errors: Mutex::new(HashMap::new()),
         acked: Mutex::new(HashSet::new()),
         delivered: Mutex::new(HashSet::new()),
@@ -870,6 +930,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         assigned: c.assigned.load(Ordering::Relaxed),
         time_to_operator: Percentiles::from(&*shared.time_to_operator.lock()),
         delivery: Percentiles::from(&*shared.delivery.lock()),
+        delivery_after_set_up: Percentiles::from(&*shared.delivery_after_set_up.lock()),
         delivered: c.delivered.load(Ordering::Relaxed),
         delivered_per_s: c.delivered.load(Ordering::Relaxed) as f64 / wall,
         calls_for_help: c.calls_for_help.load(Ordering::Relaxed),
@@ -914,6 +975,7 @@ fn print_report(r: &Report) {
     println!("| connected / queued at some point / got an operator | {} / {} / {} |", r.connected, r.queued, r.assigned);
     println!("| time to operator | {} |", p(&r.time_to_operator));
     println!("| delivery latency | {} |", p(&r.delivery));
+    println!("| delivery latency, sent once every visitor had an operator | {} |", p(&r.delivery_after_set_up));
     println!("| delivered messages | {} ({:.0}/s over {:.1} s) |", r.delivered, r.delivered_per_s, r.wall_s);
     println!("| acknowledged / lost | {} / **{}** |", r.acknowledged, r.lost);
     println!("| calls for help / joins | {} / {} |", r.calls_for_help, r.joins);
@@ -928,5 +990,33 @@ fn print_report(r: &Report) {
     }
     if let (Some(echo), Some(pct)) = (r.echo_baseline_per_s, r.percent_of_echo) {
         println!("| echo baseline (same run) | {echo:.0} round trips/s; delivered/s = {pct:.0} % of it |");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn think_times_fill_the_jitter_range_evenly_around_the_think_time() {
+        let think = Duration::from_secs(4);
+        let times: Vec<f64> = (1..=1000).map(|n| spread(think, 0.5, n).as_secs_f64()).collect();
+        assert!(times.iter().all(|t| (2.0..=6.0).contains(t)));
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        assert!((mean - 4.0).abs() < 0.02, "mean {mean}");
+        for quarter in 0..4 {
+            let low = 2.0 + f64::from(quarter);
+            let count = times.iter().filter(|t| (low..low + 1.0).contains(*t)).count();
+            assert!((240..=260).contains(&count), "{count} in [{low}, {})", low + 1.0);
+        }
+        assert_eq!(spread(think, 0.0, 7), think);
+    }
+
+    #[test]
+    fn shares_outside_zero_to_one_are_refused() {
+        assert_eq!(parse_share("0.25"), Ok(0.25));
+        assert!(parse_share("1.5").is_err());
+        assert!(parse_share("-0.1").is_err());
+        assert!(parse_share("half").is_err());
     }
 }

@@ -45,6 +45,7 @@ async fn run_loadgen(args: &[&str]) -> Value {
 #[actix_rt::test]
 async fn a_small_loadgen_run_loses_nothing() {
     let args = ["run", "--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"];
+    let args = [&args[..], &["--think-jitter", "0.5"]].concat();
     let report = run_loadgen(&[&args[..], &["--help-rate", "0.25"]].concat()).await;
     assert_eq!(report["sessions"], 120, "{report}");
     // A quarter of the conversations, once each (8 operators with ~15 each: 3 or 4 apiece),
@@ -58,6 +59,10 @@ async fn a_small_loadgen_run_loses_nothing() {
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
     assert_eq!(report["capacity_violations"], 0);
     assert!(report["delivery"]["samples"].as_u64().unwrap() >= 480, "{report}");
+    // Only what was sent once the last visitor had an operator: at least that
+    // visitor's two messages and their replies, not the earlier visitors' first.
+    let after_set_up = report["delivery_after_set_up"]["samples"].as_u64().unwrap();
+    assert!((4..480).contains(&after_set_up), "{report}");
     assert!(report["wall_s"].as_f64().unwrap() < Duration::from_secs(30).as_secs_f64());
     // Loopback only.
     let refused = Command::new(env!("CARGO_BIN_EXE_loadgen"))
