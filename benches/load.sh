@@ -58,7 +58,7 @@ stop_server
 # The same with each think time spread over 2-6 s: a fixed think time sends
 # the start's connection burst back every cycle; spread, the messages arrive at
 # a steady 5,000/s once set-up is over (the report's "sent once every visitor
-# had an operator" row).
+# was through set-up" row).
 start_server
 run latency-5k-spread --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 15 --think 4s --think-jitter 0.5 \
   --help-rate 0 --duration 75s

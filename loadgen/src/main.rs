@@ -250,7 +250,7 @@ struct Shared {
     counters: Counters,
     time_to_operator: Mutex<Histogram<u64>>,
     delivery: Mutex<Histogram<u64>>,
-    /// Delivery of messages sent once every visitor had an operator: the load
+    /// Delivery of messages sent once every visitor was through set-up: the load
     /// the run is about, without the connection storm of its start.
     delivery_after_set_up: Mutex<Histogram<u64>>,
     visitors: u64,
@@ -975,7 +975,7 @@ fn print_report(r: &Report) {
     println!("| connected / queued at some point / got an operator | {} / {} / {} |", r.connected, r.queued, r.assigned);
     println!("| time to operator | {} |", p(&r.time_to_operator));
     println!("| delivery latency | {} |", p(&r.delivery));
-    println!("| delivery latency, sent once every visitor had an operator | {} |", p(&r.delivery_after_set_up));
+    println!("| delivery latency, sent once every visitor was through set-up | {} |", p(&r.delivery_after_set_up));
     println!("| delivered messages | {} ({:.0}/s over {:.1} s) |", r.delivered, r.delivered_per_s, r.wall_s);
     println!("| acknowledged / lost | {} / **{}** |", r.acknowledged, r.lost);
     println!("| calls for help / joins | {} / {} |", r.calls_for_help, r.joins);
