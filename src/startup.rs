@@ -2,7 +2,7 @@
 //! `main` and the integration tests use this same code path.
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,10 @@ pub struct Application {
 
 /// How often `--retention-days` deletes what has aged out (and once at start).
 const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Connections the kernel queues for accepting (it caps this at
+/// `net.core.somaxconn`, 4096 on current Linux).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// The file a generated admin password is written to, inside the data directory.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
@@ -194,8 +198,6 @@ impl Application {
         let proxies = web::Data::new(config.http.trusted_proxies.clone());
 
         let hub_handle = hub.clone();
-        let listener = TcpListener::bind(config.http.bind).with_context(|| format!("binding {}", config.http.bind))?;
-        let local_addr = listener.local_addr()?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(hub.clone())
@@ -207,7 +209,14 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(http::configure)
         })
-        .listen(listener)?
+        // std's listener queues 128 connections: a burst of visitors opening
+        // sessions at once (a load test, a campaign link) overflowed it and
+        // the kernel dropped their SYNs, each costing the client a 1 s, 3 s,
+        // 7 s retransmit (BENCHMARKS.md, "The tail's two causes"). The kernel
+        // caps this at net.core.somaxconn.
+        .backlog(LISTEN_BACKLOG)
+        .bind(config.http.bind)
+        .with_context(|| format!("binding {}", config.http.bind))?
         // Chat frames are small and latency-bound: never wait for Nagle's algorithm.
         .tcp_nodelay(true)
         // No linger: it kept every WebSocket open up to a second after its
@@ -215,8 +224,9 @@ impl Application {
         .client_disconnect_timeout(Duration::ZERO)
         .workers(config.http.workers)
         .disable_signals()
-        .shutdown_timeout(config.http.drain_timeout.as_secs().max(1))
-        .run();
+        .shutdown_timeout(config.http.drain_timeout.as_secs().max(1));
+        let local_addr = *server.addrs().first().context("the server bound no address")?;
+        let server = server.run();
         tracing::info!("Switchboard listening on http://{local_addr} (data in {})", config.data_dir.display());
 
         if let Some(interval) = persistence.snapshot_interval {
