@@ -284,8 +284,11 @@ impl Config {
                 trusted_proxies: TrustedProxies::default(),
             },
             ws: WsConfig {
-                heartbeat_interval: Duration::from_millis(500),
-                client_timeout: Duration::from_secs(2),
+                // Test sockets often sit unread while a test works elsewhere,
+                // and tungstenite pongs only while reading: on a busy machine
+                // 2 s went by without a pong. The test of silent clients sets its own.
+                heartbeat_interval: Duration::from_secs(2),
+                client_timeout: Duration::from_secs(10),
                 max_frame_bytes: 64 * 1024,
                 agent_queue: 8192,
                 visitor_queue: 256,

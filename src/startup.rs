@@ -212,8 +212,7 @@ impl Application {
         // std's listener queues 128 connections: a burst of visitors opening
         // sessions at once (a load test, a campaign link) overflowed it and
         // the kernel dropped their SYNs, each costing the client a 1 s, 3 s,
-        // 7 s retransmit (BENCHMARKS.md, "The tail's two causes"). The kernel
-        // caps this at net.core.somaxconn.
+        // 7 s retransmit (BENCHMARKS.md, "The tail's two causes").
         .backlog(LISTEN_BACKLOG)
         .bind(config.http.bind)
         .with_context(|| format!("binding {}", config.http.bind))?
