@@ -241,8 +241,33 @@ struct Counters {
     /// Conversations flagged Looking for help, and joins of them (acknowledged).
     calls_for_help: AtomicU64,
     joins: AtomicU64,
-    /// Visitors through set-up: given an operator, or given up before.
-    set_up: AtomicU64,
+}
+
+/// When every visitor is through set-up: given an operator, or given up before.
+/// Delivery of what is sent from then on is the load the run is about,
+/// without the connection storm of its start.
+struct SetUpClock {
+    visitors: u64,
+    through: AtomicU64,
+    /// µs since `Shared::started`; `u64::MAX` until the last visitor is through.
+    done_at_us: AtomicU64,
+}
+
+impl SetUpClock {
+    fn new(visitors: u64) -> SetUpClock {
+        SetUpClock { visitors, through: AtomicU64::new(0), done_at_us: AtomicU64::new(u64::MAX) }
+    }
+
+    /// One more visitor is through; the last one stops the clock at `now_us`.
+    fn through(&self, now_us: u64) {
+        if self.through.fetch_add(1, Ordering::Relaxed) + 1 == self.visitors {
+            self.done_at_us.store(now_us, Ordering::Relaxed);
+        }
+    }
+
+    fn done_before(&self, sent_us: u64) -> bool {
+        sent_us >= self.done_at_us.load(Ordering::Relaxed)
+    }
 }
 
 struct Shared {
@@ -250,12 +275,9 @@ struct Shared {
     counters: Counters,
     time_to_operator: Mutex<Histogram<u64>>,
     delivery: Mutex<Histogram<u64>>,
-    /// Delivery of messages sent once every visitor was through set-up: the load
-    /// the run is about, without the connection storm of its start.
+    /// Delivery of messages sent once every visitor was through set-up.
     delivery_after_set_up: Mutex<Histogram<u64>>,
-    visitors: u64,
-    /// When (µs since `started`) the last visitor was through set-up; `u64::MAX` until then.
-    set_up_done_us: AtomicU64,
+    set_up: SetUpClock,
     errors: Mutex<HashMap<String, u64>>,
     /// (conversation, message id) acknowledged to its sender, and delivered to the other side.
     acked: Mutex<HashSet<(u64, u64)>>,
@@ -286,7 +308,7 @@ impl Shared {
     fn delivered(&self, conversation: u64, message: &Value, sent: u64) {
         let latency = self.now_us().saturating_sub(sent);
         Shared::record(&self.delivery, latency);
-        if sent >= self.set_up_done_us.load(Ordering::Relaxed) {
+        if self.set_up.done_before(sent) {
             Shared::record(&self.delivery_after_set_up, latency);
         }
         self.delivered.lock().insert((conversation, message["id"].as_u64().unwrap_or_default()));
@@ -304,9 +326,8 @@ struct SetUp<'a> {
 
 impl SetUp<'_> {
     fn done(&self) {
-        let shared = self.shared;
-        if !self.done.swap(true, Ordering::Relaxed) && shared.counters.set_up.fetch_add(1, Ordering::Relaxed) + 1 == shared.visitors {
-            shared.set_up_done_us.store(shared.now_us(), Ordering::Relaxed);
+        if !self.done.swap(true, Ordering::Relaxed) {
+            self.shared.set_up.through(self.shared.now_us());
         }
     }
 }
@@ -851,8 +872,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         time_to_operator: Mutex::new(histogram()),
         delivery: Mutex::new(histogram()),
         delivery_after_set_up: Mutex::new(histogram()),
-        visitors: args.visitors as u64,
-        set_up_done_us: AtomicU64::new(u64::MAX),
+        set_up: SetUpClock::new(args.visitors as u64),
         errors: Mutex::new(HashMap::new()),
         acked: Mutex::new(HashSet::new()),
         delivered: Mutex::new(HashSet::new()),
@@ -996,6 +1016,18 @@ fn print_report(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_up_ends_with_the_last_visitor_through() {
+        let clock = SetUpClock::new(3);
+        clock.through(10);
+        clock.through(20);
+        assert!(!clock.done_before(u64::MAX - 1), "two of three through: not over");
+        clock.through(30);
+        assert!(clock.done_before(30) && !clock.done_before(29));
+        clock.through(40);
+        assert!(clock.done_before(35), "a count past the last does not move the end");
+    }
 
     #[test]
     fn think_times_fill_the_jitter_range_evenly_around_the_think_time() {
