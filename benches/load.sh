@@ -51,8 +51,9 @@ stop_server
 # 10,000 × 2 messages / 4 s = 5,000 inbound messages/s. No calls for help: at
 # this scale the default 5 % makes thousands of them, and the whole board is
 # pushed to every operator (see BENCHMARKS.md) — that is another measurement.
+latency_5k=(--operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 15 --think 4s --help-rate 0 --duration 75s)
 start_server
-run latency-5k --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 15 --think 4s --help-rate 0 --duration 75s
+run latency-5k "${latency_5k[@]}"
 stop_server
 
 # The same with each think time spread over 2-6 s: a fixed think time sends
@@ -60,8 +61,7 @@ stop_server
 # a steady 5,000/s once set-up is over (the report's "sent once every visitor
 # was through set-up" row).
 start_server
-run latency-5k-spread --operators 100 --visitors $((10000 / scale)) --ramp 2s --messages 15 --think 4s --think-jitter 0.5 \
-  --help-rate 0 --duration 75s
+run latency-5k-spread "${latency_5k[@]}" --think-jitter 0.5
 stop_server
 
 churn() {

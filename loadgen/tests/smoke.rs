@@ -45,8 +45,7 @@ async fn run_loadgen(args: &[&str]) -> Value {
 #[actix_rt::test]
 async fn a_small_loadgen_run_loses_nothing() {
     let args = ["run", "--operators", "8", "--visitors", "120", "--ramp", "3s", "--duration", "30s", "--messages", "2", "--think", "20ms"];
-    let args = [&args[..], &["--think-jitter", "0.5"]].concat();
-    let report = run_loadgen(&[&args[..], &["--help-rate", "0.25"]].concat()).await;
+    let report = run_loadgen(&[&args[..], &["--think-jitter", "0.5", "--help-rate", "0.25"]].concat()).await;
     assert_eq!(report["sessions"], 120, "{report}");
     // A quarter of the conversations, once each (8 operators with ~15 each: 3 or 4 apiece),
     // not a quarter of the replies (2 per conversation: twice as many).
