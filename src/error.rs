@@ -141,7 +141,8 @@ impl From<ConversationError> for ApiError {
             | ConversationError::CannotTake(_)
             | ConversationError::NobodyFree
             | ConversationError::NotEnded
-            | ConversationError::AlreadyRated => ApiError::Conflict(message),
+            | ConversationError::AlreadyRated
+            | ConversationError::RefReused => ApiError::Conflict(message),
         }
     }
 }

@@ -11,6 +11,11 @@ export const auth = {
   },
 };
 
+/** `bytes` random bytes in hex (getRandomValues, unlike randomUUID, works on plain-http origins too). */
+export function randomHex(bytes) {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** An API error: `status` and the body's `{code, message}`. */
 export class ApiError extends Error {
   constructor(status, code, message) {

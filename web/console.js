@@ -1,7 +1,7 @@
 // The operator console: one WebSocket to /ws/agent carries every live event;
 // HTTP is used for reads and for actions with a dialog (invite, preferences).
 
-import { api, auth, clock, el, fill, icon, toast } from "/api.js";
+import { api, auth, clock, el, fill, icon, randomHex, toast } from "/api.js";
 
 const STATUS_LABELS = {
   bot: "With the bot",
@@ -26,6 +26,9 @@ const state = {
   board: [],
   selected: null,
   ws: null,
+  /** Command refs are this page's random prefix and a counter: the server
+   * takes a stored ref for a resend, so refs must never repeat across reloads or tabs. */
+  refPrefix: randomHex(12),
   nextRef: 1,
   pending: new Map(),
   typing: new Map(),
@@ -149,7 +152,7 @@ function setConnection(text) {
 function command(frame) {
   return new Promise((resolve, reject) => {
     if (state.ws?.readyState !== WebSocket.OPEN) return reject(new Error("not connected"));
-    const ref = `c${state.nextRef++}`;
+    const ref = `${state.refPrefix}-${state.nextRef++}`;
     state.pending.set(ref, { resolve, reject });
     state.ws.send(JSON.stringify({ ...frame, ref }));
   });

@@ -312,11 +312,15 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  // Refs are this page's random prefix and a counter: the server takes a
+  // stored ref for a resend, so refs must never repeat across pages or tabs.
+  // (getRandomValues, unlike randomUUID, works on plain-http sites too.)
+  const refPrefix = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
   let refs = 0;
   /** Sends a frame; its `ref`, or `null` when not connected. */
   function send(frame) {
     if (!ws || ws.readyState !== WebSocket.OPEN) return null;
-    const ref = `w${Date.now()}-${refs++}`;
+    const ref = `${refPrefix}-${refs++}`;
     ws.send(JSON.stringify({ ...frame, ref }));
     return ref;
   }

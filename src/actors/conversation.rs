@@ -337,8 +337,21 @@ impl ConversationActor {
 
     /// Stores a post and hands a visitor's words to the chatbot.
     fn post(&mut self, msg: PostMessage, ctx: &mut Context<Self>) -> (Result<Option<ChatMessage>, ConversationError>, Option<BotTurn>) {
-        if let Some(message) = msg.client_ref.as_deref().and_then(|r| self.conversation.find_ref(msg.poster, r)) {
-            return (Ok(Some(message.clone())), None);
+        if let Some(client_ref) = msg.client_ref.as_deref() {
+            // An answer's label is looked up in the whole script: a resent
+            // answer arrives after the chatbot has moved on from its question.
+            let (body, audience) = match &msg.content {
+                Content::Text(body) => (body.as_str(), Audience::Everyone),
+                Content::Note(body) => (body.as_str(), Audience::Team),
+                Content::Answer { step_id, answer_id } => {
+                    (self.conversation.bot.as_ref().and_then(|bot| bot.label_of(*step_id, *answer_id)).unwrap_or_default(), Audience::Everyone)
+                }
+            };
+            match self.conversation.resent(msg.poster, client_ref, body, audience) {
+                Ok(None) => {}
+                Ok(Some(message)) => return (Ok(Some(message.clone())), None),
+                Err(reused) => return (Err(reused), None),
+            }
         }
         let (body, audience) = match msg.content {
             Content::Text(body) => (body, Audience::Everyone),
@@ -367,16 +380,13 @@ impl ConversationActor {
             Ok(posted) => posted,
             Err(error) => return (Err(error), None),
         };
-        if posted.duplicate {
-            return (Ok(Some(posted.message)), None);
-        }
-        self.publish_message(&posted.message, msg.origin);
+        self.publish_message(&posted, msg.origin);
         self.after_change(before, Members::Same);
         let actions = match self.conversation.bot_mut() {
-            Some(bot) if from_visitor => bot.on_input(&posted.message.body),
+            Some(bot) if from_visitor => bot.on_input(&posted.body),
             _ => Vec::new(),
         };
-        (Ok(Some(posted.message)), self.run_bot(actions, ctx))
+        (Ok(Some(posted)), self.run_bot(actions, ctx))
     }
 
     fn view(&self) -> ConversationView {
@@ -596,7 +606,8 @@ pub enum Content {
 }
 
 /// Post a chat message; answers with the stored message (the original one
-/// when `client_ref` was already used by the same author), or `None` when an
+/// when it resends what `client_ref` stored for the same author; other content
+/// under a stored ref is refused with `RefReused`), or `None` when an
 /// empty line ended a `free_input_multi` answer. The chatbot's reply, if
 /// any, is posted before the answer is sent.
 #[derive(Message)]

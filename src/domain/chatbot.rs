@@ -257,6 +257,13 @@ impl ScriptRun {
             .ok_or_else(|| Some(InvalidField::new("answer_id", format!("is not an answer of step {step_id}"))))
     }
 
+    /// The label of an answer anywhere in the script, asked or not: what a
+    /// resent answer stored.
+    pub fn label_of(&self, step_id: StepId, answer_id: AnswerId) -> Option<&str> {
+        let step = self.script.steps.iter().find(|s| s.id == step_id)?;
+        step.answers.iter().find(|a| a.id == answer_id).map(|a| a.label.as_str())
+    }
+
     /// Runs steps from `next` until one waits for input, forwards, or the script ends.
     pub fn advance(&mut self) -> Vec<BotAction> {
         let mut actions = Vec::new();

@@ -236,6 +236,10 @@ pub enum ConversationError {
     NotEnded,
     #[error("the conversation was already rated")]
     AlreadyRated,
+    /// A client reused a `ref` for other content: acknowledging the stored
+    /// message would silently drop the new text, so it is refused instead.
+    #[error("`ref` was already used for another message in this conversation: use a new ref for each message")]
+    RefReused,
 }
 
 /// Everything stored about a conversation, for [`Conversation::restore`].
@@ -258,13 +262,6 @@ pub struct ConversationParts {
     pub abandoned: bool,
     /// Known for archived conversations; a live one's is not stored (it leaves live state when closed).
     pub closed_at: Option<Timestamp>,
-}
-
-/// The result of a post: the stored message, and whether it was stored by an
-/// earlier request with the same `ref` (then nothing changed now).
-pub struct Posted {
-    pub message: Message,
-    pub duplicate: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -469,9 +466,12 @@ impl Conversation {
     /// Appends a message by `author`. A visitor message moves `waiting` back to
     /// `in_progress` (but leaves `need_help` alone), as Odoo does.
     ///
+    /// A resend is told apart beforehand with [`Self::resent`].
+    ///
     /// # Errors
     /// `Closed`, `NotMember` for an operator outside the conversation (or a
-    /// visitor writing an internal note), `Invalid` body.
+    /// visitor writing an internal note), `Invalid` body, `RefReused` for a
+    /// `client_ref` this poster already used.
     pub fn post(
         &mut self,
         poster: Poster,
@@ -480,9 +480,9 @@ impl Conversation {
         client_ref: Option<String>,
         audience: Audience,
         max_chars: usize,
-    ) -> Result<Posted, ConversationError> {
-        if let Some(message) = client_ref.as_deref().and_then(|r| self.find_ref(poster, r)) {
-            return Ok(Posted { message: message.clone(), duplicate: true });
+    ) -> Result<Message, ConversationError> {
+        if client_ref.as_deref().is_some_and(|r| self.find_ref(poster, r).is_some()) {
+            return Err(ConversationError::RefReused);
         }
         match poster {
             Poster::Operator(operator) => self.check_member(operator)?,
@@ -498,7 +498,7 @@ impl Conversation {
         if poster == Poster::Visitor && self.status == Status::Waiting {
             self.set(Status::InProgress);
         }
-        Ok(Posted { message, duplicate: false })
+        Ok(message)
     }
 
     /// Appends a message that needs no permission (system notices).
@@ -542,7 +542,21 @@ impl Conversation {
     }
 
     /// The message `poster` already stored under `client_ref`, if any.
-    pub fn find_ref(&self, poster: Poster, client_ref: &str) -> Option<&Message> {
+    /// The message an earlier post by `poster` with `client_ref` stored, when
+    /// this one is its resend: the same body (as stored, trimmed) for the same
+    /// audience. A client retrying after a lost ack gets the original back.
+    ///
+    /// # Errors
+    /// `RefReused` when the ref is stored with other content.
+    pub fn resent(&self, poster: Poster, client_ref: &str, body: &str, audience: Audience) -> Result<Option<&Message>, ConversationError> {
+        match self.find_ref(poster, client_ref) {
+            None => Ok(None),
+            Some(m) if m.body == body.trim() && m.internal == (audience == Audience::Team) => Ok(Some(m)),
+            Some(_) => Err(ConversationError::RefReused),
+        }
+    }
+
+    fn find_ref(&self, poster: Poster, client_ref: &str) -> Option<&Message> {
         let id = self.refs.get(&(poster, client_ref.to_owned()))?;
         self.messages.get(usize::try_from(id.0).ok()?.checked_sub(1)?).map(|m| &**m)
     }
@@ -799,10 +813,14 @@ pub(crate) mod tests {
     fn a_resent_ref_returns_the_stored_message() {
         let mut c = assigned();
         let first = c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).unwrap();
-        let again = c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).unwrap();
-        assert!(again.duplicate);
-        assert_eq!(first.message.id, again.message.id);
+        let again = c.resent(Poster::Visitor, "r1", " once ", Audience::Everyone).unwrap().unwrap();
+        assert_eq!(first.id, again.id);
+        assert_eq!(c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).err(), Some(ConversationError::RefReused));
         assert_eq!(c.messages().len(), 1);
+        // Other text, or the same text as a note, under that ref is no resend.
+        assert_eq!(c.resent(Poster::Visitor, "r1", "twice", Audience::Everyone).map(|m| m.map(|m| m.id)), Err(ConversationError::RefReused));
+        assert_eq!(c.resent(Poster::Visitor, "r1", "once", Audience::Team).map(|m| m.map(|m| m.id)), Err(ConversationError::RefReused));
+        assert_eq!(c.resent(Poster::Visitor, "r2", "once", Audience::Everyone).map(|m| m.map(|m| m.id)), Ok(None));
         // The same ref from another author is another message.
         c.post(Poster::Operator(ANN), author(), "mine", Some("r1".into()), Audience::Everyone, 4000).unwrap();
         assert_eq!(c.messages().len(), 2);

@@ -498,6 +498,11 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
 /// hands out: a port from the ephemeral range, once released, can go to another
 /// test's listener (or server) before this test opens it again — the mail test
 /// that keeps its SMTP port closed across a restart failed once in a full run.
+/// The bodies of the messages people wrote (system notices left out).
+pub fn bodies(messages: &Value) -> Vec<&str> {
+    messages.as_array().unwrap().iter().filter(|m| m["author"]["kind"] != "system").map(|m| m["body"].as_str().unwrap()).collect()
+}
+
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{TestServer, WsClient};
+use crate::support::{bodies, TestServer, WsClient};
 
 /// ann (connected) serving Vera; returns (server, ann token, ann socket, conversation, visitor token).
 async fn served() -> (TestServer, String, WsClient, u64, String) {
@@ -15,11 +15,6 @@ async fn served() -> (TestServer, String, WsClient, u64, String) {
     let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera"})).await;
     ws.next_of("assigned").await;
     (s, ann_token, ws, conversation, visitor)
-}
-
-/// The bodies of the messages people wrote (system notices left out).
-fn bodies(messages: &Value) -> Vec<&str> {
-    messages.as_array().unwrap().iter().filter(|m| m["author"]["kind"] != "system").map(|m| m["body"].as_str().unwrap()).collect()
 }
 
 /// A note reaches the members marked `internal` and never the visitor: not live,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Ended, TestServer, WsClient};
+use crate::support::{bodies, Ended, TestServer, WsClient};
 
 /// ann connected and serving one visitor: (server, ann id, ann token, conversation, visitor token).
 async fn served(s: &TestServer) -> (u64, String, WsClient, u64, String) {
@@ -39,14 +39,34 @@ async fn a_resent_ref_is_acknowledged_again_but_stored_once() {
     let ann_ack = ann_ws.next_of("ack").await;
     ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "hi", "ref": "a-1"})).await;
     assert_eq!(ann_ws.next_of("ack").await["message"]["id"], ann_ack["message"]["id"]);
-    let bodies: Vec<String> = s.conversation(conversation, &ann_token).await["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["author"]["kind"] != "system")
-        .map(|m| m["body"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(bodies, ["hello", "hi"]);
+    assert_eq!(bodies(&s.conversation(conversation, &ann_token).await["messages"]), ["hello", "hi"]);
+}
+
+/// A reused `ref` with another body is a `conflict` naming `ref` and stores
+/// nothing (a console numbering refs from 1 after a reload lost messages
+/// silently); a fresh ref for the same text is a new message.
+#[actix_rt::test]
+async fn a_reused_ref_with_another_body_is_a_conflict_and_stores_nothing() {
+    let s = TestServer::start().await;
+    let (_, ann_token, mut ann_ws, conversation, visitor) = served(&s).await;
+    ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "first", "ref": "c1"})).await;
+    ann_ws.next_of("ack").await;
+    ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "second", "ref": "c1"})).await;
+    let error = ann_ws.next_of("error").await;
+    assert_eq!(error["ref"], "c1");
+    assert_eq!(error["error"]["code"], "conflict");
+    assert!(error["error"]["message"].as_str().unwrap().contains("ref"), "{error}");
+    // The same text as an internal note under that ref is other content too.
+    ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "first", "internal": true, "ref": "c1"})).await;
+    assert_eq!(ann_ws.next_of("error").await["error"]["code"], "conflict");
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    widget.send(json!({"type": "send", "body": "mine", "ref": "v1"})).await;
+    widget.next_of("ack").await;
+    widget.send(json!({"type": "send", "body": "not mine", "ref": "v1"})).await;
+    assert_eq!(widget.next_of("error").await["error"]["code"], "conflict");
+    ann_ws.send(json!({"type": "send", "conversation_id": conversation, "body": "second", "ref": "c2"})).await;
+    assert_eq!(ann_ws.next_of("ack").await["message"]["body"], "second");
+    assert_eq!(bodies(&s.conversation(conversation, &ann_token).await["messages"]), ["first", "mine", "second"]);
 }
 
 /// Commands sent back to back without waiting (pipelining, API.md v1.1) are
