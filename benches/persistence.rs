@@ -24,7 +24,7 @@ use switchboard::domain::directory::{Directory, NewChannel, NewOperator};
 use switchboard::domain::operator::Role;
 use switchboard::persist::journal::{FsyncMode, Journal};
 use switchboard::persist::records::{
-    AuthorKindV1, ConversationV1, ConversationV2, DirectoryV4, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV5, StatusV1, VisitorV1,
+    AuthorKindV1, ConversationV1, ConversationV3, DirectoryV5, HeaderV1, KindV1, MessageV1, RecordV1, SnapshotV6, StatusV1, VisitorV1,
 };
 use switchboard::persist::snapshot;
 use switchboard::startup::Application;
@@ -97,7 +97,7 @@ fn journal_throughput(mode: FsyncMode, writers: usize, window: Duration) -> f64 
 
 // ---- 2. snapshot and restore ----
 
-fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV5 {
+fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV6 {
     let mut directory = Directory::default();
     let admin = NewOperator {
         login: "admin".into(),
@@ -141,9 +141,9 @@ fn synthetic_state(conversations: u64, per_conversation: u64) -> SnapshotV5 {
                 .map(|m| message(m, format!("Message {m} of conversation {c}: could you check my last invoice, please?")))
                 .collect(),
         })
-        .map(ConversationV2::from)
+        .map(ConversationV3::from)
         .collect();
-    SnapshotV5 { journal_from: 1, directory: DirectoryV4::from(&directory), tokens: vec![], conversations }
+    SnapshotV6 { journal_from: 1, directory: DirectoryV5::from(&directory), tokens: vec![], conversations }
 }
 
 struct SnapshotFigures {
@@ -152,7 +152,7 @@ struct SnapshotFigures {
     bytes: u64,
 }
 
-fn snapshot_file(state: &SnapshotV5) -> SnapshotFigures {
+fn snapshot_file(state: &SnapshotV6) -> SnapshotFigures {
     let mut writes = Vec::new();
     let mut reads = Vec::new();
     let mut bytes = 0;

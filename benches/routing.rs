@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use switchboard::domain::assignment::{pick_operator, Candidate, Need, Profile};
+use switchboard::domain::assignment::{pick_operator, Candidate, Need, Profile, RoutingOrder};
 use switchboard::domain::{ExpertiseId, OperatorId};
 
 /// 1,000 operators over 4 languages, 5 countries and 10 expertise (1–2 each),
@@ -25,7 +25,7 @@ fn decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick_operator, 1000 candidates");
     for wanted in 1..=3u64 {
         let expertise: BTreeSet<ExpertiseId> = (0..wanted).map(|e| ExpertiseId(e * 3 + 1)).collect();
-        let need = Need { previous: None, lang: Some("de"), country: Some("ES"), expertise: &expertise };
+        let need = Need { previous: None, lang: Some("de"), country: Some("ES"), expertise: &expertise, order: RoutingOrder::Odoo };
         group.bench_with_input(BenchmarkId::new("wanted expertise", wanted), &need, |b, need| {
             b.iter(|| {
                 let candidates = team.iter().enumerate().map(|(i, profile)| Candidate {

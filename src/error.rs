@@ -140,6 +140,7 @@ impl From<ConversationError> for ApiError {
             | ConversationError::NotAwaitingAnswer(_)
             | ConversationError::CannotTake(_)
             | ConversationError::NobodyFree
+            | ConversationError::NoHolderFree
             | ConversationError::NotEnded
             | ConversationError::AlreadyRated
             | ConversationError::RefReused => ApiError::Conflict(message),

@@ -37,7 +37,7 @@ use crate::domain::webhook::{self, Webhook, WebhookEvent};
 use crate::domain::{ChannelId, ConversationId, ExpertiseId, MessageId, OperatorId};
 use crate::error::ApiError;
 use crate::metrics::{RoleLabel, SocketKind};
-use crate::persist::records::{DirectoryV4, RecordV1};
+use crate::persist::records::{DirectoryV5, RecordV1};
 use crate::persist::{self, SnapshotStats};
 use crate::views::{
     transcript_text, BoardEntry, ConversationSummary, ConversationView, HistoryItem, HistoryPage, LeadView, LiveStatus, RoutingReport,
@@ -933,7 +933,7 @@ impl Hub {
     /// When the journal failed, an actor is gone (shutting down) or the file cannot be written.
     pub async fn snapshot(&self) -> Result<SnapshotStats, ApiError> {
         let capture = || async {
-            let directory = DirectoryV4::from(&*self.core.directory.read());
+            let directory = DirectoryV5::from(&*self.core.directory.read());
             let tokens = self.core.auth.operator_tokens();
             let (conversations, longest_pause) = self.core.copy_conversations(self.core.conversations_by_id()).await?;
             Ok(persist::Capture { directory, tokens, conversations, longest_pause })

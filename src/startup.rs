@@ -30,7 +30,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::OperatorId;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::persist::records::{ConversationV2, RecordV1, StatusV1};
+use crate::persist::records::{ConversationV3, RecordV1, StatusV1};
 use crate::persist::{self, Store};
 use crate::telemetry::RequestSpan;
 use crate::webhooks::Webhooks;
@@ -100,17 +100,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// Conversations the journal says were closed but not yet archived (the
 /// server stopped in between): archived now, before anything starts, so they
 /// never come back to life. Archiving again what is already there is harmless.
-async fn finish_archiving(core: &Core, closed: Vec<ConversationV2>) -> anyhow::Result<()> {
+async fn finish_archiving(core: &Core, closed: Vec<ConversationV3>) -> anyhow::Result<()> {
     let stored = closed.iter().map(|stored| {
         let mut conversation = stored.to_domain();
         conversation.closed_at = Some(Timestamp::now());
-        core.archive.store(core.archive_entry(&conversation, stored.base.visitor_token.as_deref()))
+        core.archive.store(core.archive_entry(&conversation, stored.visitor_token()))
     });
     for result in join_all(stored).await {
         result.context("archiving the conversations closed before the restart")?;
     }
     for stored in &closed {
-        core.store.journal.append(&RecordV1::Archived { id: stored.base.id }).await?;
+        core.store.journal.append(&RecordV1::Archived { id: stored.id() }).await?;
     }
     if !closed.is_empty() {
         tracing::info!(conversations = closed.len(), "archived the conversations closed before the restart");
@@ -163,21 +163,22 @@ impl Application {
             core.store.journal.append(&first).await.context("storing the first directory")?;
         }
         core.ids_after(core.archive.max_id()?);
-        let (live, closed): (Vec<_>, Vec<_>) = state.conversations.into_values().partition(|c| c.base.header.status != StatusV1::Closed);
+        let (live, closed): (Vec<_>, Vec<_>) =
+            state.conversations.into_values().partition(|c| c.base.base.header.status != StatusV1::Closed);
         // Closed ones count too: the highest id may be one the crash caught
         // between its close and its archiving (found by the crash test).
-        core.ids_after(closed.iter().map(|c| c.base.id).max().unwrap_or(0));
+        core.ids_after(closed.iter().map(ConversationV3::id).max().unwrap_or(0));
         finish_archiving(&core, closed).await?;
         let mut conversations = Vec::with_capacity(live.len());
         for stored in live {
             let conversation = stored.to_domain();
-            if let Some(token) = &stored.base.visitor_token {
-                core.auth.restore(token.clone(), Principal::Visitor(conversation.id));
+            if let Some(token) = stored.visitor_token() {
+                core.auth.restore(token.to_owned(), Principal::Visitor(conversation.id));
             }
             for &member in conversation.members() {
                 core.operator(member).do_send(Track::Joined(conversation.id));
             }
-            let addr = core.restore_conversation(conversation.clone(), stored.base.visitor_token);
+            let addr = core.restore_conversation(conversation.clone(), stored.visitor_token().map(str::to_owned));
             conversations.push((addr, conversation));
         }
         // The router gets a thread of its own: it must never wait behind a busy conversation.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::domain::assignment::RoutingOrder;
 use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, StepKind};
 use crate::domain::conversation::{Assignment, Conversation, Kind, Message, Rating, Status, Visitor};
@@ -158,6 +159,7 @@ pub struct ChannelView {
     pub expert_wait_s: Option<u32>,
     pub answer_timeout_s: Option<u32>,
     pub offline_grace_s: Option<u32>,
+    pub routing_order: RoutingOrder,
     /// Where new leads are e-mailed (with `--smtp-url`); null = nowhere.
     pub notify_email: Option<String>,
 }
@@ -173,6 +175,7 @@ impl From<&Channel> for ChannelView {
             expert_wait_s: channel.options.expert_wait_s,
             answer_timeout_s: channel.options.answer_timeout_s,
             offline_grace_s: channel.options.offline_grace_s,
+            routing_order: channel.options.routing_order,
             notify_email: channel.notify_email.clone(),
         }
     }
@@ -305,7 +308,7 @@ impl HistoryItem {
             kind: c.kind,
             visitor_name: c.visitor.as_ref().map(|v| v.name.clone()),
             visitor_email: c.visitor.as_ref().and_then(|v| v.context.email.clone()),
-            operator_ids: c.participants().into_iter().collect(),
+            operator_ids: c.participants().iter().copied().collect(),
             expertise_ids: c.expertise_ids.iter().copied().collect(),
             status: c.status(),
             created_at: c.created_at,

@@ -259,6 +259,10 @@ function channelForm(existing) {
       "fieldset",
       {},
       el("legend", {}, "Routing beyond Odoo (empty = off)"),
+      el("label", {}, "Order of preference",
+        el("select", { name: "routing_order" },
+          el("option", { value: "odoo", selected: existing?.routing_order !== "expertise_first" }, "Odoo: same language, then country, then expertise"),
+          el("option", { value: "expertise_first", selected: existing?.routing_order === "expertise_first" }, "Expertise first: holders of the wanted expertise, then language and country"))),
       ROUTING_OPTIONS.map(([name, label]) => el("label", {}, label, el("input", { name, type: "number", min: 1, max: 86400, value: existing?.[name] ?? "" }))),
     ),
     el(
@@ -278,6 +282,7 @@ function channelForm(existing) {
       max_sessions: f.max_sessions.value ? Number(f.max_sessions.value) : null,
       chatbot_id: f.chatbot_id.value ? Number(f.chatbot_id.value) : null,
       notify_email: f.notify_email.value.trim() || null,
+      routing_order: f.routing_order.value,
     };
     for (const [name] of ROUTING_OPTIONS) body[name] = f[name].value ? Number(f[name].value) : null;
     save(existing, "channels", body);

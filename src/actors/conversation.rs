@@ -12,7 +12,9 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::operator::{Deliver, Track};
-use super::router::{BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, MembersChanged, Reroute, RoutingNeed};
+use super::router::{
+    BoardChanged, ConversationClosed, ForwardToOperator, Forwarded, HandOver, HandTo, MembersChanged, Reroute, RoutingNeed,
+};
 use super::Core;
 use crate::domain::assignment::IfNobody;
 use crate::domain::chatbot::{BotAction, ScriptRun};
@@ -343,9 +345,10 @@ impl ConversationActor {
             let (body, audience) = match &msg.content {
                 Content::Text(body) => (body.as_str(), Audience::Everyone),
                 Content::Note(body) => (body.as_str(), Audience::Team),
-                Content::Answer { step_id, answer_id } => {
-                    (self.conversation.bot.as_ref().and_then(|bot| bot.label_of(*step_id, *answer_id)).unwrap_or_default(), Audience::Everyone)
-                }
+                Content::Answer { step_id, answer_id } => (
+                    self.conversation.bot.as_ref().and_then(|bot| bot.label_of(*step_id, *answer_id)).unwrap_or_default(),
+                    Audience::Everyone,
+                ),
             };
             match self.conversation.resent(msg.poster, client_ref, body, audience) {
                 Ok(None) => {}
@@ -641,7 +644,7 @@ impl Reader {
     fn check(&self, c: &Conversation) -> Result<(), ConversationError> {
         let v = &self.viewer;
         match c.status() {
-            Status::Closed if v.sees(c.channel_id, &c.participants()) => Ok(()),
+            Status::Closed if v.sees(c.channel_id, c.participants()) => Ok(()),
             Status::Closed => Err(ConversationError::NotReadable),
             _ => c.check_readable(v.operator, v.is_admin),
         }
@@ -816,7 +819,12 @@ impl Handler<Transfer> for ConversationActor {
         if let Some(expertise) = &msg.expertise {
             need.expertise.clone_from(expertise);
         }
-        let request = HandOver { conversation: c.id, channel, from: msg.by, to: msg.to, need };
+        let to = match (msg.to, &msg.expertise) {
+            (Some(to), _) => HandTo::Operator(to),
+            (None, Some(expertise)) if !expertise.is_empty() => HandTo::Holders,
+            (None, _) => HandTo::Anyone,
+        };
+        let request = HandOver { conversation: c.id, channel, from: msg.by, to, need };
         let (tx, rx) = oneshot::channel();
         ctx.wait(self.core.router().send(request).into_actor(self).map(move |decided, act, ctx| {
             let result = match decided {

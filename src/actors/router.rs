@@ -15,7 +15,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use super::conversation::{AssignOperator, ConversationActor, PassOn, Reassign, SetQueuePosition, Unassign};
 use super::operator::{Deliver, DeliverPresence, OperatorActor};
 use super::Core;
-use crate::domain::assignment::{pick_operator, Candidate, ExpertiseSet, IfNobody, Need, Pick, Profile, Rule};
+use crate::domain::assignment::{pick_operator, Candidate, ExpertiseSet, IfNobody, Need, Pick, Profile, RoutingOrder, Rule};
 use crate::domain::conversation::{Assignment, Conversation, ConversationError, Kind, LeaveReason, Status};
 use crate::domain::directory::{Channel, Directory, DirectoryDiff, RoutingOptions};
 use crate::domain::operator::Presence;
@@ -99,6 +99,11 @@ pub struct RoutingNeed {
 }
 
 impl RoutingNeed {
+    /// The cascade's terms for this need on a channel ranking by `order`.
+    fn wanted(&self, previous: Option<OperatorId>, order: RoutingOrder) -> Need<'_> {
+        Need { previous, lang: self.lang.as_deref(), country: self.country.as_deref(), expertise: &self.expertise, order }
+    }
+
     /// What a conversation's visitor and wanted expertise ask of routing.
     pub fn of(c: &Conversation) -> RoutingNeed {
         let visitor = c.visitor.as_ref();
@@ -243,7 +248,7 @@ impl RouterActor {
         let previous =
             need.visitor_key.as_deref().and_then(|key| self.previous.get(&channel)?.get(key).copied()).or(need.previous_operator);
         let candidates = candidates(&directory, channel_def, &self.operators, exclude);
-        let wanted = Need { previous, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
+        let wanted = need.wanted(previous, channel_def.options.routing_order);
         let Some(pick) = pick_operator(&wanted, candidates.iter().copied()) else {
             return Decision::NoCandidate;
         };
@@ -635,8 +640,8 @@ impl Handler<Reroute> for RouterActor {
     }
 }
 
-/// A member hands an open livechat over: to `to`, or to whom the cascade picks
-/// for `need` among the channel's candidates not yet in it (rule `transferred`).
+/// A member hands an open livechat over: to whom `to` allows, the cascade
+/// picking for `need` among the channel's candidates not yet in it (rule `transferred`).
 /// Answers the assignment, already counted in the loads, or why nobody can take it.
 #[derive(Message)]
 #[rtype(result = "Result<Assignment, ConversationError>")]
@@ -644,8 +649,20 @@ pub struct HandOver {
     pub conversation: ConversationId,
     pub channel: ChannelId,
     pub from: OperatorId,
-    pub to: Option<OperatorId>,
+    pub to: HandTo,
     pub need: RoutingNeed,
+}
+
+/// Whom a hand-over may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandTo {
+    /// That colleague, or nobody.
+    Operator(OperatorId),
+    /// Only holders of some of the need's expertise: a transfer "to whoever
+    /// holds Technical" that lands with a non-expert has done the wrong thing.
+    Holders,
+    /// Whom the cascade picks.
+    Anyone,
 }
 
 impl Handler<HandOver> for RouterActor {
@@ -658,19 +675,23 @@ impl Handler<HandOver> for RouterActor {
         };
         let pick = {
             let directory = self.core.directory.read();
-            let channel = directory.channel(msg.channel);
-            let candidates = channel.map(|c| candidates(&directory, c, &self.operators, &members)).unwrap_or_default();
+            let Some(channel) = directory.channel(msg.channel) else { return Err(ConversationError::NobodyFree) };
+            let candidates = candidates(&directory, channel, &self.operators, &members);
             match msg.to {
-                Some(to) => candidates.iter().any(|c| c.id == to).then_some(Pick { operator: to, rule: Rule::Transferred, candidates: 1 }),
-                None => {
-                    let need = &msg.need;
-                    let wanted =
-                        Need { previous: None, lang: need.lang.as_deref(), country: need.country.as_deref(), expertise: &need.expertise };
-                    pick_operator(&wanted, candidates.iter().copied())
+                HandTo::Operator(to) => candidates
+                    .iter()
+                    .any(|c| c.id == to)
+                    .then_some(Pick { operator: to, rule: Rule::Transferred, candidates: 1 })
+                    .ok_or(ConversationError::CannotTake(to))?,
+                HandTo::Holders | HandTo::Anyone => {
+                    let held = ExpertiseSet::of(&msg.need.expertise);
+                    let holders_only = msg.to == HandTo::Holders;
+                    let eligible = candidates.iter().copied().filter(|c| !holders_only || c.profile.holds_any(&held));
+                    let refused = if holders_only { ConversationError::NoHolderFree } else { ConversationError::NobodyFree };
+                    pick_operator(&msg.need.wanted(None, channel.options.routing_order), eligible).ok_or(refused)?
                 }
             }
         };
-        let pick = pick.ok_or(msg.to.map_or(ConversationError::NobodyFree, ConversationError::CannotTake))?;
         let assignment = self.move_over(
             &msg.conversation,
             msg.channel,
@@ -911,7 +932,7 @@ mod tests {
                 match event {
                     Event::Route(lang, country) => {
                         let found = candidates(&directory, &channel, &live, &[]);
-                        let need = Need { previous: None, lang, country, expertise: &nobody };
+                        let need = Need { previous: None, lang, country, expertise: &nobody, order: RoutingOrder::Odoo };
                         if let Some(pick) = pick_operator(&need, found.iter().copied()) {
                             let chosen = &live[&pick.operator];
                             prop_assert_eq!(chosen.presence, Presence::Online);

@@ -217,7 +217,7 @@ impl Entry {
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Entry {
         Entry {
             record: ConversationV2::new(c, visitor_token),
-            participants: c.participants(),
+            participants: c.participants().clone(),
             closed_at: c.closed_at.unwrap_or_else(Timestamp::now),
             first_reply: Facts::of(c).and_then(|f| f.first_reply),
             lead: Lead::of(c),

@@ -36,6 +36,42 @@ pub enum Rule {
     Transferred,
 }
 
+/// How the cascade ranks its levels: a channel option (`routing_order`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingOrder {
+    /// Odoo's cascade: language, then country, then expertise.
+    #[default]
+    Odoo,
+    /// Wanted expertise first (all of it, then any), each by language, then
+    /// country; only without any holder do language and country alone follow.
+    /// For teams whose chatbot promises "an agent with matching expertise".
+    ExpertiseFirst,
+}
+
+impl RoutingOrder {
+    /// The place of `rule` in this order: lower is better. Rule names stay
+    /// those of the level that matched; only their order changes.
+    fn rank(self, rule: Rule) -> usize {
+        const EXPERTISE_FIRST: [Rule; 10] = [
+            Rule::PreviousOperator,
+            Rule::LangAllExpertise,
+            Rule::CountryAllExpertise,
+            Rule::AllExpertise,
+            Rule::LangAnyExpertise,
+            Rule::CountryAnyExpertise,
+            Rule::AnyExpertise,
+            Rule::Lang,
+            Rule::Country,
+            Rule::AnyOperator,
+        ];
+        match self {
+            RoutingOrder::Odoo => rule as usize,
+            RoutingOrder::ExpertiseFirst => EXPERTISE_FIRST.iter().position(|&r| r == rule).unwrap_or(rule as usize),
+        }
+    }
+}
+
 /// What a forward to an operator does when nobody can take the conversation now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IfNobody {
@@ -53,6 +89,7 @@ pub struct Need<'a> {
     pub lang: Option<&'a str>,
     pub country: Option<&'a str>,
     pub expertise: &'a BTreeSet<ExpertiseId>,
+    pub order: RoutingOrder,
 }
 
 /// A short ASCII code (a language's primary subtag, a country) folded to
@@ -210,15 +247,16 @@ pub fn pick_operator<'a>(need: &Need, candidates: impl IntoIterator<Item = Candi
         expertise: ExpertiseSet::of(need.expertise),
     };
     let mut n_candidates = 0u32;
-    let mut best: Option<(Rule, u32, u64, OperatorId)> = None;
+    let mut best: Option<((usize, u32, u64, OperatorId), Rule)> = None;
     for candidate in candidates {
         n_candidates += 1;
-        let key = (level(&wanted, &candidate), candidate.active_chats, candidate.last_assigned, candidate.id);
-        if best.is_none_or(|b| key < b) {
-            best = Some(key);
+        let rule = level(&wanted, &candidate);
+        let key = (need.order.rank(rule), candidate.active_chats, candidate.last_assigned, candidate.id);
+        if best.is_none_or(|(b, _)| key < b) {
+            best = Some((key, rule));
         }
     }
-    best.map(|(rule, _, _, operator)| Pick { operator, rule, candidates: n_candidates })
+    best.map(|((_, _, _, operator), rule)| Pick { operator, rule, candidates: n_candidates })
 }
 
 #[cfg(test)]
@@ -258,7 +296,7 @@ mod tests {
     }
 
     fn need<'a>(lang: Option<&'a str>, country: Option<&'a str>, expertise: &'a BTreeSet<ExpertiseId>) -> Need<'a> {
-        Need { previous: None, lang, country, expertise }
+        Need { previous: None, lang, country, expertise, order: RoutingOrder::Odoo }
     }
 
     #[test]
@@ -295,6 +333,45 @@ mod tests {
             ops.retain(|o| o.id != id);
         }
         assert_eq!(pick(&need(None, None, &wanted), &ops), None);
+    }
+
+    /// `expertise_first`: every level holding all wanted expertise beats every
+    /// level holding some, which beats language and country alone; the rule
+    /// names are those of the level that matched.
+    #[test]
+    fn expertise_first_ranks_holders_before_language_and_country() {
+        let wanted: BTreeSet<_> = [ExpertiseId(1), ExpertiseId(2)].into();
+        let mut ops = vec![
+            op(10, &[], None, &[]),          // any_operator
+            op(9, &[], Some("BE"), &[]),     // country
+            op(8, &["fr"], None, &[]),       // lang
+            op(7, &[], None, &[1]),          // any_expertise
+            op(6, &[], Some("BE"), &[2]),    // country_any
+            op(5, &["fr"], None, &[1]),      // lang_any
+            op(4, &[], None, &[1, 2]),       // all_expertise
+            op(3, &[], Some("BE"), &[1, 2]), // country_all
+            op(2, &["fr"], None, &[1, 2]),   // lang_all
+            op(1, &[], None, &[2]),          // previous, holding some
+        ];
+        let expected = [
+            (1, Rule::PreviousOperator),
+            (2, Rule::LangAllExpertise),
+            (3, Rule::CountryAllExpertise),
+            (4, Rule::AllExpertise),
+            (5, Rule::LangAnyExpertise),
+            (6, Rule::CountryAnyExpertise),
+            (7, Rule::AnyExpertise),
+            (8, Rule::Lang),
+            (9, Rule::Country),
+            (10, Rule::AnyOperator),
+        ];
+        for (id, rule) in expected {
+            let mut n = need(Some("fr"), Some("be"), &wanted);
+            n.previous = Some(OperatorId(1));
+            n.order = RoutingOrder::ExpertiseFirst;
+            assert_eq!(pick(&n, &ops), Some((id, rule)), "expected operator {id}");
+            ops.retain(|o| o.id != id);
+        }
     }
 
     /// Rule 1 serves a returning visitor's previous operator only when they hold
@@ -416,7 +493,7 @@ mod tests {
                 wanted in prop::collection::btree_set(expertise_id(), 0..3),
             ) {
                 let wanted: BTreeSet<ExpertiseId> = wanted.into_iter().map(ExpertiseId).collect();
-                let need = Need { previous: previous.map(OperatorId), lang, country, expertise: &wanted };
+                let need = Need { previous: previous.map(OperatorId), lang, country, expertise: &wanted, order: RoutingOrder::Odoo };
                 prop_assert_eq!(pick(&need, &ops), reference(&need, &ops));
             }
         }

@@ -232,6 +232,8 @@ pub enum ConversationError {
     CannotTake(OperatorId),
     #[error("nobody else can take it now")]
     NobodyFree,
+    #[error("nobody holding that expertise can take it now")]
+    NoHolderFree,
     #[error("the conversation is still open: it can be rated once it has ended")]
     NotEnded,
     #[error("the conversation was already rated")]
@@ -260,6 +262,9 @@ pub struct ConversationParts {
     pub history: Vec<Assignment>,
     pub help_requests: Vec<HelpRequest>,
     pub abandoned: bool,
+    /// Every operator ever a member, as stored; those of `members`, `history`
+    /// and the transcript are added on restore (records from before it was kept).
+    pub ever_members: BTreeSet<OperatorId>,
     /// Known for archived conversations; a live one's is not stored (it leaves live state when closed).
     pub closed_at: Option<Timestamp>,
 }
@@ -273,6 +278,9 @@ pub struct Conversation {
     pub expertise_ids: BTreeSet<ExpertiseId>,
     /// In the order they joined; the first is the assigned operator of a livechat.
     members: Vec<OperatorId>,
+    /// Every operator who was a member at any moment, left or not: each keeps
+    /// read access (an invited helper who never wrote included).
+    ever_members: BTreeSet<OperatorId>,
     pub visitor: Option<Visitor>,
     pub assignment: Option<Assignment>,
     pub created_at: Timestamp,
@@ -331,6 +339,7 @@ impl Conversation {
             channel_id,
             status,
             expertise_ids,
+            ever_members: members.iter().copied().collect(),
             members,
             visitor,
             assignment: None,
@@ -362,12 +371,16 @@ impl Conversation {
                 Some(((poster, m.client_ref.clone()?), m.id))
             })
             .collect();
+        let authors = parts.messages.iter().filter(|m| m.author.kind == AuthorKind::Operator).filter_map(|m| m.author.id);
+        let mut ever_members = parts.ever_members;
+        ever_members.extend(parts.members.iter().copied().chain(parts.history.iter().map(|a| a.operator_id)).chain(authors));
         Conversation {
             id: parts.id,
             kind: parts.kind,
             channel_id: parts.channel_id,
             status: parts.status,
             expertise_ids: parts.expertise_ids,
+            ever_members,
             members: parts.members,
             visitor: parts.visitor,
             assignment: parts.assignment,
@@ -396,11 +409,11 @@ impl Conversation {
         self.members.contains(&operator)
     }
 
-    /// Every operator who ever took part: members now, everyone ever assigned,
-    /// and every operator who wrote. History shows a conversation to them.
-    pub fn participants(&self) -> BTreeSet<OperatorId> {
-        let authors = self.messages.iter().filter(|m| m.author.kind == AuthorKind::Operator).filter_map(|m| m.author.id);
-        self.members.iter().copied().chain(self.history.iter().map(|a| a.operator_id)).chain(authors).collect()
+    /// Every operator who ever took part: each one ever a member (members
+    /// now, everyone ever assigned, invited or joined, and so every operator
+    /// who wrote). History shows a conversation to them.
+    pub fn participants(&self) -> &BTreeSet<OperatorId> {
+        &self.ever_members
     }
 
     pub fn messages(&self) -> &[Arc<Message>] {
@@ -429,7 +442,7 @@ impl Conversation {
     /// Members and admins may always read; any operator may read while the
     /// conversation looks for help, so they can decide whether to join.
     pub fn check_readable(&self, operator: OperatorId, is_admin: bool) -> Result<(), ConversationError> {
-        if is_admin || self.is_member(operator) || self.status == Status::NeedHelp {
+        if is_admin || self.ever_members.contains(&operator) || self.status == Status::NeedHelp {
             Ok(())
         } else {
             Err(ConversationError::NotReadable)
@@ -594,6 +607,7 @@ impl Conversation {
         self.check_open()?;
         if !self.is_member(assignment.operator_id) {
             self.members.push(assignment.operator_id);
+            self.ever_members.insert(assignment.operator_id);
         }
         self.silence_bot();
         self.history.push(assignment.clone());
@@ -645,6 +659,7 @@ impl Conversation {
     /// A new member always ends a call for help, whichever way they came in.
     fn add_member(&mut self, operator: OperatorId) {
         self.members.push(operator);
+        self.ever_members.insert(operator);
         if self.status == Status::NeedHelp {
             if let Some(request) = self.help_requests.last_mut() {
                 request.joined_at = Some(Timestamp::now());
@@ -815,10 +830,16 @@ pub(crate) mod tests {
         let first = c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).unwrap();
         let again = c.resent(Poster::Visitor, "r1", " once ", Audience::Everyone).unwrap().unwrap();
         assert_eq!(first.id, again.id);
-        assert_eq!(c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).err(), Some(ConversationError::RefReused));
+        assert_eq!(
+            c.post(Poster::Visitor, author(), "once", Some("r1".into()), Audience::Everyone, 4000).err(),
+            Some(ConversationError::RefReused)
+        );
         assert_eq!(c.messages().len(), 1);
         // Other text, or the same text as a note, under that ref is no resend.
-        assert_eq!(c.resent(Poster::Visitor, "r1", "twice", Audience::Everyone).map(|m| m.map(|m| m.id)), Err(ConversationError::RefReused));
+        assert_eq!(
+            c.resent(Poster::Visitor, "r1", "twice", Audience::Everyone).map(|m| m.map(|m| m.id)),
+            Err(ConversationError::RefReused)
+        );
         assert_eq!(c.resent(Poster::Visitor, "r1", "once", Audience::Team).map(|m| m.map(|m| m.id)), Err(ConversationError::RefReused));
         assert_eq!(c.resent(Poster::Visitor, "r2", "once", Audience::Everyone).map(|m| m.map(|m| m.id)), Ok(None));
         // The same ref from another author is another message.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::assignment::RoutingOrder;
 use super::canned::{self, CannedPatch, CannedResponse, Editor};
 use super::chatbot::{build_steps, Chatbot, StepInput};
 use super::operator::{Operator, Role};
@@ -48,6 +49,8 @@ pub struct RoutingOptions {
     pub answer_timeout_s: Option<u32>,
     /// Seconds an operator may stay disconnected before their open livechats are routed again.
     pub offline_grace_s: Option<u32>,
+    /// Whether the cascade ranks language and country (Odoo) or expertise first.
+    pub routing_order: RoutingOrder,
 }
 
 impl RoutingOptions {
@@ -122,6 +125,7 @@ pub struct ChannelPatch {
     pub expert_wait_s: Option<Option<u32>>,
     pub answer_timeout_s: Option<Option<u32>>,
     pub offline_grace_s: Option<Option<u32>>,
+    pub routing_order: Option<RoutingOrder>,
     pub notify_email: Option<Option<String>>,
 }
 
@@ -462,6 +466,7 @@ impl Directory {
             expert_wait_s: patch.expert_wait_s.unwrap_or(current.expert_wait_s),
             answer_timeout_s: patch.answer_timeout_s.unwrap_or(current.answer_timeout_s),
             offline_grace_s: patch.offline_grace_s.unwrap_or(current.offline_grace_s),
+            routing_order: patch.routing_order.unwrap_or(current.routing_order),
         };
         options.check()?;
         let notify_email = patch.notify_email.map(|e| e.as_deref().map(|e| visitor::email("notify_email", e)).transpose()).transpose()?;

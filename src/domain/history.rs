@@ -62,7 +62,7 @@ impl HistoryFilter {
     pub fn find(&self, c: &Conversation, viewer: &Viewer) -> Option<Found> {
         let participants = c.participants();
         let visitor_key = c.visitor.as_ref().and_then(|v| v.key.as_deref());
-        let kept = viewer.sees(c.channel_id, &participants)
+        let kept = viewer.sees(c.channel_id, participants)
             && self.before.is_none_or(|b| c.id < b)
             && self.except != Some(c.id)
             && self.channel.is_none_or(|ch| c.channel_id == Some(ch))

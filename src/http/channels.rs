@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Admin, JsonBody};
 use super::nullable;
+use crate::domain::assignment::RoutingOrder;
 use crate::domain::directory::{ChannelPatch, NewChannel, RoutingOptions};
 use crate::domain::{ChannelId, ChatbotId, OperatorId};
 use crate::error::{ApiError, ErrorBody};
@@ -32,6 +33,9 @@ pub struct CreateChannel {
     /// Route an operator's chats again when they stay disconnected this long (null = off).
     #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<u32>,
+    /// `odoo` (default): language, country, then expertise; `expertise_first`: holders of the wanted expertise first.
+    #[serde(default)]
+    pub routing_order: RoutingOrder,
     /// E-mail each new lead (missed chat) here, when the server has `--smtp-url` (null = off).
     #[schema(schema_with = super::schema::email_or_null)]
     pub notify_email: Option<String>,
@@ -59,6 +63,7 @@ pub struct UpdateChannel {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub offline_grace_s: Option<Option<u32>>,
+    pub routing_order: Option<RoutingOrder>,
     /// `null` = leads are not e-mailed.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::schema::email_or_null)]
@@ -95,6 +100,7 @@ pub async fn create(hub: web::Data<Hub>, _admin: Admin, JsonBody(body): JsonBody
             expert_wait_s: body.expert_wait_s,
             answer_timeout_s: body.answer_timeout_s,
             offline_grace_s: body.offline_grace_s,
+            routing_order: body.routing_order,
         },
         notify_email: body.notify_email,
     };
@@ -120,6 +126,7 @@ pub async fn update(
         expert_wait_s: body.expert_wait_s,
         answer_timeout_s: body.answer_timeout_s,
         offline_grace_s: body.offline_grace_s,
+        routing_order: body.routing_order,
         notify_email: body.notify_email,
     };
     let view = hub.change_directory(|d| Ok(ChannelView::from(d.update_channel(*id, patch)?))).await?;

@@ -30,7 +30,7 @@ use thiserror::Error;
 
 pub use files::{decode, encode, list, scan, sync_dir, Files, StoreError};
 use journal::{Journal, SEGMENT_HEADER, SEGMENT_MAGIC};
-use records::{ConversationV2, DirectoryV2, DirectoryV4, MessageV1, RecordV1, SnapshotV5};
+use records::{ConversationV3, DirectoryV5, MessageV1, RecordV1, SnapshotV6};
 
 use crate::domain::conversation::{Conversation, Message};
 
@@ -53,27 +53,28 @@ pub enum RecoveryError {
 /// The state as stored: what a snapshot holds, brought up to date by the journal.
 #[derive(Default)]
 pub struct State {
-    pub directory: Option<DirectoryV4>,
+    pub directory: Option<DirectoryV5>,
     /// Operator tokens → operator id.
     pub tokens: HashMap<String, u64>,
-    pub conversations: BTreeMap<u64, ConversationV2>,
+    pub conversations: BTreeMap<u64, ConversationV3>,
 }
 
 impl State {
-    fn from_snapshot(s: SnapshotV5) -> State {
+    fn from_snapshot(s: SnapshotV6) -> State {
         State {
             directory: Some(s.directory),
             tokens: s.tokens.into_iter().collect(),
-            conversations: s.conversations.into_iter().map(|c| (c.base.id, c)).collect(),
+            conversations: s.conversations.into_iter().map(|c| (c.id(), c)).collect(),
         }
     }
 
     fn apply(&mut self, record: RecordV1) {
         match record {
-            RecordV1::Directory(d) => self.directory = Some(DirectoryV2::from(*d).into()),
+            RecordV1::Directory(d) => self.directory = Some((*d).into()),
             RecordV1::DirectoryV2(d) => self.directory = Some((*d).into()),
             RecordV1::DirectoryV3(d) => self.directory = Some((*d).into()),
-            RecordV1::DirectoryV4(d) => self.directory = Some(*d),
+            RecordV1::DirectoryV4(d) => self.directory = Some((*d).into()),
+            RecordV1::DirectoryV5(d) => self.directory = Some(*d),
             RecordV1::TokenIssued { token, operator_id } => {
                 self.tokens.insert(token, operator_id);
             }
@@ -81,16 +82,23 @@ impl State {
                 self.tokens.remove(&token);
             }
             RecordV1::ConversationStarted(c) => {
-                self.conversations.insert(c.id, ConversationV2::from(*c));
+                self.conversations.insert(c.id, ConversationV3::from(*c));
             }
             RecordV1::ConversationChanged { id, header, messages } => match self.conversations.get_mut(&id) {
-                Some(c) => c.apply_v1(header, messages),
+                Some(c) => c.base.apply_v1(header, messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
             RecordV1::ConversationStartedV2(c) => {
-                self.conversations.insert(c.base.id, *c);
+                self.conversations.insert(c.base.id, ConversationV3::from(*c));
             }
             RecordV1::ConversationChangedV2 { id, header, visitor, messages } => match self.conversations.get_mut(&id) {
+                Some(c) => c.base.apply(header.map(|h| *h), visitor.map(|v| *v), messages),
+                None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
+            },
+            RecordV1::ConversationStartedV3(c) => {
+                self.conversations.insert(c.id(), *c);
+            }
+            RecordV1::ConversationChangedV3 { id, header, visitor, messages } => match self.conversations.get_mut(&id) {
                 Some(c) => c.apply(header.map(|h| *h), visitor.map(|v| *v), messages),
                 None => tracing::warn!(conversation_id = id, "journal changes a conversation that was never started; skipped"),
             },
@@ -101,7 +109,7 @@ impl State {
     }
 
     pub fn message_count(&self) -> usize {
-        self.conversations.values().map(|c| c.base.messages.len()).sum()
+        self.conversations.values().map(|c| c.base.base.messages.len()).sum()
     }
 }
 
@@ -211,25 +219,25 @@ fn replay(path: &Path, is_last: bool, state: &mut State) -> Result<(), RecoveryE
 /// One conversation as captured: everything but the transcript as a record,
 /// and the transcript shared with the actor (turned into records off the actor).
 pub struct Captured {
-    record: ConversationV2,
+    record: ConversationV3,
     messages: Vec<Arc<Message>>,
 }
 
 impl Captured {
     pub fn new(c: &Conversation, visitor_token: Option<&str>) -> Captured {
-        Captured { record: ConversationV2::without_messages(c, visitor_token), messages: c.messages().to_vec() }
+        Captured { record: ConversationV3::without_messages(c, visitor_token), messages: c.messages().to_vec() }
     }
 
-    fn into_record(self) -> ConversationV2 {
+    fn into_record(self) -> ConversationV3 {
         let mut record = self.record;
-        record.base.messages = self.messages.iter().map(|m| MessageV1::from(&**m)).collect();
+        record.base.base.messages = self.messages.iter().map(|m| MessageV1::from(&**m)).collect();
         record
     }
 }
 
 /// What a snapshot holds, captured from the live server.
 pub struct Capture {
-    pub directory: DirectoryV4,
+    pub directory: DirectoryV5,
     pub tokens: Vec<(String, u64)>,
     pub conversations: Vec<Captured>,
     /// The longest any one actor was held up while copied.
@@ -302,7 +310,7 @@ impl Store {
         let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || {
             let conversations = conversations.into_iter().map(Captured::into_record).collect();
-            let snapshot = SnapshotV5 { journal_from, directory, tokens, conversations };
+            let snapshot = SnapshotV6 { journal_from, directory, tokens, conversations };
             let bytes = snapshot::write(&dir, &snapshot)?;
             snapshot::prune(&dir)?;
             Ok::<_, StoreError>(bytes)
@@ -355,7 +363,7 @@ mod tests {
     #[derive(Clone, Debug, Default, PartialEq)]
     struct Expected {
         tokens: HashMap<String, u64>,
-        conversations: BTreeMap<u64, ConversationV2>,
+        conversations: BTreeMap<u64, ConversationV3>,
     }
 
     /// Plays `steps` on live conversations, journaling each change as the actor
@@ -374,7 +382,7 @@ mod tests {
                     });
                     apply(c, command);
                     let record = journaled.catch_up(c, Some(&visitor_token(*i)));
-                    now.conversations.insert(c.id.0, ConversationV2::new(c, Some(&visitor_token(*i))));
+                    now.conversations.insert(c.id.0, ConversationV3::new(c, Some(&visitor_token(*i))));
                     record
                 }
                 Step::Issue(t, operator_id) => {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::assignment::Rule;
+use crate::domain::assignment::{RoutingOrder, Rule};
 use crate::domain::canned::CannedResponse;
 use crate::domain::chatbot::{Answer, Chatbot, ScriptRun, Step, StepKind};
 use crate::domain::conversation::{
@@ -230,6 +230,29 @@ impl From<DirectoryV1> for DirectoryV4 {
     }
 }
 
+/// The directory since channels choose their cascade's order: version 4 and
+/// the ids of the channels that rank expertise first (the rest keep Odoo's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryV5 {
+    pub base: DirectoryV4,
+    pub expertise_first: Vec<u64>,
+}
+
+/// Declares how older stored versions read as a newer one: through the
+/// version just before it, with the newer one's `$fill` for what they lack.
+macro_rules! upgrades {
+    ($new:ident from $($old:ident),+ => |$base:ident| $fill:expr) => {
+        $(impl From<$old> for $new {
+            fn from(old: $old) -> $new {
+                let $base = old.into();
+                $fill
+            }
+        })+
+    };
+}
+
+upgrades!(DirectoryV5 from DirectoryV1, DirectoryV2, DirectoryV3, DirectoryV4 => |base| DirectoryV5 { base, expertise_first: Vec::new() });
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VisitorV1 {
     pub name: String,
@@ -323,6 +346,26 @@ pub struct ConversationV2 {
     pub visitor_context: Option<VisitorContextV1>,
 }
 
+/// The header since every operator ever a member keeps read access:
+/// version 2 and who was ever a member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderV3 {
+    pub base: HeaderV2,
+    pub ever_members: Vec<u64>,
+}
+
+/// A conversation since ever-members are kept (snapshot format 6). The
+/// archive keeps format 2: its participants table holds them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationV3 {
+    pub base: ConversationV2,
+    pub ever_members: Vec<u64>,
+}
+
+// A conversation stored before ever-members were: restoring it derives them
+// from its members, assignments and authors.
+upgrades!(ConversationV3 from ConversationV1, ConversationV2 => |base| ConversationV3 { base, ever_members: Vec::new() });
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationV1 {
     pub id: u64,
@@ -380,6 +423,17 @@ pub enum RecordV1 {
     ConversationStartedV2(Box<ConversationV2>),
     /// The whole directory, as `DirectoryV3` does, since channels e-mail their leads.
     DirectoryV4(Box<DirectoryV4>),
+    /// As `ConversationStartedV2`, since ever-members are kept.
+    ConversationStartedV3(Box<ConversationV3>),
+    /// As `ConversationChangedV2`, with ever-members in the header.
+    ConversationChangedV3 {
+        id: u64,
+        header: Option<Box<HeaderV3>>,
+        visitor: Option<Box<VisitorContextV1>>,
+        messages: Vec<MessageV1>,
+    },
+    /// The whole directory, as `DirectoryV4` does, since channels choose their routing order.
+    DirectoryV5(Box<DirectoryV5>),
 }
 
 /// The whole state as a snapshot holds it; `journal_from` is the first journal
@@ -414,8 +468,10 @@ pub type SnapshotV2 = Snapshot<DirectoryV2, ConversationV1>;
 pub type SnapshotV3 = Snapshot<DirectoryV3, ConversationV1>;
 /// Format 4, since calls for help name who asked and why (read, never written).
 pub type SnapshotV4 = Snapshot<DirectoryV3, ConversationV2>;
-/// Format 5, written now: channels e-mail their leads.
+/// Format 5, since channels e-mail their leads (read, never written).
 pub type SnapshotV5 = Snapshot<DirectoryV4, ConversationV2>;
+/// Format 6, written now: routing orders and ever-members.
+pub type SnapshotV6 = Snapshot<DirectoryV5, ConversationV3>;
 
 impl From<ConversationV1> for ConversationV2 {
     /// A conversation stored before requesters were: its calls for help name nobody.
@@ -430,7 +486,14 @@ impl From<ConversationV1> for ConversationV2 {
 impl RecordV1 {
     /// The record of a directory change: the whole directory as it now is.
     pub fn directory(directory: &Directory) -> RecordV1 {
-        RecordV1::DirectoryV4(Box::new(DirectoryV4::from(directory)))
+        RecordV1::DirectoryV5(Box::new(DirectoryV5::from(directory)))
+    }
+}
+
+impl From<&Directory> for DirectoryV5 {
+    fn from(d: &Directory) -> DirectoryV5 {
+        let expertise_first = d.channels().filter(|c| c.options.routing_order == RoutingOrder::ExpertiseFirst).map(|c| c.id.0).collect();
+        DirectoryV5 { base: DirectoryV4::from(d), expertise_first }
     }
 }
 
@@ -578,6 +641,12 @@ impl From<&Conversation> for HeaderV2 {
     }
 }
 
+impl From<&Conversation> for HeaderV3 {
+    fn from(c: &Conversation) -> HeaderV3 {
+        HeaderV3 { base: HeaderV2::from(c), ever_members: ever_members(c) }
+    }
+}
+
 impl From<&VisitorContext> for VisitorContextV1 {
     fn from(v: &VisitorContext) -> VisitorContextV1 {
         VisitorContextV1 {
@@ -631,15 +700,19 @@ impl ConversationV2 {
 
     /// The domain conversation.
     pub fn to_domain(&self) -> Conversation {
-        let mut c = self.base.to_domain();
-        for (request, stored) in c.help_requests.iter_mut().zip(&self.help_notes) {
+        Conversation::restore(self.parts())
+    }
+
+    fn parts(&self) -> ConversationParts {
+        let mut parts = self.base.parts();
+        for (request, stored) in parts.help_requests.iter_mut().zip(&self.help_notes) {
             request.by = stored.by.map(OperatorId);
             request.note.clone_from(&stored.note);
         }
-        if let (Some(visitor), Some(context)) = (&mut c.visitor, &self.visitor_context) {
+        if let (Some(visitor), Some(context)) = (&mut parts.visitor, &self.visitor_context) {
             visitor.context = VisitorContext::from(context);
         }
-        c
+        parts
     }
 
     /// As [`ConversationV1::apply`], taking the notes with the header and the visitor's context.
@@ -665,6 +738,48 @@ impl ConversationV2 {
         });
         self.apply(header, None, messages);
     }
+}
+
+impl ConversationV3 {
+    /// The whole conversation.
+    pub fn new(c: &Conversation, visitor_token: Option<&str>) -> ConversationV3 {
+        ConversationV3 { base: ConversationV2::new(c, visitor_token), ever_members: ever_members(c) }
+    }
+
+    /// Everything but the transcript.
+    pub fn without_messages(c: &Conversation, visitor_token: Option<&str>) -> ConversationV3 {
+        ConversationV3 { base: ConversationV2::without_messages(c, visitor_token), ever_members: ever_members(c) }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.base.base.id
+    }
+
+    pub fn visitor_token(&self) -> Option<&str> {
+        self.base.base.visitor_token.as_deref()
+    }
+
+    /// The domain conversation.
+    pub fn to_domain(&self) -> Conversation {
+        let mut parts = self.base.parts();
+        parts.ever_members = set(&self.ever_members, OperatorId);
+        Conversation::restore(parts)
+    }
+
+    /// As [`ConversationV2::apply`], taking ever-members with the header.
+    pub fn apply(&mut self, header: Option<HeaderV3>, visitor: Option<VisitorContextV1>, messages: Vec<MessageV1>) {
+        match header {
+            Some(header) => {
+                self.base.apply(Some(header.base), visitor, messages);
+                self.ever_members = header.ever_members;
+            }
+            None => self.base.apply(None, visitor, messages),
+        }
+    }
+}
+
+fn ever_members(c: &Conversation) -> Vec<u64> {
+    raw_ids(c.participants().iter().copied(), |o| o.0)
 }
 
 impl ConversationV1 {
@@ -727,8 +842,9 @@ impl From<&ChatbotV1> for Chatbot {
     }
 }
 
-impl From<&DirectoryV4> for Directory {
-    fn from(v4: &DirectoryV4) -> Directory {
+impl From<&DirectoryV5> for Directory {
+    fn from(v5: &DirectoryV5) -> Directory {
+        let v4 = &v5.base;
         let v3 = &v4.base;
         let v2 = &v3.base;
         let d = &v2.base;
@@ -762,6 +878,7 @@ impl From<&DirectoryV4> for Directory {
                         expert_wait_s: c.expert_wait_s,
                         answer_timeout_s: c.answer_timeout_s,
                         offline_grace_s: c.offline_grace_s,
+                        routing_order: if v5.expertise_first.contains(&c.id) { RoutingOrder::ExpertiseFirst } else { RoutingOrder::Odoo },
                     },
                     notify_email: v4.notify_emails.iter().find(|(id, _)| *id == c.id).map(|(_, e)| e.clone()),
                 })
@@ -800,8 +917,7 @@ impl MessageV1 {
 }
 
 impl ConversationV1 {
-    /// The domain conversation.
-    pub fn to_domain(&self) -> Conversation {
+    fn parts(&self) -> ConversationParts {
         let id = ConversationId(self.id);
         let h = &self.header;
         let bot = match (&self.script, &h.bot) {
@@ -814,7 +930,7 @@ impl ConversationV1 {
             }),
             _ => None,
         };
-        Conversation::restore(ConversationParts {
+        ConversationParts {
             id,
             kind: self.kind.into(),
             channel_id: self.channel_id.map(ChannelId),
@@ -847,7 +963,8 @@ impl ConversationV1 {
             messages: self.messages.iter().map(|m| m.to_domain(id)).collect(),
             need_help_since: h.need_help_since_ms.map(Timestamp::from_millis),
             bot,
-        })
+            ever_members: BTreeSet::new(),
+        }
     }
 
     /// Applies a later record of this conversation: appends the messages it
@@ -867,27 +984,27 @@ impl ConversationV1 {
 #[expect(clippy::large_enum_variant, reason = "one per conversation actor, replaced in place; boxing would allocate on every commit")]
 pub enum Journaled {
     Nothing,
-    UpTo { messages: usize, header: HeaderV2, visitor: Option<VisitorContext> },
+    UpTo { messages: usize, header: HeaderV3, visitor: Option<VisitorContext> },
 }
 
 impl Journaled {
     /// The journal (or a snapshot) holds `c` as it is.
     pub fn holding(c: &Conversation) -> Journaled {
-        Journaled::UpTo { messages: c.messages().len(), header: HeaderV2::from(c), visitor: c.visitor.as_ref().map(|v| v.context.clone()) }
+        Journaled::UpTo { messages: c.messages().len(), header: HeaderV3::from(c), visitor: c.visitor.as_ref().map(|v| v.context.clone()) }
     }
 
     /// The record that brings the journal up to date with `c` (none when it
     /// is), counted as written.
     pub fn catch_up(&mut self, c: &Conversation, visitor_token: Option<&str>) -> Option<RecordV1> {
-        let header = HeaderV2::from(c);
+        let header = HeaderV3::from(c);
         let count = c.messages().len();
         let context = c.visitor.as_ref().map(|v| &v.context);
         let record = match &*self {
-            Journaled::Nothing => Some(RecordV1::ConversationStartedV2(Box::new(ConversationV2::new(c, visitor_token)))),
+            Journaled::Nothing => Some(RecordV1::ConversationStartedV3(Box::new(ConversationV3::new(c, visitor_token)))),
             Journaled::UpTo { messages, header: held, visitor } if *messages == count && *held == header && visitor.as_ref() == context => {
                 return None;
             }
-            Journaled::UpTo { messages, header: held, visitor } => Some(RecordV1::ConversationChangedV2 {
+            Journaled::UpTo { messages, header: held, visitor } => Some(RecordV1::ConversationChangedV3 {
                 id: c.id.0,
                 header: (*held != header).then(|| Box::new(header.clone())),
                 visitor: context.filter(|&now| visitor.as_ref() != Some(now)).map(|now| Box::new(VisitorContextV1::from(now))),

@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::files::{decode, encode, sync_dir, StoreError};
-use super::records::{SnapshotV1, SnapshotV2, SnapshotV3, SnapshotV4, SnapshotV5};
+use super::records::{SnapshotV1, SnapshotV2, SnapshotV3, SnapshotV4, SnapshotV5, SnapshotV6};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"SWBSNAP1";
 /// 2 since users can be deactivated; version 1 files still read.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// How many snapshots are kept; journal segments older than the oldest kept
@@ -25,7 +25,7 @@ pub fn path(dir: &Path, journal_from: u64) -> PathBuf {
 ///
 /// # Errors
 /// Any IO error; the previous snapshots are untouched then.
-pub fn write(dir: &Path, snapshot: &SnapshotV5) -> Result<u64, StoreError> {
+pub fn write(dir: &Path, snapshot: &SnapshotV6) -> Result<u64, StoreError> {
     let payload = encode(snapshot);
     let mut bytes = Vec::with_capacity(HEADER + payload.len());
     bytes.extend_from_slice(SNAPSHOT_MAGIC);
@@ -48,7 +48,7 @@ pub fn write(dir: &Path, snapshot: &SnapshotV5) -> Result<u64, StoreError> {
 ///
 /// # Errors
 /// A description of what is wrong with it.
-pub fn read(path: &Path) -> Result<SnapshotV5, String> {
+pub fn read(path: &Path) -> Result<SnapshotV6, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() < HEADER || &bytes[..8] != SNAPSHOT_MAGIC {
         return Err("not a Switchboard snapshot (bad magic bytes)".into());
@@ -72,7 +72,8 @@ pub fn read(path: &Path) -> Result<SnapshotV5, String> {
         2 => decode::<SnapshotV2>(payload).map(SnapshotV2::upgrade),
         3 => decode::<SnapshotV3>(payload).map(SnapshotV3::upgrade),
         4 => decode::<SnapshotV4>(payload).map(SnapshotV4::upgrade),
-        _ => decode::<SnapshotV5>(payload),
+        5 => decode::<SnapshotV5>(payload).map(SnapshotV5::upgrade),
+        _ => decode::<SnapshotV6>(payload),
     };
     decoded.map_err(|e| format!("cannot decode: {e}"))
 }
@@ -98,7 +99,7 @@ pub fn prune(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persist::records::{ConversationV2, DirectoryV1, DirectoryV4, OperatorV1, RoleV1};
+    use crate::persist::records::{ConversationV3, DirectoryV1, DirectoryV5, OperatorV1, RoleV1};
 
     /// A snapshot written before users could be deactivated (format 1) still
     /// reads, with everyone active.
@@ -126,9 +127,11 @@ mod tests {
         let file = path(dir.path(), 4);
         fs::write(&file, bytes).unwrap();
         let read = read(&file).unwrap();
-        assert_eq!(read, old.upgrade::<DirectoryV4, ConversationV2>());
-        let v3 = &read.directory.base;
+        assert_eq!(read, old.upgrade::<DirectoryV5, ConversationV3>());
+        assert!(read.directory.expertise_first.is_empty());
+        let v4 = &read.directory.base;
+        let v3 = &v4.base;
         assert_eq!(v3.base.base, directory);
-        assert!(v3.base.inactive.is_empty() && v3.canned.is_empty() && read.directory.notify_emails.is_empty());
+        assert!(v3.base.inactive.is_empty() && v3.canned.is_empty() && v4.notify_emails.is_empty());
     }
 }

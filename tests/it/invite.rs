@@ -76,6 +76,39 @@ async fn an_invitee_joins_and_everyone_is_told() {
     s.post(&format!("/api/v1/conversations/{conversation}/invite"), &ann_token, json!({"user_ids": []})).await.expect(400);
 }
 
+/// An invited helper who left without writing keeps read access, live and
+/// once archived, across restarts (API.md v1.2: "ever a member" is literal);
+/// someone never in it still has none.
+#[actix_rt::test]
+async fn an_invitee_who_left_without_writing_still_reads_it_after_a_restart() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (bob, bob_token) = s.operator("bob", json!({})).await;
+    let (_, eve_token) = s.operator("eve", json!({})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, _) = s.visit(channel, json!({})).await;
+    ann_ws.next_of("assigned").await;
+    let path = format!("/api/v1/conversations/{conversation}");
+    s.post(&format!("{path}/invite"), &ann_token, json!({"user_ids": [bob]})).await.expect(200);
+    s.post(&format!("{path}/leave"), &bob_token, json!({})).await.expect(204);
+    assert_eq!(s.conversation(conversation, &bob_token).await["member_ids"], json!([ann]));
+    s.get(&path, &eve_token).await.expect(403);
+    // Restarted while open (the journal), then closed, archived and restarted again.
+    let s = s.restart().await;
+    let (bob_token, eve_token, ann_token) = (s.login("bob", "pw").await, s.login("eve", "pw").await, s.login("ann", "pw").await);
+    s.get(&path, &bob_token).await.expect(200);
+    s.get(&path, &eve_token).await.expect(403);
+    s.post(&format!("{path}/close"), &ann_token, json!({})).await.expect(200);
+    s.archived(1).await;
+    let s = s.restart().await;
+    let (bob_token, eve_token) = (s.login("bob", "pw").await, s.login("eve", "pw").await);
+    assert!(s.get(&path, &bob_token).await.expect(200)["closed_at"].is_string());
+    s.get(&path, &eve_token).await.expect(403);
+    let found = s.get("/api/v1/history", &bob_token).await.expect(200);
+    assert!(found["items"].as_array().unwrap().iter().any(|i| i["id"] == conversation), "{found}");
+}
+
 /// At most 30 candidates are returned, however many operators there are.
 #[actix_rt::test]
 async fn at_most_thirty_candidates() {

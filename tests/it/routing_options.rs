@@ -36,6 +36,36 @@ async fn options_are_validated_and_shown() {
     assert!(bad.body["error"]["message"].as_str().unwrap().contains("offline_grace_s"));
 }
 
+/// `routing_order: expertise_first` puts a holder of the wanted expertise
+/// before a same-language operator without it (the default, Odoo's order,
+/// does the opposite); it is shown, changed, validated and survives a restart.
+#[actix_rt::test]
+async fn expertise_first_reaches_a_holder_before_a_same_language_operator() {
+    let s = TestServer::start().await;
+    let technical = s.expertise("Technical").await;
+    let (en, en_token) = s.operator("eddy", json!({"languages": ["en"]})).await;
+    let (fr, fr_token) = s.operator("flo", json!({"languages": ["fr"], "expertise_ids": [technical]})).await;
+    let (_en_ws, _) = s.agent(&en_token).await;
+    let (_fr_ws, _) = s.agent(&fr_token).await;
+    let odoo = channel_with(&s, &[en, fr], json!({})).await;
+    assert_eq!(s.get(&format!("/api/v1/channels/{odoo}"), &s.admin).await.expect(200)["routing_order"], "odoo");
+    let first = channel_with(&s, &[en, fr], json!({"routing_order": "expertise_first"})).await;
+    let need = json!({"lang": "en", "expertise_ids": [technical]});
+    let (by_odoo, _) = s.visit(odoo, need.clone()).await;
+    let (by_expertise, _) = s.visit(first, need.clone()).await;
+    let (a, b) = (assignment(&s, by_odoo).await, assignment(&s, by_expertise).await);
+    assert_eq!((a["operator_id"].as_u64(), a["rule"].as_str()), (Some(en), Some("lang")));
+    assert_eq!((b["operator_id"].as_u64(), b["rule"].as_str()), (Some(fr), Some("all_expertise")));
+    let path = format!("/api/v1/channels/{odoo}");
+    let bad = s.patch(&path, &s.admin, json!({"routing_order": "fastest"})).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["error"]["message"].as_str().unwrap().contains("routing_order"), "{:?}", bad.body);
+    assert_eq!(s.patch(&path, &s.admin, json!({"routing_order": "expertise_first"})).await.expect(200)["routing_order"], "expertise_first");
+    let s = s.restart().await;
+    assert_eq!(s.get(&path, &s.admin).await.expect(200)["routing_order"], "expertise_first");
+    assert_eq!(s.get(&format!("/api/v1/channels/{first}"), &s.admin).await.expect(200)["routing_order"], "expertise_first");
+}
+
 #[actix_rt::test]
 async fn an_expert_wait_runs_out_or_an_expert_arrives_in_time() {
     let s = TestServer::start().await;

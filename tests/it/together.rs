@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::{bodies, TestServer, WsClient};
 
@@ -196,7 +196,8 @@ async fn a_transfer_to_a_named_colleague_hands_the_chat_over() {
     let record = s.conversation(conversation, &bob_token).await;
     assert_eq!(record["assignment"]["rule"], "transferred");
     assert_eq!(record["assignment"]["operator_id"], bob);
-    s.get(&format!("/api/v1/conversations/{conversation}"), &ann_token).await.expect(403);
+    // Transferred away, ann keeps read access (API.md v1.2: ever a member).
+    s.get(&format!("/api/v1/conversations/{conversation}"), &ann_token).await.expect(200);
     // ann's seat (max_sessions 1) is free again: the next visitor goes to her.
     s.put("/api/v1/me/presence", &bob_token, json!({"presence": "away"})).await.expect(200);
     let (next, _) = s.visit(channel, json!({"visitor_name": "Walt"})).await;
@@ -231,6 +232,34 @@ async fn a_transfer_by_expertise_goes_to_whom_the_router_picks() {
     // carl hands it on with no expertise named: bob is the only one left who can take it.
     let view = s.post(&path, &carl_token, json!({})).await.expect(200);
     assert_eq!(view["member_ids"], json!([bob]));
+}
+
+/// A transfer "to whoever holds Technical" reaches a holder even when the
+/// cascade would prefer a same-language colleague without it; with no
+/// holder free it is a 409 in words, and nothing changes.
+#[actix_rt::test]
+async fn a_transfer_by_expertise_goes_only_to_a_holder() {
+    let s = TestServer::start().await;
+    let technical = s.expertise("Technical").await;
+    let (ann, ann_token) = s.operator("ann", json!({"languages": ["en"]})).await;
+    let (bob, bob_token) = s.operator("bob", json!({"languages": ["en"]})).await;
+    let (carl, carl_token) = s.operator("carl", json!({"languages": ["fr"], "expertise_ids": [technical]})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, _) = s.visit(channel, json!({"visitor_name": "Vera", "lang": "en"})).await;
+    ann_ws.next_of("assigned").await;
+    s.patch(&format!("/api/v1/channels/{channel}"), &s.admin, json!({"operator_ids": [ann, bob, carl]})).await.expect(200);
+    let (_bob_ws, _) = s.agent(&bob_token).await;
+    let path = format!("/api/v1/conversations/{conversation}/transfer");
+    // carl is offline: bob speaks English but holds no Technical.
+    let refused = s.post(&path, &ann_token, json!({"expertise_ids": [technical]})).await.expect(409);
+    assert_eq!(refused["error"]["code"], "conflict");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("expertise"), "{refused}");
+    assert_eq!(s.conversation(conversation, &ann_token).await["member_ids"], json!([ann]));
+    let (mut carl_ws, _) = s.agent(&carl_token).await;
+    let view = s.post(&path, &ann_token, json!({"expertise_ids": [technical]})).await.expect(200);
+    assert_eq!(view["member_ids"], json!([carl]));
+    assert_eq!(carl_ws.next_of("assigned").await["reason"], "transfer");
 }
 
 /// Each refusal of a transfer, with nothing changed.
