@@ -679,6 +679,11 @@ impl Hub {
         VisitorConversationView::new(c, None, |id| self.core.operator_name(id))
     }
 
+    /// A widget connection ended; see [`Core::forget_visitor_session`].
+    pub fn forget_visitor_session(&self, conversation: ConversationId, session: SessionId) {
+        self.core.forget_visitor_session(conversation, session);
+    }
+
     /// Registers a widget connection and answers its greeting (hello, then
     /// every message after `after`) in one step, so nothing falls between.
     pub async fn attach_visitor(
@@ -687,9 +692,12 @@ impl Hub {
         session: SessionTx<VisitorEvent>,
         after: Option<MessageId>,
     ) -> Result<Vec<VisitorEvent>, ApiError> {
+        let kept = session.clone();
         self.read_with(conversation, AttachVisitor { session, after }, |a| {
-            // Closed and archived: the greeting is all there is; nothing will happen to it live.
+            // Closed and archived: the greeting is all there is; nothing will
+            // happen to it live, but the socket stays open (to rate, say).
             let c = &a.conversation;
+            self.core.keep_visitor_sessions(conversation, c.visitor.as_ref().and_then(|v| v.key.clone()), vec![kept]);
             let mut greeting = vec![VisitorEvent::Hello { conversation: self.archived_visitor_view(c) }];
             if let Some(after) = after {
                 greeting.extend(c.visitor_messages_after(after).map(|m| VisitorEvent::Message { message: (**m).clone() }));
@@ -915,7 +923,9 @@ impl Hub {
         if all_archived.is_err() {
             return Err(ApiError::Unavailable("open conversations of this visitor could not be archived in time; try again".into()));
         }
-        Ok(self.core.archive.erase_visitor(visitor_key).await?)
+        let erased = self.core.archive.erase_visitor(visitor_key.clone()).await?;
+        self.core.end_visitor_sessions(&visitor_key);
+        Ok(erased)
     }
 
     /// Deletes archived conversations closed more than `days` days ago.

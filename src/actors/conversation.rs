@@ -1007,6 +1007,8 @@ impl ConversationActor {
         for &member in self.conversation.members() {
             self.core.operator(member).do_send(Track::Left(id));
         }
+        let visitor_key = self.conversation.visitor.as_ref().and_then(|v| v.key.clone());
+        self.core.keep_visitor_sessions(id, visitor_key, std::mem::take(&mut self.visitors));
         if let Some(token) = &self.visitor_token {
             // The archive answers for it from now on; memory holds live conversations only.
             self.core.auth.revoke(token);

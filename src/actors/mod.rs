@@ -53,8 +53,8 @@ use crate::persist::{Captured, Store, StoreError};
 use crate::views::transcript_text;
 use crate::views::LeadView;
 use crate::webhooks::Webhooks;
-use crate::ws::outbound::timed;
-use crate::ws::protocol::AgentEvent;
+use crate::ws::outbound::{timed, SessionId, SessionTx, StopReason};
+use crate::ws::protocol::{AgentEvent, VisitorEvent};
 use conversation::{ConversationActor, CopyForSnapshot, Origin};
 use operator::Deliver;
 use operator::OperatorActor;
@@ -99,6 +99,16 @@ pub struct Registry {
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     last_conversation_id: AtomicU64,
+    /// Visitor sockets of conversations that left memory. They stay open
+    /// (the visitor may still rate, and the widget shows the ended chat), so
+    /// an erasure must still find them to close them. Each session removes
+    /// itself when it ends.
+    retired_visitors: DashMap<ConversationId, RetiredVisitors>,
+}
+
+struct RetiredVisitors {
+    visitor_key: Option<String>,
+    sessions: Vec<SessionTx<VisitorEvent>>,
 }
 
 impl Core {
@@ -116,6 +126,7 @@ impl Core {
                 arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 last_conversation_id: AtomicU64::new(0),
+                retired_visitors: DashMap::new(),
             },
             metrics,
             limits,
@@ -159,6 +170,36 @@ impl Core {
     /// An archived conversation leaves the registry.
     pub fn forget_conversation(&self, id: ConversationId) {
         self.registry.conversations.remove(&id);
+    }
+
+    /// Keeps the open visitor sockets of a conversation that leaves memory.
+    pub fn keep_visitor_sessions(&self, id: ConversationId, visitor_key: Option<String>, mut sessions: Vec<SessionTx<VisitorEvent>>) {
+        sessions.retain(|s| !s.is_closed());
+        if !sessions.is_empty() {
+            // Appended: a widget may reconnect to the archived conversation while another tab is still open.
+            let mut kept = self.registry.retired_visitors.entry(id).or_insert_with(|| RetiredVisitors { visitor_key, sessions: Vec::new() });
+            kept.sessions.retain(|s| !s.is_closed());
+            kept.sessions.extend(sessions);
+        }
+    }
+
+    /// A visitor socket ended: forgotten, if its conversation had left memory.
+    pub fn forget_visitor_session(&self, id: ConversationId, session: SessionId) {
+        self.registry.retired_visitors.remove_if_mut(&id, |_, kept| {
+            kept.sessions.retain(|s| s.id() != session);
+            kept.sessions.is_empty()
+        });
+    }
+
+    /// Closes the sockets left open on an erased visitor's conversations.
+    pub fn end_visitor_sessions(&self, visitor_key: &str) {
+        self.registry.retired_visitors.retain(|_, kept| {
+            let erased = kept.visitor_key.as_deref() == Some(visitor_key);
+            if erased {
+                kept.sessions.iter().for_each(|s| s.stop(StopReason::Erased));
+            }
+            !erased
+        });
     }
 
     /// Starts the actor of a conversation recovered from disk, so ids continue after it.

@@ -160,6 +160,7 @@ fn stopped(reason: StopReason) -> Option<CloseReason> {
     match reason {
         StopReason::TooSlow => close(CloseCode::Policy, "too slow: outbound queue full"),
         StopReason::Deactivated => close(CloseCode::Policy, "account deactivated"),
+        StopReason::Erased => close(CloseCode::Normal, "visitor erased"),
     }
 }
 
@@ -196,12 +197,12 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, handler: H, greetin
     let mut in_flight: FuturesOrdered<InFlight<'_, H::Event>> = FuturesOrdered::new();
     // In-flight commands that hold queued events back (a `resume`).
     let mut holding = 0usize;
-    // The actors dropped the queue (the session was replaced, or its
-    // conversation retired): the session ends once every answer is written.
+    // The actors dropped the queue, which they do only when they are gone
+    // (the server stopping): the session ends once every answer is written.
     let mut queue_ended = false;
     let reason = loop {
         if queue_ended && in_flight.is_empty() {
-            break close(CloseCode::Away, "session replaced");
+            break close(CloseCode::Away, "server shutting down");
         }
         tokio::select! {
             () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),

@@ -54,6 +54,8 @@ pub enum StopReason {
     TooSlow,
     /// The operator was deactivated: their connections end at once.
     Deactivated,
+    /// The visitor was erased (a data-subject request): nothing is left to show.
+    Erased,
 }
 
 /// The signal from actors to a session task that it must end, with the first reason given.

@@ -30,6 +30,14 @@ struct VisitorSession {
     session: SessionId,
 }
 
+impl Drop for VisitorSession {
+    /// The socket ended: the registry of sockets that outlive their
+    /// conversation's actor forgets it (a no-op while the actor holds it).
+    fn drop(&mut self) {
+        self.hub.forget_visitor_session(self.conversation, self.session);
+    }
+}
+
 impl CommandHandler for VisitorSession {
     type Command = VisitorCommand;
     type Event = VisitorEvent;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{Ended, TestServer};
 
 /// Rated over HTTP after the operator closed it: the visitor's `closed` says it may,
 /// the rating is stored once, survives a restart and shows in history and the report.
@@ -60,6 +60,40 @@ async fn a_visitor_rates_over_the_socket() {
     s.post("/api/v1/visitor/rating", &visitor, json!({"score": 3})).await.expect(409);
     let rated = s.get("/api/v1/history?rating=1", &s.admin).await.expect(200);
     assert_eq!(rated["items"].as_array().unwrap().len(), 1);
+}
+
+/// The visitor's socket outlives the conversation's time in memory (API.md
+/// v1.2): 3 s after `closed`, archived by then, it is still open and takes a
+/// `rate`; a socket opened afterwards on the archived conversation too.
+#[actix_rt::test]
+async fn a_visitor_socket_stays_open_after_closed_and_rates_later() {
+    let s = TestServer::start().await;
+    let (ann, ann_token) = s.operator("ann", json!({})).await;
+    let (mut ann_ws, _) = s.agent(&ann_token).await;
+    let channel = s.channel(&[ann], None).await;
+    let (conversation, visitor) = s.visit(channel, json!({"visitor_name": "Vera", "visitor_key": "rates-later"})).await;
+    ann_ws.next_of("assigned").await;
+    let (mut widget, _) = s.widget(&visitor, None).await;
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(200);
+    widget.next_of("closed").await;
+    s.archived(1).await;
+    let (mut late, hello) = s.widget(&visitor, None).await;
+    assert_eq!(hello["conversation"]["status"], "closed");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    widget.send(json!({"type": "rate", "ref": "r", "score": 5, "comment": "Thanks"})).await;
+    assert_eq!(widget.next_where("ack r", |f| f["ref"] == "r").await["type"], "ack");
+    late.send(json!({"type": "rate", "ref": "again", "score": 1})).await;
+    assert_eq!(late.next_where("error again", |f| f["ref"] == "again").await["error"]["code"], "conflict");
+    assert_eq!(s.conversation(conversation, &ann_token).await["rating"]["score"], 5);
+    // An erasure closes both, saying why.
+    s.post(&format!("/api/v1/conversations/{conversation}/close"), &ann_token, json!({})).await.expect(409);
+    s.call(reqwest::Method::DELETE, "/api/v1/visitors/rates-later", Some(&s.admin), None).await.expect(200);
+    for socket in [&mut widget, &mut late] {
+        match socket.ended().await {
+            Ended::Closed(Some(frame)) => assert_eq!(frame.reason, "visitor erased"),
+            other => panic!("closed without a reason: {other:?}"),
+        }
+    }
 }
 
 /// Scores other than 1, 3, 5, long comments and callers other than the visitor are refused.
