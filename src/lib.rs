@@ -23,7 +23,8 @@
 //! `persist` and `auth::hash_password` for the benchmarks' synthetic state).
 
 pub(crate) mod actors;
-pub(crate) mod archive;
+/// Public for `benches/webhooks.rs`, which drains a backlog through it.
+pub mod archive;
 pub mod auth;
 pub mod backup;
 pub mod config;
@@ -39,5 +40,6 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub(crate) mod views;
-pub(crate) mod webhooks;
+/// Public for `benches/webhooks.rs`.
+pub mod webhooks;
 pub(crate) mod ws;

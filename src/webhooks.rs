@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use crate::archive::{Archive, Attempt, NewDelivery, QueuedDelivery};
+use crate::archive::{Archive, Attempt, NewDelivery, QueuedDelivery, Tried};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{self, is_internal, Webhook, WebhookEvent};
 use crate::domain::ConversationId;
@@ -30,8 +31,11 @@ use crate::domain::ConversationId;
 const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Back-off: 1 s, 2 s, 4 s, … at most an hour between tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// Deliveries fetched per look at the outbox.
-const BATCH: usize = 32;
+/// Deliveries fetched per look at the outbox: at most one per conversation
+/// (its oldest pending one), so they go out together, and their tries are
+/// logged in one transaction. Large enough that a backlog drains far faster
+/// than chat fills it (BENCHMARKS.md, "Webhook backlog").
+const BATCH: usize = 128;
 /// Events written to the outbox per transaction at most.
 const INTAKE_BATCH: usize = 512;
 
@@ -267,13 +271,16 @@ impl Webhooks {
                 return;
             };
             let due = archive.due_deliveries(id, Timestamp::now(), BATCH).await.unwrap_or_default();
-            for delivery in &due {
-                let (attempt, retry_at) = self.attempt(&hook, delivery, client).await;
-                if let Err(error) = archive.delivery_tried(delivery.clone(), attempt, retry_at).await {
-                    tracing::error!(%error, webhook = id, "webhook delivery could not be recorded");
-                }
-            }
             if !due.is_empty() {
+                // Each is the head of its conversation: sending them at once keeps the order per conversation.
+                let tried = join_all(due.into_iter().map(|delivery| async {
+                    let (attempt, retry_at) = self.attempt(&hook, &delivery, client).await;
+                    Tried { delivery, attempt, retry_at }
+                }))
+                .await;
+                if let Err(error) = archive.deliveries_tried(tried).await {
+                    tracing::error!(%error, webhook = id, "webhook deliveries could not be recorded");
+                }
                 continue;
             }
             let wait = match archive.next_delivery_at(id).await {

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-pub use sql::{Archived, Attempt, Entry, Mail, NewDelivery, QueuedDelivery, QueuedMail, RateRefused};
+pub use sql::{Archived, Attempt, Entry, Mail, NewDelivery, QueuedDelivery, QueuedMail, RateRefused, Tried};
 
 use crate::domain::conversation::Rating;
 use crate::domain::history::{HistoryFilter, Viewer};
@@ -296,14 +296,10 @@ impl Archive {
         self.read(move |conn| sql::next_delivery_at(conn, webhook)).await
     }
 
-    /// Logs a try; the delivery leaves the outbox unless `retry_at` says when to try again.
-    pub async fn delivery_tried(
-        &self,
-        delivery: QueuedDelivery,
-        attempt: Attempt,
-        retry_at: Option<Timestamp>,
-    ) -> Result<(), ArchiveError> {
-        self.change(Box::new(move |tx| sql::delivery_tried(tx, &delivery, &attempt, retry_at))).await.map(drop)
+    /// Logs a batch of tries in one transaction; each delivery leaves the
+    /// outbox unless its `retry_at` says when to try again.
+    pub async fn deliveries_tried(&self, tried: Vec<Tried>) -> Result<(), ArchiveError> {
+        self.change(Box::new(move |tx| sql::deliveries_tried(tx, &tried))).await.map(drop)
     }
 
     pub async fn attempts(&self, webhook: u64) -> Result<Vec<Attempt>, ArchiveError> {

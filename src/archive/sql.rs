@@ -161,6 +161,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_attempts_by_hook ON webhook_attempts (webhook_id, id);
 ",
+    r"
+    -- 7: a webhook's due deliveries are walked in id order (webhook_outbox_by_hook)
+    -- and 'is this its conversation's oldest pending one' is an index probe, not a
+    -- scan of the outbox (the scan made a backlog drain quadratically: 5.8 s per
+    -- batch query at 8.5k queued events, 124 s at 30.8k).
+    CREATE INDEX webhook_outbox_by_hook ON webhook_outbox (webhook_id, id);
+    CREATE INDEX webhook_outbox_by_conversation ON webhook_outbox (webhook_id, conversation_id, id);
+",
 ];
 
 /// Applies the migrations this file does not have yet.
@@ -385,9 +393,14 @@ pub fn enqueue_deliveries(tx: &Transaction<'_>, deliveries: &[NewDelivery]) -> r
 
 /// Up to `limit` deliveries of `webhook` due at `now` that are first in line
 /// for their conversation (nothing older of it still pending), oldest first.
+///
+/// Walked in id order by `webhook_outbox_by_hook`, so the walk stops after
+/// `limit` heads, which sit at the front: left to itself the planner picks the
+/// due index and sorts every due row at each call (a 100,000-event backlog
+/// then drained at 3,900/s instead of 10,000/s at 10,000).
 pub fn due_deliveries(conn: &Connection, webhook: u64, now: Timestamp, limit: usize) -> rusqlite::Result<Vec<QueuedDelivery>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, webhook_id, event_id, event, body, attempts, created_at FROM webhook_outbox o
+        "SELECT id, webhook_id, event_id, event, body, attempts, created_at FROM webhook_outbox o INDEXED BY webhook_outbox_by_hook
          WHERE webhook_id = ?1 AND next_attempt <= ?2
            AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.webhook_id = o.webhook_id
                            AND p.conversation_id IS o.conversation_id AND p.id < o.id)
@@ -430,9 +443,24 @@ pub struct Attempt {
 /// Attempts kept per webhook.
 const ATTEMPTS_KEPT: i64 = 100;
 
+/// Logs each try of a batch of deliveries (see [`delivery_tried`]) in one transaction.
+pub fn deliveries_tried(tx: &Transaction<'_>, tried: &[Tried]) -> rusqlite::Result<usize> {
+    for t in tried {
+        delivery_tried(tx, &t.delivery, &t.attempt, t.retry_at)?;
+    }
+    Ok(tried.len())
+}
+
+/// One try of a delivery: what the log records, and when to retry (none: done or given up).
+pub struct Tried {
+    pub delivery: QueuedDelivery,
+    pub attempt: Attempt,
+    pub retry_at: Option<Timestamp>,
+}
+
 /// Logs `attempt` of `delivery`; then it leaves the outbox (`retry_at` none:
 /// delivered, or given up) or waits until `retry_at`.
-pub fn delivery_tried(
+fn delivery_tried(
     tx: &Transaction<'_>,
     delivery: &QueuedDelivery,
     attempt: &Attempt,
