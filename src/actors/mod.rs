@@ -177,7 +177,8 @@ impl Core {
         sessions.retain(|s| !s.is_closed());
         if !sessions.is_empty() {
             // Appended: a widget may reconnect to the archived conversation while another tab is still open.
-            let mut kept = self.registry.retired_visitors.entry(id).or_insert_with(|| RetiredVisitors { visitor_key, sessions: Vec::new() });
+            let mut kept =
+                self.registry.retired_visitors.entry(id).or_insert_with(|| RetiredVisitors { visitor_key, sessions: Vec::new() });
             kept.sessions.retain(|s| !s.is_closed());
             kept.sessions.extend(sessions);
         }

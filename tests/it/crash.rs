@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{ServerProcess, WsClient};
+use crate::support::{budget, ServerProcess, WsClient};
 
-/// Kills per run; each cycle runs a few hundred milliseconds of load.
-const KILLS: usize = 20;
+/// Kills per run, unless `SWITCHBOARD_CRASH_KILLS` says; each cycle runs a
+/// few hundred milliseconds of load.
+const DEFAULT_KILLS: usize = 20;
 const WRITERS: usize = 6;
 /// Conversations opened, written to and closed per cycle, at most.
 const CLOSED_PER_CYCLE: usize = 10;
@@ -83,6 +84,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("crash test seed {seed}");
     let mut rng = Rng(seed);
+    let kills = budget("SWITCHBOARD_CRASH_KILLS", DEFAULT_KILLS);
     let dir = TempDir::new().unwrap();
     let http = reqwest::Client::new();
     let acked = Rc::new(RefCell::new(Acked::default()));
@@ -104,7 +106,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     acked.borrow_mut().team = team;
     let mut server = Some(server);
 
-    for cycle in 0..KILLS {
+    for cycle in 0..kills {
         let base = server.as_ref().unwrap().base.clone();
         // Both operators online (a transfer needs its target online); dropped with the server.
         let operators = acked.borrow().team.operators.clone();
@@ -210,7 +212,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     let acked = acked.borrow();
     let total: usize = acked.messages.values().map(BTreeMap::len).sum();
     eprintln!(
-        "crash test: {KILLS} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page, {} closed conversations (each a lead), {} internal notes and {} transfers all survived",
+        "crash test: {kills} kills, {total} acknowledged messages, {} expertise, {} canned responses, every visitor's last page, {} closed conversations (each a lead), {} internal notes and {} transfers all survived",
         acked.expertise.len(),
         acked.canned.len(),
         acked.closed.len(),
@@ -219,7 +221,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     );
     assert!(!acked.closed.is_empty(), "no conversation was closed during the kills");
     assert!(acked.team.transfers > 0 && !acked.team.notes.is_empty(), "no note or transfer was acknowledged");
-    assert!(total > KILLS, "the load wrote too little to prove anything: {total}");
+    assert!(total > kills, "the load wrote too little to prove anything: {total}");
     server.take().unwrap().kill();
 }
 

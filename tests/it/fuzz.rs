@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{budget, TestServer};
 
 fn schemathesis_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis")
@@ -17,14 +17,15 @@ fn installed() -> bool {
     Command::new("st").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
-/// Runs `st run` to completion (bounded by `--max-time` and 100 examples per
-/// operation) on the blocking pool, so the in-process server keeps serving.
-async fn st_run(s: &TestServer, env: Vec<(&'static str, String)>, extra: &[&str]) -> Output {
+/// Runs `st run` to completion (bounded by `--max-time` and `examples` per
+/// operation and phase) on the blocking pool, so the in-process server keeps serving.
+async fn st_run(s: &TestServer, env: Vec<(&'static str, String)>, examples: usize, extra: &[&str]) -> Output {
+    let examples = examples.max(1).to_string();
     let mut cmd = Command::new("st");
     cmd.current_dir(schemathesis_dir())
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .envs(env)
-        .args(["--config-file", "schemathesis.toml", "run", "--max-time", "600", "--url", &s.url("")])
+        .args(["--config-file", "schemathesis.toml", "run", "--max-time", "600", "--max-examples", &examples, "--url", &s.url("")])
         .arg(s.url("/api/openapi.json"))
         .args(extra);
     tokio::task::spawn_blocking(move || cmd.output().expect("st runs")).await.expect("st finished")
@@ -67,11 +68,13 @@ async fn schemathesis_finds_no_undocumented_behaviour() {
             ("FUZZ_SPARE_ID", spare.to_string()),
         ]
     };
-    assert_clean("admin", &st_run(&s, env(&admin_token), &[]).await);
+    // Examples per operation: `SWITCHBOARD_FUZZ_EXAMPLES` (default 100) as the admin.
+    let examples = budget("SWITCHBOARD_FUZZ_EXAMPLES", 100);
+    assert_clean("admin", &st_run(&s, env(&admin_token), examples, &[]).await);
     // A plain operator meets 403 on every admin endpoint by design (the role
     // table in roles.rs pins which); every other check still applies. Fewer
     // examples: the admin run above is the thorough one.
-    let as_user = ["--exclude-checks", "positive_data_acceptance", "--max-examples", "25"];
-    assert_clean("user", &st_run(&s, env(&user_token), &as_user).await);
+    let as_user = ["--exclude-checks", "positive_data_acceptance"];
+    assert_clean("user", &st_run(&s, env(&user_token), examples / 4, &as_user).await);
     s.get("/healthz", &s.admin).await.expect(200);
 }

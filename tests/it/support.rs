@@ -498,6 +498,15 @@ pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
 /// hands out: a port from the ephemeral range, once released, can go to another
 /// test's listener (or server) before this test opens it again — the mail test
 /// that keeps its SMTP port closed across a restart failed once in a full run.
+/// A slow suite's size from the environment (`name`, a whole number), else
+/// `default`: CI and the README's loops set budgets without editing tests.
+pub fn budget(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => value.parse().unwrap_or_else(|_| panic!("{name} must be a whole number, not {value:?}")),
+        Err(_) => default,
+    }
+}
+
 /// The bodies of the messages people wrote (system notices left out).
 pub fn bodies(messages: &Value) -> Vec<&str> {
     messages.as_array().unwrap().iter().filter(|m| m["author"]["kind"] != "system").map(|m| m["body"].as_str().unwrap()).collect()
