@@ -437,6 +437,16 @@ async fn saved_replies_and_internal_notes(driver: &Driver, s: &TestServer) {
     click(&dora_console, "#channels .item").await;
     find(&dora_console, "#composer-input").await;
     assert_eq!(dora_console.execute(draft, vec![]).await.unwrap(), "Half a rep");
+    // Sent after the reload, it and the next lines reach the visitor: the
+    // page's command refs no longer restart at c1, which the server took for
+    // resends of her earlier messages and acknowledged with those, storing
+    // nothing (line 1 vanished so before this fix).
+    click(&dora_console, ".composer button[type=submit]").await;
+    wait_text(&visitor, ".sbw-msg", "Half a rep").await;
+    for n in 1..=4 {
+        send_in_console(&dora_console, &format!("After the reload, line {n}")).await;
+        wait_text(&visitor, ".sbw-msg", &format!("After the reload, line {n}")).await;
+    }
 
     // Dora hands the chat to Erin, who joined the team since.
     let (erin, _) = s.operator("erin", json!({"name": "Erin"})).await;
