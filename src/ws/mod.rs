@@ -197,12 +197,13 @@ pub async fn run<H: CommandHandler>(io: SessionIo<H::Event>, handler: H, greetin
     let mut in_flight: FuturesOrdered<InFlight<'_, H::Event>> = FuturesOrdered::new();
     // In-flight commands that hold queued events back (a `resume`).
     let mut holding = 0usize;
-    // The actors dropped the queue, which they do only when they are gone
-    // (the server stopping): the session ends once every answer is written.
+    // The actors dropped the queue: right after telling the session to stop
+    // (an erasure), or when they are gone (the server stopping). The session
+    // ends once every answer is written, with the stop's reason if one was given.
     let mut queue_ended = false;
     let reason = loop {
         if queue_ended && in_flight.is_empty() {
-            break close(CloseCode::Away, "server shutting down");
+            break rx.stop.given().map_or_else(|| close(CloseCode::Away, "server shutting down"), stopped);
         }
         tokio::select! {
             () = rx.stop.notify.notified() => break stopped(rx.stop.reason()),

@@ -67,7 +67,12 @@ pub(super) struct Stop {
 
 impl Stop {
     pub(super) fn reason(&self) -> StopReason {
-        self.reason.get().copied().unwrap_or(StopReason::TooSlow)
+        self.given().unwrap_or(StopReason::TooSlow)
+    }
+
+    /// The reason, if the session was told to stop.
+    pub(super) fn given(&self) -> Option<StopReason> {
+        self.reason.get().copied()
     }
 }
 
